@@ -1,0 +1,116 @@
+"""Command line: `python -m bot run|migrate|seed|check`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+
+from sqlalchemy import Engine, text
+
+from bot.settings import Settings, SettingsError
+from db import migrate
+from db.session import DatabaseUrlError, make_engine, make_session_factory, resolve_database_url
+
+log = logging.getLogger("bot")
+
+
+def _database(settings: Settings) -> Engine:
+    return make_engine(resolve_database_url(settings.database_url, settings.data_dir))
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    migrate.upgrade(_database(settings))
+    return 0
+
+
+def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.seed import seed_incidents
+
+    engine = _database(settings)
+    migrate.upgrade(engine)
+    # One log line per demo action would bury the summary.
+    logging.getLogger("bot.incidents").setLevel(logging.WARNING)
+    with make_session_factory(engine).begin() as session:
+        ids = seed_incidents(session, args.count, rng=random.Random(args.random_seed))
+    if ids:
+        print(f"Seeded {len(ids)} demo incidents: INC-{ids[0]} to INC-{ids[-1]}.")
+    return 0
+
+
+def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    print(f"Database: {'DATABASE_URL' if settings.database_url else 'embedded PostgreSQL'}")
+    print(f"Incident admins: {', '.join(sorted(settings.incident_admins)) or '(none)'}")
+    print(f"Categories: {', '.join(settings.categories)}")
+    try:
+        engine = _database(settings)
+        with engine.connect() as connection:
+            version = connection.execute(text("SHOW server_version")).scalar()
+            current = MigrationContext.configure(connection).get_current_revision()
+    except Exception as error:  # any failure to connect is the check's answer, not a crash
+        print(f"FAIL database unreachable: {error}")
+        return 1
+    head = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+    print(f"OK   PostgreSQL {version} answers")
+    if current == head:
+        print(f"OK   schema at the latest migration ({head})")
+        return 0
+    print(f"WARN schema at {current or 'nothing'}, latest is {head}: run `python -m bot migrate`")
+    return 1
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    engine = _database(settings)
+    migrate.upgrade(engine)
+    print(
+        "The database is ready, but the Slack interface is not built yet, so there is nothing "
+        "to run. Until it lands you can try `python -m bot seed --count 200` and "
+        "`python -m bot check`.",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Incident Tracker for Slack")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="start the bot").set_defaults(handler=cmd_run)
+    commands.add_parser("migrate", help="upgrade the database schema").set_defaults(
+        handler=cmd_migrate
+    )
+    seed = commands.add_parser("seed", help="add realistic demo incidents")
+    seed.add_argument("--count", type=int, default=200, help="how many (default 200)")
+    seed.add_argument("--random-seed", type=int, default=None, help="for repeatable demo data")
+    seed.set_defaults(handler=cmd_seed)
+    commands.add_parser("check", help="check settings and the database").set_defaults(
+        handler=cmd_check
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if getattr(args, "count", 1) < 1:
+        print("--count must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return args.handler(settings, args)
+    except DatabaseUrlError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

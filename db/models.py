@@ -1,0 +1,240 @@
+"""SQLAlchemy 2 typed models; the migrations in db/migrations must match them (`alembic check`)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Computed,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy import (
+    text as sql_text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
+
+USER_REF_LENGTH = 64
+CATEGORY_LENGTH = 64
+
+
+class Severity(enum.StrEnum):
+    SEV1 = "SEV1"
+    SEV2 = "SEV2"
+    SEV3 = "SEV3"
+    SEV4 = "SEV4"
+
+
+class Status(enum.StrEnum):
+    OPEN = "open"
+    INVESTIGATING = "investigating"
+    MITIGATED = "mitigated"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class EventKind(enum.StrEnum):
+    CREATED = "created"
+    STATUS_CHANGED = "status_changed"
+    SEVERITY_CHANGED = "severity_changed"
+    FIELD_CHANGED = "field_changed"
+    ASSIGNED = "assigned"
+    NOTE = "note"
+    NOTE_DELETED = "note_deleted"
+    SCREENSHOT_ADDED = "screenshot_added"
+    SCREENSHOT_DELETED = "screenshot_deleted"
+
+
+class DeliveryAction(enum.StrEnum):
+    """What the delivery worker must do in Slack; it renders from the rows at send time."""
+
+    POST_CARD = "post_card"
+    UPDATE_CARD = "update_card"
+    POST_THREAD = "post_thread"
+    DELETE_CARD = "delete_card"
+
+
+def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
+    # A checked VARCHAR, not a native PG enum, so adding a value is a plain migration.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+def _timestamp(nullable: bool = True) -> Any:
+    return mapped_column(DateTime(timezone=True), nullable=nullable)
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    title: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    service: Mapped[str | None] = mapped_column(String(120))
+    severity: Mapped[Severity] = mapped_column(_enum(Severity, "severity"))
+    status: Mapped[Status] = mapped_column(_enum(Status, "status"))
+    category: Mapped[str | None] = mapped_column(String(CATEGORY_LENGTH))
+    reporter: Mapped[str] = mapped_column(String(USER_REF_LENGTH))
+    owner: Mapped[str | None] = mapped_column(String(USER_REF_LENGTH))
+    assignee: Mapped[str | None] = mapped_column(String(USER_REF_LENGTH))
+    cause: Mapped[str | None] = mapped_column(Text)
+    resolution: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    acknowledged_at: Mapped[datetime | None] = _timestamp()
+    mitigated_at: Mapped[datetime | None] = _timestamp()
+    resolved_at: Mapped[datetime | None] = _timestamp()
+    closed_at: Mapped[datetime | None] = _timestamp()
+    slack_team_id: Mapped[str | None] = mapped_column(String(32))
+    slack_channel_id: Mapped[str | None] = mapped_column(String(32))
+    card_ts: Mapped[str | None] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer, server_default=sql_text("1"))
+    # Generated, so search can use one trigram index over title, description and service.
+    search_text: Mapped[str] = mapped_column(
+        Text,
+        Computed(
+            "title || ' ' || coalesce(description, '') || ' ' || coalesce(service, '')",
+            persisted=True,
+        ),
+    )
+
+    events: Mapped[list[IncidentEvent]] = relationship(
+        back_populates="incident", order_by="IncidentEvent.id", passive_deletes=True
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        CheckConstraint("char_length(btrim(title)) >= 3", name="title_not_blank"),
+        Index("ix_incidents_status_created", "status", "created_at"),
+        Index("ix_incidents_severity", "severity"),
+        Index("ix_incidents_created_at", "created_at"),
+        Index("ix_incidents_updated_at", "updated_at"),
+        Index("ix_incidents_service_lower", func.lower(sql_text("service"))),
+        Index("ix_incidents_owner", "owner"),
+        Index("ix_incidents_reporter", "reporter"),
+        Index(
+            "ix_incidents_search_trgm",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+        ),
+    )
+
+
+class IncidentEvent(Base):
+    """The timeline and the audit log in one table."""
+
+    __tablename__ = "incident_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    kind: Mapped[EventKind] = mapped_column(_enum(EventKind, "event_kind"))
+    actor: Mapped[str] = mapped_column(String(USER_REF_LENGTH))
+    # When it happened (a note taken from a Slack message keeps the message's time) ...
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # ... and when we wrote it down.
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    field: Mapped[str | None] = mapped_column(String(32))
+    from_value: Mapped[str | None] = mapped_column(Text)
+    to_value: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=sql_text("'{}'::jsonb"))
+    deleted_at: Mapped[datetime | None] = _timestamp()
+    deleted_by: Mapped[str | None] = mapped_column(String(USER_REF_LENGTH))
+
+    incident: Mapped[Incident] = relationship(back_populates="events")
+
+    __table_args__ = (Index("ix_incident_events_incident_occurred", "incident_id", "occurred_at"),)
+
+
+class Screenshot(Base):
+    __tablename__ = "screenshots"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(255))
+    mime_type: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # Deferred: listing screenshots must never pull the image bytes.
+    content: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    slack_file_id: Mapped[str | None] = mapped_column(String(32))
+    uploaded_by: Mapped[str] = mapped_column(String(USER_REF_LENGTH))
+    source_permalink: Mapped[str | None] = mapped_column(Text)
+    caption: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("incident_id", "sha256", name="uq_screenshots_incident_sha256"),
+    )
+
+
+class Delivery(Base):
+    """Outbox: a Slack side effect of a change, written in the same transaction as the change."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # SET NULL: deleting an incident must not drop the delivery that removes its card.
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+    event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incident_events.id", ondelete="SET NULL")
+    )
+    action: Mapped[DeliveryAction] = mapped_column(_enum(DeliveryAction, "delivery_action"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=sql_text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    attempts: Mapped[int] = mapped_column(Integer, server_default=sql_text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = _timestamp()
+    failed_at: Mapped[datetime | None] = _timestamp()
+
+    __table_args__ = (
+        Index("ix_deliveries_incident", "incident_id"),
+        Index("ix_deliveries_event", "event_id"),
+        Index(
+            "ix_deliveries_pending",
+            "next_attempt_at",
+            postgresql_where=sql_text("delivered_at IS NULL AND failed_at IS NULL"),
+        ),
+    )
