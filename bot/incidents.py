@@ -764,20 +764,27 @@ class IncidentQuery:
     page_size: int = 20
 
 
+# Counting every match of a broad search costs more than fetching a page of it; past this many,
+# lists say "1,000+" instead of an exact total.
+COUNT_CAP = 1_000
+
+
 @dataclass
 class Page:
     items: list[Incident]
     total: int
     page: int
     page_size: int
+    has_next: bool
+    # False when there are more than COUNT_CAP matches and `total` is that cap.
+    total_is_exact: bool = True
 
     @property
-    def pages(self) -> int:
+    def pages(self) -> int | None:
+        """Number of pages, or None when the total is only known to exceed COUNT_CAP."""
+        if not self.total_is_exact:
+            return None
         return max(1, -(-self.total // self.page_size))
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
 
 
 def _escape_like(term: str) -> str:
@@ -819,16 +826,24 @@ def list_incidents(session: Session, query: IncidentQuery) -> Page:
     if query.page < 1:
         raise InvalidInput("Pages are numbered from 1.", "page")
     stmt = _filtered(query)
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    counted = session.scalar(select(func.count()).select_from(stmt.limit(COUNT_CAP + 1).subquery()))
+    total = min(counted or 0, COUNT_CAP)
     key = SORT_KEYS[query.sort]
     tie = Incident.id.desc() if query.descending else Incident.id.asc()
     stmt = (
         stmt.order_by(key.desc() if query.descending else key.asc(), tie)
-        .limit(query.page_size)
+        .limit(query.page_size + 1)  # one extra row says whether there is a next page
         .offset((query.page - 1) * query.page_size)
     )
     items = list(session.scalars(stmt).all())
-    return Page(items=items, total=total, page=query.page, page_size=query.page_size)
+    return Page(
+        items=items[: query.page_size],
+        total=total,
+        page=query.page,
+        page_size=query.page_size,
+        has_next=len(items) > query.page_size,
+        total_is_exact=(counted or 0) <= COUNT_CAP,
+    )
 
 
 @dataclass

