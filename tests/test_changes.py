@@ -67,7 +67,7 @@ def count(session: Session, model: type) -> int:
 def test_declare_stores_everything_and_round_trips_emoji(session: Session):
     incident = declare(
         session,
-        title="  🔥 Paiements en échec – 支付失败 ",
+        title="  🔥 Paiements en échec : 支付失败 ",
         severity="critical",
         description="Users see 💥 on checkout.\nSecond line.",
         service="payments-api 💳",
@@ -79,7 +79,7 @@ def test_declare_stores_everything_and_round_trips_emoji(session: Session):
     )
     session.expire_all()
     stored = session.get(Incident, incident.id)
-    assert stored.title == "🔥 Paiements en échec – 支付失败"
+    assert stored.title == "🔥 Paiements en échec : 支付失败"
     assert stored.description == "Users see 💥 on checkout.\nSecond line."
     assert stored.service == "payments-api 💳"
     assert stored.severity == Severity.SEV1

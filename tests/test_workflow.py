@@ -281,5 +281,5 @@ def test_incident_id_forms(text: str, number: int):
 
 @pytest.mark.parametrize("bad", ["", "INC-", "abc", "INC-0", "12a", "-3", "INC-1234567890"])
 def test_bad_incident_ids(bad: str):
-    with pytest.raises(InvalidInput, match="is not an incident id. Use INC-12, #12 or 12."):
+    with pytest.raises(InvalidInput, match=r"is not an incident id\. Use INC-12, #12 or 12\."):
         incidents.parse_incident_id(bad)
