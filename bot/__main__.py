@@ -51,6 +51,8 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
         with engine.connect() as connection:
             version = connection.execute(text("SHOW server_version")).scalar()
             current = MigrationContext.configure(connection).get_current_revision()
+    except DatabaseUrlError:
+        raise  # a configuration error, reported as such by main()
     except Exception as error:  # any failure to connect is the check's answer, not a crash
         print(f"FAIL database unreachable: {error}")
         return 1

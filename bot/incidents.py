@@ -737,10 +737,12 @@ def timeline(
 
 
 _STATUS_RANK = case({s.value: i for i, s in enumerate(WORKFLOW_ORDER)}, value=Incident.status)
+# Higher is more severe, so "severity, descending" (the default direction) puts SEV1 first.
+_SEVERITY_RANK = case({s.value: -i for i, s in enumerate(Severity)}, value=Incident.severity)
 SORT_KEYS: dict[str, Any] = {
     "created": Incident.created_at,
     "updated": Incident.updated_at,
-    "severity": Incident.severity,
+    "severity": _SEVERITY_RANK,
     "status": _STATUS_RANK,
     "title": func.lower(Incident.title),
 }

@@ -40,7 +40,7 @@ class Settings:
         categories = tuple(c.lower() for c in _split_list(environ.get("INCIDENT_CATEGORIES")))
         if any(len(c) > 64 for c in categories):
             raise SettingsError("INCIDENT_CATEGORIES: each category must be at most 64 characters")
-        log_level = environ.get("LOG_LEVEL", "INFO").upper()
+        log_level = (environ.get("LOG_LEVEL") or "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise SettingsError(
                 f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}"

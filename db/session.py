@@ -27,9 +27,11 @@ def normalize_url(url: str) -> str:
     """
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in _ACCEPTED_SCHEMES:
+        # Never echo the URL itself: it may carry a password.
+        got = f"it starts with {scheme}://" if sep and "@" not in scheme else "it has no scheme"
         raise DatabaseUrlError(
             "DATABASE_URL must start with postgres://, postgresql:// or postgresql+psycopg2:// "
-            f"(got {scheme or url!r}://...)"
+            f"({got})"
         )
     normalized = f"postgresql+psycopg2://{rest}"
     make_url(normalized)  # raises a clear ArgumentError for garbage

@@ -1,0 +1,150 @@
+"""Settings read from an explicit mapping, and the DATABASE_URL spellings we accept or refuse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import DEFAULT_CATEGORIES, Settings, SettingsError
+from db.session import DatabaseUrlError, normalize_url
+
+
+def test_defaults_for_an_empty_environment() -> None:
+    settings = Settings.from_env({})
+
+    assert settings == Settings(
+        database_url=None,
+        data_dir=Path(".data"),
+        incident_admins=frozenset(),
+        categories=DEFAULT_CATEGORIES,
+        log_level="INFO",
+    )
+    assert settings.categories == ("outage", "degradation", "security", "data", "other")
+
+
+def test_blank_values_count_as_unset() -> None:
+    settings = Settings.from_env(
+        {"DATABASE_URL": "", "BOT_DATA_DIR": "", "INCIDENT_ADMINS": "", "INCIDENT_CATEGORIES": ""}
+    )
+
+    assert settings.database_url is None
+    assert settings.data_dir == Path(".data")
+    assert settings.incident_admins == frozenset()
+    assert settings.categories == DEFAULT_CATEGORIES
+
+
+def test_values_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgres://bot@db/incidents",
+            "BOT_DATA_DIR": "/var/lib/incident-bot",
+            "LOG_LEVEL": "debug",
+        }
+    )
+
+    assert settings.database_url == "postgres://bot@db/incidents"
+    assert settings.data_dir == Path("/var/lib/incident-bot")
+    assert settings.log_level == "DEBUG"
+
+
+def test_admins_are_a_comma_list_with_spaces_and_empty_items_dropped() -> None:
+    settings = Settings.from_env({"INCIDENT_ADMINS": " U01ADMIN ,U02BOSS,, ,U03LEAD  ,"})
+
+    assert settings.incident_admins == frozenset({"U01ADMIN", "U02BOSS", "U03LEAD"})
+
+
+def test_categories_are_a_comma_list_lowercased_in_order() -> None:
+    settings = Settings.from_env({"INCIDENT_CATEGORIES": " Outage , Security,,  Vendor Issue ,"})
+
+    assert settings.categories == ("outage", "security", "vendor issue")
+
+
+@pytest.mark.parametrize("level", ["DEBUG", "INFO", "WARNING", "ERROR", "warning"])
+def test_known_log_levels_are_accepted(level: str) -> None:
+    assert Settings.from_env({"LOG_LEVEL": level}).log_level == level.upper()
+
+
+def test_blank_log_level_means_the_default() -> None:
+    # Like a blank DATABASE_URL or BOT_DATA_DIR, a blank value counts as unset.
+    assert Settings.from_env({"LOG_LEVEL": ""}).log_level == "INFO"
+
+
+@pytest.mark.parametrize("level", ["verbose", "TRACE", "CRITICAL", "info "])
+def test_bad_log_level_is_refused_with_the_choices(level: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"LOG_LEVEL": level})
+
+    message = str(raised.value)
+    assert message.startswith("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+    assert repr(level.upper()) in message
+
+
+def test_category_of_64_characters_is_accepted() -> None:
+    longest = "x" * 64
+
+    assert Settings.from_env({"INCIDENT_CATEGORIES": f"outage,{longest}"}).categories == (
+        "outage",
+        longest,
+    )
+
+
+def test_over_long_category_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"^INCIDENT_CATEGORIES: .*at most 64 characters"):
+        Settings.from_env({"INCIDENT_CATEGORIES": "outage, " + "y" * 65})
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "postgres://bot:pw@db.example:5432/incidents",
+            "postgresql+psycopg2://bot:pw@db.example:5432/incidents",
+        ),
+        (
+            "postgresql://bot:pw@db.example:5432/incidents",
+            "postgresql+psycopg2://bot:pw@db.example:5432/incidents",
+        ),
+        (
+            "postgresql+psycopg2://bot:pw@db.example:5432/incidents",
+            "postgresql+psycopg2://bot:pw@db.example:5432/incidents",
+        ),
+        ("POSTGRES://bot@db/incidents", "postgresql+psycopg2://bot@db/incidents"),
+        (
+            "postgresql://postgres@/postgres?host=/tmp/socket-dir",
+            "postgresql+psycopg2://postgres@/postgres?host=/tmp/socket-dir",
+        ),
+    ],
+)
+def test_normalize_url_uses_psycopg2_for_every_postgres_spelling(url: str, expected: str) -> None:
+    assert normalize_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("mysql://user@db/incidents", "(it starts with mysql://)"),
+        ("sqlite:///x", "(it starts with sqlite://)"),
+        ("postgresql+asyncpg://bot@db/incidents", "(it starts with postgresql+asyncpg://)"),
+        ("db.example:5432/incidents", "(it has no scheme)"),
+    ],
+)
+def test_normalize_url_refuses_other_databases_naming_database_url(url: str, shown: str) -> None:
+    with pytest.raises(DatabaseUrlError) as raised:
+        normalize_url(url)
+
+    message = str(raised.value)
+    assert message.startswith(
+        "DATABASE_URL must start with postgres://, postgresql:// or postgresql+psycopg2://"
+    )
+    assert shown in message
+
+
+def test_normalize_url_refusal_does_not_echo_a_password() -> None:
+    # A URL pasted without its scheme still carries the credentials; the error is printed by
+    # `python -m bot check` and logged, so it must not repeat them.
+    with pytest.raises(DatabaseUrlError) as raised:
+        normalize_url("bot:s3cret-pw@db.example:5432/incidents")
+
+    assert "DATABASE_URL" in str(raised.value)
+    assert "s3cret-pw" not in str(raised.value)
