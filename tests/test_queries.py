@@ -527,3 +527,31 @@ def test_search_query_uses_the_trigram_index(db: Session) -> None:
             row[0] for row in connection.exec_driver_sql("EXPLAIN " + statement, parameters)
         )
         assert "ix_incidents_search_trgm" in plan, plan
+
+
+def test_totals_past_the_cap_say_so_and_paging_stays_exact(db: Session) -> None:
+    cap = incidents.COUNT_CAP
+    db.execute(
+        text(
+            "INSERT INTO incidents (title, severity, status, reporter) "
+            "SELECT 'bulk incident ' || g, 'SEV3', 'open', 'U0BULK' "
+            "FROM generate_series(1, :n) AS g"
+        ),
+        {"n": cap + 5},
+    )
+    first = list_incidents(db, IncidentQuery(page_size=20))
+    assert (first.total, first.total_is_exact, first.pages, first.has_next) == (
+        cap,
+        False,
+        None,
+        True,
+    )
+    # The last page is found by fetching, not by the (capped) count.
+    last_page = -(-(cap + 5) // 20)
+    last = list_incidents(db, IncidentQuery(page_size=20, page=last_page))
+    assert (len(last.items), last.has_next) == ((cap + 5) % 20 or 20, False)
+    assert list_incidents(db, IncidentQuery(page_size=20, page=last_page - 1)).has_next
+
+    exact = list_incidents(db, IncidentQuery(text="bulk incident 100", page_size=20))
+    # 100 and 1000..1005: below the cap the total is exact.
+    assert (exact.total, exact.total_is_exact, exact.pages) == (7, True, 1)
