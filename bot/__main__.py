@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import random
+import signal
 import sys
 
 from sqlalchemy import Engine, text
@@ -65,16 +66,59 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
+SETUP_HINT = 'See "Create the Slack app from manifest.yml" in README.md.'
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    missing = settings.missing_slack_settings()
+    if missing:
+        mode = "Socket Mode" if settings.socket_mode else "HTTP mode"
+        print(
+            f"Can't start in {mode}: set {' and '.join(missing)}. "
+            "Socket Mode needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN; HTTP mode needs "
+            f"SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET. {SETUP_HINT}",
+            file=sys.stderr,
+        )
+        return 2
+    from slack_bolt.error import BoltError
+
+    from bot.app import create_app, make_client
+
     engine = _database(settings)
     migrate.upgrade(engine)
-    print(
-        "The database is ready, but the Slack interface is not built yet, so there is nothing "
-        "to run. Until it lands you can try `python -m bot seed --count 200` and "
-        "`python -m bot check`.",
-        file=sys.stderr,
+    sessions = make_session_factory(engine)
+    try:
+        app = create_app(settings, sessions, make_client(settings))
+    except BoltError as error:
+        print(f"Slack refused the bot token: {error}. {SETUP_HINT}", file=sys.stderr)
+        return 2
+    _stop_cleanly_on_sigterm()
+    if settings.socket_mode:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        log.info("Starting in Socket Mode against %s", settings.slack_api_url)
+        SocketModeHandler(app, settings.slack_app_token).start()
+        return 0
+    import waitress
+
+    from bot.web import SLACK_PATH, make_wsgi_app
+
+    log.info(
+        "Starting in HTTP mode on port %d: Slack requests on %s, health on /healthz",
+        settings.port,
+        SLACK_PATH,
     )
-    return 1
+    waitress.serve(make_wsgi_app(app, engine), host="0.0.0.0", port=settings.port, threads=8)
+    return 0
+
+
+def _stop_cleanly_on_sigterm() -> None:
+    # Turn SIGTERM (docker stop, systemd, kill) into the same clean exit as Ctrl-C, so atexit
+    # handlers run and an embedded PostgreSQL is shut down rather than left behind.
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseUrlError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        log.info("Stopped")
+        return 0
 
 
 if __name__ == "__main__":

@@ -662,6 +662,14 @@ def add_note(
     return event
 
 
+def link_note_source(session: Session, note_id: int, source_url: str) -> None:
+    """Record where a note came from (a message's permalink, known only after the note)."""
+    note = session.get(IncidentEvent, note_id)
+    if note is None or note.kind != EventKind.NOTE:
+        raise NotFound(f"There is no note {note_id}.")
+    note.details = {**note.details, "source_url": source_url}
+
+
 def delete_note(
     session: Session, note_id: int, actor: Actor, *, now: datetime | None = None
 ) -> IncidentEvent:
@@ -689,6 +697,16 @@ def delete_note(
     _notify(session, incident, [event])
     log.info("%s note %d deleted by %s", format_incident_id(incident.id), note_id, actor.user_id)
     return event
+
+
+def check_can_delete(session: Session, incident_id: int | str, actor: Actor) -> Incident:
+    """The incident, if `actor` may delete it (before asking them to confirm)."""
+    incident = get_incident(session, incident_id)
+    if not actor.is_admin:
+        raise PermissionDenied(
+            f"Only an incident admin can delete {format_incident_id(incident.id)}."
+        )
+    return incident
 
 
 def delete_incident(session: Session, incident_id: int | str, actor: Actor) -> str:

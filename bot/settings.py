@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,10 @@ def _split_list(raw: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+SLACK_API_URL = "https://slack.com/api/"
+_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None
@@ -27,6 +32,27 @@ class Settings:
     incident_admins: frozenset[str]
     categories: tuple[str, ...]
     log_level: str
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    # GovSlack (https://slack-gov.com/api/) and the tests' fake Slack set this.
+    slack_api_url: str = SLACK_API_URL
+    # Where cards go; unset means the channel the incident was declared in.
+    incident_channel: str | None = None
+    port: int = 3000
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+    def missing_slack_settings(self) -> list[str]:
+        """The variables `run` still needs, in the mode the settings select."""
+        needed = {"SLACK_BOT_TOKEN": self.slack_bot_token}
+        if self.socket_mode:
+            needed["SLACK_APP_TOKEN"] = self.slack_app_token
+        else:
+            needed["SLACK_SIGNING_SECRET"] = self.slack_signing_secret
+        return [name for name, value in needed.items() if not value]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -45,10 +71,31 @@ class Settings:
             raise SettingsError(
                 f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}"
             )
+        api_url = environ.get("SLACK_API_URL") or SLACK_API_URL
+        if not re.match(r"^https?://[^/\s]+", api_url):
+            raise SettingsError(f"SLACK_API_URL must be an http(s) URL, not {api_url!r}")
+        channel = environ.get("INCIDENT_CHANNEL") or None
+        if channel is not None and not _CHANNEL_ID.match(channel):
+            raise SettingsError(
+                "INCIDENT_CHANNEL must be a channel id such as C0123456789 (in Slack: channel "
+                f"details, at the bottom), not {channel!r}"
+            )
+        app_token = environ.get("SLACK_APP_TOKEN") or None
+        if app_token is not None and not app_token.startswith("xapp-"):
+            raise SettingsError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+        port = environ.get("PORT") or "3000"
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"PORT must be a TCP port number, not {port!r}")
         return cls(
             database_url=environ.get("DATABASE_URL") or None,
             data_dir=Path(environ.get("BOT_DATA_DIR") or ".data"),
             incident_admins=frozenset(_split_list(environ.get("INCIDENT_ADMINS"))),
             categories=categories or DEFAULT_CATEGORIES,
             log_level=log_level,
+            slack_bot_token=environ.get("SLACK_BOT_TOKEN") or None,
+            slack_signing_secret=environ.get("SLACK_SIGNING_SECRET") or None,
+            slack_app_token=app_token,
+            slack_api_url=api_url if api_url.endswith("/") else api_url + "/",
+            incident_channel=channel,
+            port=int(port),
         )

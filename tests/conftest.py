@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import migrate
 from db.session import make_engine
+from tests.fakeslack import FakeSlack
 from tests.pg import temporary_database
+from tests.slackbot import ADMIN_ID, Bot, running_bot
 
 # The fake Slack server lives on loopback; a proxy from the environment must not intercept it.
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
@@ -64,3 +66,19 @@ def committing_sessions(engine: Engine) -> Iterator[sessionmaker[Session]]:
         connection.execute(
             text("TRUNCATE incidents, incident_events, screenshots, deliveries RESTART IDENTITY")
         )
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        fake.add_user(ADMIN_ID, name="admin")
+        yield fake
+
+
+@pytest.fixture
+def slackbot(
+    fake_slack: FakeSlack, engine: Engine, committing_sessions: sessionmaker[Session]
+) -> Iterator[Bot]:
+    """The bot in HTTP mode on loopback, with the fake Slack behind SLACK_API_URL."""
+    with running_bot(fake_slack, engine, committing_sessions) as running:
+        yield running

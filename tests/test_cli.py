@@ -20,7 +20,6 @@ from db import migrate
 from db.models import Delivery, EventKind, Incident, IncidentEvent
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-NOT_BUILT = "the Slack interface is not built yet"
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -153,27 +152,37 @@ def test_check_fails_when_the_database_does_not_answer() -> None:
     assert "OK " not in result.stdout
 
 
-def test_run_says_the_slack_interface_is_not_built(bot: Run) -> None:
-    result = bot("run")
-
-    assert result.returncode != 0
-    assert NOT_BUILT in result.stderr
-    assert "python -m bot seed" in result.stderr
+NO_SLACK = {"SLACK_BOT_TOKEN": "", "SLACK_APP_TOKEN": "", "SLACK_SIGNING_SECRET": ""}
 
 
-def test_run_without_database_url_starts_the_embedded_postgres(tmp_path: Path) -> None:
-    """`make run` for a newcomer: no DATABASE_URL, so the bot starts its own PostgreSQL."""
-    data_dir = tmp_path / "bot-data"
+def test_run_without_tokens_names_what_is_missing(bot: Run) -> None:
+    result = bot("run", **NO_SLACK)
 
-    # Blank counts as unset in Settings, and unlike a missing variable it also keeps a developer's
-    # .env from filling DATABASE_URL in.
-    result = run_bot("run", timeout=120, DATABASE_URL="", BOT_DATA_DIR=str(data_dir))
+    assert result.returncode == 2
+    assert "Can't start in HTTP mode: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET" in result.stderr
+    assert 'See "Create the Slack app from manifest.yml" in README.md.' in result.stderr
 
-    assert result.returncode == 1, result.stderr
-    pgdata = (data_dir / "postgres").resolve()
-    assert f"Embedded PostgreSQL is running with its data in {pgdata} " in result.stderr
-    assert "Database schema is at the latest migration" in result.stderr
-    assert NOT_BUILT in result.stderr
-    assert (pgdata / "PG_VERSION").is_file()
-    # The server is stopped when the last process using it exits.
-    assert not (pgdata / "postmaster.pid").exists()
+
+def test_run_in_socket_mode_without_bot_token(bot: Run) -> None:
+    result = bot("run", **{**NO_SLACK, "SLACK_APP_TOKEN": "xapp-1-A1-1-abc"})
+
+    assert result.returncode == 2
+    assert "Can't start in Socket Mode: set SLACK_BOT_TOKEN." in result.stderr
+
+
+def test_run_refuses_a_bot_token_slack_rejects(bot: Run) -> None:
+    """A token Slack says is invalid stops the bot with a pointer to the setup steps."""
+    from tests.fakeslack import FakeSlack
+
+    with FakeSlack() as fake:
+        result = bot(
+            "run",
+            SLACK_BOT_TOKEN="xoxb-not-the-right-one",
+            SLACK_SIGNING_SECRET="secret",
+            SLACK_APP_TOKEN="",
+            SLACK_API_URL=fake.api_url,
+        )
+
+    assert result.returncode == 2, result.stderr
+    assert "Slack refused the bot token" in result.stderr
+    assert "invalid_auth" in result.stderr

@@ -1,0 +1,144 @@
+"""The `/incident` grammar: text in, a typed command out. Pure; the listener does the rest."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from bot import incidents
+from bot.incidents import IncidentQuery, InvalidInput
+from db.models import Severity, Status
+
+# Slack sends mentions as <@U123|name> (should_escape: true in the manifest) or <@U123>.
+_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+_SEVERITY_TOKEN = re.compile(r"^(?:sev[-_]?[1-4]|p[1-4])$", re.IGNORECASE)
+
+
+@dataclass
+class Command:
+    name: str
+    incident: str | None = None
+    text: str = ""
+    status: Status | None = None
+    severity: Severity | None = None
+    role: str = "assignee"
+    # For assign: a user id, or None to unassign.
+    user: str | None = None
+    query: IncidentQuery = field(default_factory=IncidentQuery)
+
+
+class UsageError(InvalidInput):
+    pass
+
+
+def _split(text: str) -> tuple[str, str]:
+    head, _, rest = text.strip().partition(" ")
+    return head, rest.strip()
+
+
+def _need_id(name: str, rest: str) -> tuple[str, str]:
+    incident, rest = _split(rest)
+    if not incident:
+        raise UsageError(f"Which incident? Usage: `/incident {name} <id> ...` (e.g. INC-12).")
+    incidents.parse_incident_id(incident)
+    return incident, rest
+
+
+def _status_and_note(rest: str) -> tuple[Status, str]:
+    words = rest.split()
+    if not words:
+        allowed = ", ".join(s.value for s in Status)
+        raise UsageError(
+            f"Which status? Usage: `/incident status <id> <status> [note]` ({allowed})."
+        )
+    # Two-word aliases first ("in progress"), then one word.
+    if len(words) >= 2:
+        try:
+            return incidents.parse_status(" ".join(words[:2])), " ".join(words[2:])
+        except InvalidInput:
+            pass
+    return incidents.parse_status(words[0]), " ".join(words[1:])
+
+
+def parse_list_filters(text: str, viewer: str) -> IncidentQuery:
+    """`active` is the default; a status or `all` replaces it. Unknown words are search terms."""
+    query = IncidentQuery(active=True)
+    statuses: list[Status] = []
+    severities: list[Severity] = []
+    words: list[str] = []
+    for token in text.split():
+        lowered = token.lower()
+        if lowered == "all":
+            query.active = False
+        elif lowered == "active":
+            query.active = True
+        elif lowered == "mine":
+            query.involving = viewer
+        elif _SEVERITY_TOKEN.match(token):
+            severities.append(incidents.parse_severity(token))
+        elif lowered.startswith("service:") and len(token) > 8:
+            query.service = token[8:]
+        elif lowered.startswith("category:") and len(token) > 9:
+            query.category = token[9:]
+        elif lowered in {s.value for s in Status}:
+            statuses.append(Status(lowered))
+        else:
+            words.append(token)
+    if statuses:
+        query.active = False
+        query.statuses = statuses
+    query.severities = severities
+    query.text = " ".join(words) or None
+    return query
+
+
+def parse(text: str, viewer: str) -> Command:
+    head, rest = _split(text)
+    name = head.lower()
+    if not name:
+        return Command("declare")
+    if name in {"help", "?"}:
+        return Command("help")
+    if name in {"declare", "new"}:
+        return Command("declare", text=rest)
+    if name in {"list", "ls"}:
+        return Command("list", text=rest, query=parse_list_filters(rest, viewer))
+    if name in {"show", "status", "sev", "severity", "note", "assign", "edit", "delete"}:
+        incident, rest = _need_id(name, rest)
+    else:
+        # Anything else is the title of a new incident.
+        return Command("declare", text=text.strip())
+    match name:
+        case "show" | "edit" | "delete":
+            return Command(name, incident=incident)
+        case "status":
+            status, note = _status_and_note(rest)
+            return Command("status", incident=incident, status=status, text=note)
+        case "sev" | "severity":
+            level, note = _split(rest)
+            if not level:
+                raise UsageError("Which severity? Usage: `/incident sev <id> <sev1..sev4> [note]`.")
+            return Command(
+                "severity", incident=incident, severity=incidents.parse_severity(level), text=note
+            )
+        case "note":
+            if not rest:
+                raise UsageError("The note is empty. Usage: `/incident note <id> <text>`.")
+            return Command("note", incident=incident, text=rest)
+    # assign
+    role, who = _split(rest)
+    if role.lower() in {"owner", "assignee"}:
+        role = role.lower()
+    else:
+        role, who = "assignee", rest
+    if who.lower() == "me":
+        user_id: str | None = viewer
+    elif who.lower() in {"nobody", "none", "-"}:
+        user_id = None
+    elif match := _MENTION.match(who):
+        user_id = match.group(1)
+    else:
+        raise UsageError(
+            "Who? Usage: `/incident assign <id> [owner|assignee] @someone` (or `me`, `nobody`)."
+        )
+    return Command("assign", incident=incident, role=role, user=user_id)

@@ -1,0 +1,168 @@
+"""Buttons and menus: on cards, in ephemeral lists and details, and on the Home tab."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot import blocks, commands, incidents
+from bot import slack_ids as ids
+from bot.app import Services
+from bot.incidents import IncidentError
+from db.models import Status
+
+from .common import deliver_and_report, read_metadata, read_value, tell_user
+from .events import publish_home
+
+log = logging.getLogger(__name__)
+
+
+def _where(body: dict[str, Any]) -> str | None:
+    return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+
+
+def register(app: App, services: Services) -> None:
+    @app.action(ids.STATUS_ACTION_PATTERN)
+    def status_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient):
+        ack()
+        user_id, channel_id = body["user"]["id"], _where(body)
+        value = read_value(action)
+        target = action["action_id"].split(":", 1)[1]
+        seen = Status(value["status"]) if value.get("status") in set(Status) else None
+        try:
+            if target == Status.RESOLVED:
+                # Resolving asks what fixed it and why, so the modal opens first.
+                with services.sessions() as session:
+                    incident = incidents.get_incident(session, value.get("id", 0))
+                    if seen is not None and incident.status != seen:
+                        raise incidents.Conflict(
+                            f"{blocks.ref(incident)} changed while you were looking: it is now "
+                            f"{incident.status.value}. Nothing was changed."
+                        )
+                    view = blocks.resolve_modal(incident, Status.RESOLVED)
+                client.views_open(trigger_id=body["trigger_id"], view=view)
+                return
+            with services.sessions.begin() as session:
+                incident = incidents.change_status(
+                    session,
+                    value.get("id", 0),
+                    target,
+                    services.actor(user_id),
+                    expected_status=seen,
+                )
+                incident_id = incident.id
+        except IncidentError as error:
+            tell_user(client, user_id, channel_id, str(error))
+            return
+        deliver_and_report(services, client, incident_id, user_id, channel_id)
+
+    def open_modal_for(
+        body: dict[str, Any], action: dict[str, Any], client: WebClient, render: Any
+    ) -> None:
+        user_id = body["user"]["id"]
+        try:
+            with services.sessions() as session:
+                view = render(incidents.get_incident(session, read_value(action).get("id", 0)))
+        except IncidentError as error:
+            tell_user(client, user_id, _where(body), str(error))
+            return
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.action(ids.ADD_NOTE_ACTION)
+    def add_note_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient):
+        ack()
+        open_modal_for(body, action, client, blocks.note_modal)
+
+    @app.action(ids.EDIT_ACTION)
+    def edit_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient):
+        ack()
+        open_modal_for(
+            body,
+            action,
+            client,
+            lambda incident: blocks.edit_modal(incident, services.settings.categories),
+        )
+
+    @app.action(ids.LIST_PAGE_ACTION_PATTERN)
+    def list_page_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond):
+        ack()
+        value = read_value(action)
+        filters = str(value.get("q", ""))
+        query = commands.parse_list_filters(filters, body["user"]["id"])
+        query.page = max(1, int(value.get("page", 1)))
+        with services.sessions() as session:
+            page = incidents.list_incidents(session, query)
+            rendered = blocks.incident_list(page, filters)
+        respond(text=f"{page.total} incidents", blocks=rendered, replace_original=True)
+
+    @app.action(ids.DELETE_NOTE_ACTION)
+    def delete_note_clicked(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
+    ):
+        ack()
+        user_id = body["user"]["id"]
+        value = read_value(action)
+        try:
+            with services.sessions.begin() as session:
+                event = incidents.delete_note(
+                    session, int(value.get("note", 0)), services.actor(user_id)
+                )
+                incident_id = event.incident_id
+        except IncidentError as error:
+            respond(text=str(error), replace_original=False)
+            return
+        respond(text=f"Note deleted from INC-{incident_id}.", replace_original=False)
+        deliver_and_report(services, client, incident_id, user_id, _where(body))
+
+    @app.action(ids.DELETE_INCIDENT_ACTION)
+    def delete_incident_clicked(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
+    ):
+        ack()
+        user_id = body["user"]["id"]
+        try:
+            with services.sessions.begin() as session:
+                title = incidents.delete_incident(
+                    session, read_value(action).get("id", 0), services.actor(user_id)
+                )
+        except IncidentError as error:
+            respond(text=str(error), replace_original=True)
+            return
+        reference = incidents.format_incident_id(int(read_value(action)["id"]))
+        respond(text=f"Deleted {reference} ({title}).", replace_original=True)
+        deliver_and_report(services, client, None, user_id, _where(body))
+
+    @app.action(ids.HOME_DECLARE_ACTION)
+    def home_declare_clicked(ack: Ack, body: dict[str, Any], client: WebClient):
+        ack()
+        client.views_open(
+            trigger_id=body["trigger_id"],
+            view=blocks.declare_modal(
+                categories=services.settings.categories,
+                reporter=body["user"]["id"],
+                channel_id=services.settings.incident_channel,
+            ),
+        )
+
+    @app.action(ids.HOME_SEVERITY_FILTER)
+    @app.action(ids.HOME_STATUS_FILTER)
+    def home_filter_changed(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+    ):
+        ack()
+        current = read_metadata(body.get("view") or {})
+        picked = (action.get("selected_option") or {}).get("value")
+        severity, status = current.get("severity"), current.get("status") or "active"
+        if action["action_id"] == ids.HOME_SEVERITY_FILTER:
+            severity = None if picked == "any" else picked
+        else:
+            status = picked or "active"
+        publish_home(services, client, body["user"]["id"], severity=severity, status=status)
+
+    @app.action("open_card")
+    def open_card_clicked(ack: Ack):
+        # A link button: Slack opens the URL, but still tells us, and wants an ack.
+        ack()

@@ -1,0 +1,160 @@
+"""`/incident`: ack at once, then do the work and answer with an ephemeral message."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
+
+from bot import blocks, commands, incidents
+from bot import slack_ids as ids
+from bot.app import Services
+from bot.commands import Command
+from bot.incidents import IncidentError
+from db.models import Delivery
+
+from .common import deliver_and_report, unescaped
+
+log = logging.getLogger(__name__)
+
+TIMELINE_ENTRIES = 10
+
+
+def register(app: App, services: Services) -> None:
+    @app.command(ids.COMMAND)
+    def incident_command(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient):
+        user_id, channel_id = body["user_id"], body.get("channel_id")
+        try:
+            command = commands.parse(unescaped(body.get("text")), user_id)
+        except IncidentError as error:
+            ack(text=str(error))
+            return
+        if command.name == "declare":
+            ack()
+            open_declare_modal(
+                services, client, body["trigger_id"], user_id, channel_id, command.text
+            )
+            return
+        ack()
+        try:
+            if command.name == "edit":
+                with services.sessions() as session:
+                    incident = incidents.get_incident(session, command.incident or "")
+                    view = blocks.edit_modal(incident, services.settings.categories)
+                client.views_open(trigger_id=body["trigger_id"], view=view)
+                return
+            handle(services, client, respond, command, user_id, channel_id)
+        except IncidentError as error:
+            respond(text=str(error))
+
+
+def open_declare_modal(
+    services: Services,
+    client: WebClient,
+    trigger_id: str,
+    user_id: str,
+    channel_id: str | None,
+    title: str = "",
+) -> None:
+    settings = services.settings
+    client.views_open(
+        trigger_id=trigger_id,
+        view=blocks.declare_modal(
+            categories=settings.categories,
+            reporter=user_id,
+            channel_id=settings.incident_channel or _real_channel(channel_id),
+            title=title,
+            origin_channel=channel_id,
+        ),
+    )
+
+
+def _real_channel(channel_id: str | None) -> str | None:
+    # A DM with the app is no place for a card; let the person pick a channel instead.
+    return channel_id if channel_id and channel_id[0] in "CG" else None
+
+
+def handle(
+    services: Services,
+    client: WebClient,
+    respond: Respond,
+    command: Command,
+    user_id: str,
+    channel_id: str | None,
+) -> None:
+    actor = services.actor(user_id)
+    match command.name:
+        case "help":
+            respond(text=blocks.HELP)
+            return
+        case "list":
+            with services.sessions() as session:
+                page = incidents.list_incidents(session, command.query)
+                rendered = blocks.incident_list(page, command.text)
+            respond(text=f"{page.total} incidents", blocks=rendered)
+            return
+        case "show":
+            respond(**show(services, client, command.incident or "", user_id))
+            return
+        case "delete":
+            with services.sessions() as session:
+                incident = incidents.check_can_delete(session, command.incident or "", actor)
+                respond(text="Delete?", blocks=blocks.delete_confirmation(incident))
+            return
+    with services.sessions.begin() as session:
+        match command.name:
+            case "status":
+                incident = incidents.change_status(
+                    session, command.incident or "", command.status, actor, note=command.text
+                )
+                reply = f"{blocks.ref(incident)} is now {incident.status.value}."
+            case "severity":
+                incident = incidents.change_severity(
+                    session, command.incident or "", command.severity, actor, note=command.text
+                )
+                reply = f"{blocks.ref(incident)} is now {incident.severity.value}."
+            case "note":
+                event = incidents.add_note(session, command.incident or "", actor, command.text)
+                incident = event.incident
+                reply = f"Note added to {blocks.ref(incident)}."
+            case "assign":
+                incident = incidents.assign(
+                    session, command.incident or "", actor, **{command.role: command.user}
+                )
+                reply = f"{blocks.ref(incident)} {command.role}: {blocks.user(command.user)}."
+        incident_id = incident.id
+    respond(text=reply)
+    deliver_and_report(services, client, incident_id, user_id, channel_id)
+
+
+def show(services: Services, client: WebClient, ref: str, user_id: str) -> dict[str, Any]:
+    with services.sessions() as session:
+        incident = incidents.get_incident(session, ref)
+        events = incidents.timeline(session, incident.id, limit=TIMELINE_ENTRIES)
+        failed = session.scalars(
+            select(Delivery.last_error).where(
+                Delivery.incident_id == incident.id, Delivery.failed_at.is_not(None)
+            )
+        ).all()
+        card_link = None
+        if incident.card_ts and incident.slack_channel_id:
+            try:
+                card_link = client.chat_getPermalink(
+                    channel=incident.slack_channel_id, message_ts=incident.card_ts
+                )["permalink"]
+            except SlackApiError as error:
+                log.info(
+                    "no permalink for %s: %s", blocks.ref(incident), error.response.get("error")
+                )
+        rendered = blocks.incident_detail(
+            incident,
+            events,
+            services.actor(user_id),
+            card_link=card_link,
+            undelivered=[e or "unknown error" for e in failed],
+        )
+        return {"text": f"{blocks.ref(incident)}: {incident.title}", "blocks": rendered}

@@ -1,0 +1,71 @@
+"""Events API: the Home tab, and noting when the app is removed."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot import blocks, incidents
+from bot.app import Services
+from bot.incidents import IncidentQuery
+from db.models import Severity, Status
+
+log = logging.getLogger(__name__)
+
+HOME_MINE = 10
+HOME_OTHERS = 30
+
+
+def publish_home(
+    services: Services,
+    client: WebClient,
+    user_id: str,
+    *,
+    severity: str | None = None,
+    status: str = "active",
+) -> None:
+    """Active incidents by severity, the person's own first, under their chosen filters."""
+    if status not in blocks.HOME_STATUS_CHOICES:
+        status = "active"
+    if severity not in set(Severity):
+        severity = None
+    query = IncidentQuery(
+        active=status == "active",
+        statuses=[Status(status)] if status in set(Status) else [],
+        severities=[Severity(severity)] if severity else [],
+        sort="severity",
+    )
+    with services.sessions() as session:
+        mine_query = IncidentQuery(
+            **{**query.__dict__, "involving": user_id, "page_size": HOME_MINE}
+        )
+        mine = incidents.list_incidents(session, mine_query).items
+        others = [
+            i
+            for i in incidents.list_incidents(
+                session, IncidentQuery(**{**query.__dict__, "page_size": HOME_OTHERS + HOME_MINE})
+            ).items
+            if i not in mine
+        ][:HOME_OTHERS]
+        view = blocks.home(user_id, mine, others, severity=severity, status=status)
+    client.views_publish(user_id=user_id, view=view)
+
+
+def register(app: App, services: Services) -> None:
+    @app.event("app_home_opened")
+    def home_opened(event: dict[str, Any], client: WebClient):
+        if event.get("tab", "home") != "home":
+            return
+        publish_home(services, client, event["user"])
+
+    @app.event("app_uninstalled")
+    @app.event("tokens_revoked")
+    def app_removed(event: dict[str, Any], body: dict[str, Any]):
+        log.warning(
+            "Slack says %s for team %s: the bot can no longer post until it is reinstalled",
+            event.get("type"),
+            body.get("team_id"),
+        )

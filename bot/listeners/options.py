@@ -1,0 +1,30 @@
+"""Type-ahead for the incident picker: active incidents, the most recently active first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot import blocks, incidents
+from bot import slack_ids as ids
+from bot.app import Services
+from bot.incidents import IncidentError, IncidentQuery
+
+PICKER_SIZE = 20
+
+
+def register(app: App, services: Services) -> None:
+    @app.options(ids.INCIDENT_PICKER)
+    def incident_options(ack: Ack, body: dict[str, Any]):
+        typed = (body.get("value") or "").strip()
+        query = IncidentQuery(active=True, sort="updated", page_size=PICKER_SIZE)
+        with services.sessions() as session:
+            try:
+                # "INC-12" or "12" finds that incident even when its words don't match.
+                exact = [incidents.get_incident(session, typed)] if typed else []
+            except IncidentError:
+                exact = []
+            query.text = None if exact else typed or None
+            found = exact or incidents.list_incidents(session, query).items
+            ack(options=[blocks.incident_option(i).to_dict() for i in found])

@@ -1,0 +1,36 @@
+"""Global shortcut "Report incident" and message shortcut "Add to incident timeline"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot import blocks
+from bot import slack_ids as ids
+from bot.app import Services
+
+from .commands import open_declare_modal
+from .common import unescaped
+
+
+def register(app: App, services: Services) -> None:
+    @app.global_shortcut(ids.DECLARE_SHORTCUT)
+    def report_incident(ack: Ack, body: dict[str, Any], client: WebClient):
+        ack()
+        open_declare_modal(services, client, body["trigger_id"], body["user"]["id"], None)
+
+    @app.message_shortcut(ids.TIMELINE_SHORTCUT)
+    def add_to_timeline(ack: Ack, body: dict[str, Any], client: WebClient):
+        ack()
+        message = body.get("message") or {}
+        client.views_open(
+            trigger_id=body["trigger_id"],
+            view=blocks.timeline_note_modal(
+                unescaped(message.get("text")),
+                blocks.metadata(
+                    channel=(body.get("channel") or {}).get("id"), ts=message.get("ts")
+                ),
+            ),
+        )

@@ -1,0 +1,222 @@
+"""Modal submissions. Bad input goes back inline (`response_action: errors`) and changes nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.orm import Session
+
+from bot import blocks, incidents
+from bot import slack_ids as ids
+from bot.app import Services
+from bot.incidents import IncidentDraft, IncidentError, InvalidInput
+from db.models import Status
+
+from .common import (
+    deliver_and_report,
+    modal_errors,
+    read_metadata,
+    selected_value,
+    tell_user,
+    text_value,
+)
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, services: Services) -> None:
+    @app.view(ids.DECLARE_VIEW)
+    def declare_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
+        values = view["state"]["values"]
+        user_id = body["user"]["id"]
+        channel = (values.get(ids.CHANNEL_BLOCK, {}).get(ids.CHANNEL_BLOCK) or {}).get(
+            "selected_conversation"
+        ) or services.settings.incident_channel
+        if not channel:
+            ack(
+                response_action="errors",
+                errors={ids.CHANNEL_BLOCK: "Pick the channel for the incident's card."},
+            )
+            return
+        draft = IncidentDraft(
+            title=text_value(values, ids.TITLE_BLOCK) or "",
+            severity=selected_value(values, ids.SEVERITY_BLOCK) or "",
+            description=text_value(values, ids.DESCRIPTION_BLOCK),
+            service=text_value(values, ids.SERVICE_BLOCK),
+            category=selected_value(values, ids.CATEGORY_BLOCK),
+            owner=(values.get(ids.OWNER_BLOCK, {}).get(ids.OWNER_BLOCK) or {}).get("selected_user"),
+            slack_team_id=(body.get("team") or {}).get("id"),
+            slack_channel_id=channel,
+        )
+        try:
+            with services.sessions.begin() as session:
+                incident = incidents.declare(
+                    session, draft, services.actor(user_id), categories=services.settings.categories
+                )
+                incident_id, ref = incident.id, blocks.ref(incident)
+        except InvalidInput as error:
+            ack(response_action="errors", errors=modal_errors(view, error.field, str(error)))
+            return
+        ack()
+        origin = read_metadata(view).get("origin")
+        result = services.deliverer.drain(incident_id=incident_id)
+        if result.problems:
+            text = "\n".join(f"⚠️ {p.explain()}" for p in result.problems)
+        else:
+            text = f"Declared {ref}; its card is in {blocks.channel(channel)}."
+        tell_user(client, user_id, origin if origin != channel or result.problems else None, text)
+
+    @app.view(ids.EDIT_VIEW)
+    def edit_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
+        values = view["state"]["values"]
+        meta = read_metadata(view)
+        shown: dict[str, str] = meta.get("h", {})
+        submitted = {
+            field: (
+                selected_value(values, field)
+                if field == ids.CATEGORY_BLOCK
+                else text_value(values, field)
+            )
+            for field in shown
+        }
+        # Only what this person changed: a field someone else edited meanwhile stays theirs.
+        changes = {
+            field: value
+            for field, value in submitted.items()
+            if blocks.fingerprint(value) != shown[field]
+        }
+        user_id = body["user"]["id"]
+        incident_id = _run_or_errors(
+            services,
+            ack,
+            view,
+            lambda session: (
+                incidents.edit(
+                    session,
+                    meta.get("id", 0),
+                    services.actor(user_id),
+                    changes,
+                    categories=services.settings.categories,
+                ).id
+            ),
+        )
+        if incident_id is not None:
+            deliver_and_report(services, client, incident_id, user_id, None)
+
+    @app.view(ids.NOTE_VIEW)
+    def note_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
+        user_id = body["user"]["id"]
+        note = text_value(view["state"]["values"], ids.NOTE_BLOCK) or ""
+        incident_id = _run_or_errors(
+            services,
+            ack,
+            view,
+            lambda session: (
+                incidents.add_note(
+                    session, read_metadata(view).get("id", 0), services.actor(user_id), note
+                ).incident_id
+            ),
+        )
+        if incident_id is not None:
+            deliver_and_report(services, client, incident_id, user_id, None)
+
+    @app.view(ids.RESOLVE_VIEW)
+    def resolve_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
+        values = view["state"]["values"]
+        meta = read_metadata(view)
+        user_id = body["user"]["id"]
+        incident_id = _run_or_errors(
+            services,
+            ack,
+            view,
+            lambda session: (
+                incidents.change_status(
+                    session,
+                    meta.get("id", 0),
+                    meta.get("to", ""),
+                    services.actor(user_id),
+                    note=text_value(values, ids.NOTE_BLOCK),
+                    cause=text_value(values, ids.CAUSE_BLOCK),
+                    resolution=text_value(values, ids.RESOLUTION_BLOCK),
+                    expected_status=Status(meta["status"]) if meta.get("status") else None,
+                ).id
+            ),
+        )
+        if incident_id is not None:
+            deliver_and_report(services, client, incident_id, user_id, None)
+
+    @app.view(ids.TIMELINE_NOTE_VIEW)
+    def timeline_note_submitted(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+    ):
+        values = view["state"]["values"]
+        meta = read_metadata(view)
+        user_id = body["user"]["id"]
+        picked = selected_value(values, ids.INCIDENT_BLOCK, ids.INCIDENT_PICKER)
+        if not picked:
+            ack(response_action="errors", errors={ids.INCIDENT_BLOCK: "Pick an incident."})
+            return
+        said_at = _message_time(meta.get("ts"))
+        note_ids: list[int] = []
+
+        def add(session: Session) -> int:
+            event = incidents.add_note(
+                session,
+                picked,
+                services.actor(user_id),
+                text_value(values, ids.NOTE_BLOCK) or "",
+                occurred_at=said_at,
+            )
+            note_ids.append(event.id)
+            return event.incident_id
+
+        incident_id = _run_or_errors(services, ack, view, add)
+        if incident_id is None:
+            return
+        # Fetched after the ack (it is a Slack call); the reply is rendered from the database
+        # when it is sent, so the link still makes it into the thread.
+        permalink = _permalink(client, meta.get("channel"), meta.get("ts"))
+        if permalink:
+            with services.sessions.begin() as session:
+                incidents.link_note_source(session, note_ids[0], permalink)
+        deliver_and_report(services, client, incident_id, user_id, None)
+
+
+def _run_or_errors(
+    services: Services, ack: Ack, view: dict[str, Any], change: Callable[[Session], int]
+) -> int | None:
+    """Run `change` in a transaction; ack the modal closed, or with the domain's error inline."""
+    try:
+        with services.sessions.begin() as session:
+            incident_id = change(session)
+    except IncidentError as error:
+        ack(
+            response_action="errors",
+            errors=modal_errors(view, getattr(error, "field", None), str(error)),
+        )
+        return None
+    ack()
+    return incident_id
+
+
+def _message_time(ts: str | None) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(float(ts), UTC) if ts else None
+    except ValueError:
+        return None
+
+
+def _permalink(client: WebClient, channel: str | None, ts: str | None) -> str | None:
+    if not channel or not ts:
+        return None
+    try:
+        return client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"]
+    except SlackApiError as error:
+        log.info("no permalink for %s/%s: %s", channel, ts, error.response.get("error"))
+        return None

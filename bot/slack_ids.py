@@ -1,0 +1,49 @@
+"""Every callback_id, action_id and block_id in one place; manifest.yml shares the callback ids."""
+
+import re
+
+COMMAND = "/incident"
+
+# Shortcuts (manifest.yml: features.shortcuts[].callback_id)
+DECLARE_SHORTCUT = "report_incident"
+TIMELINE_SHORTCUT = "add_to_incident_timeline"
+
+# Modals (view callback_ids)
+DECLARE_VIEW = "incident_declare"
+EDIT_VIEW = "incident_edit"
+NOTE_VIEW = "incident_note"
+RESOLVE_VIEW = "incident_resolve"
+TIMELINE_NOTE_VIEW = "incident_timeline_note"
+ATTACH_VIEW = "incident_attach_screenshot"
+
+# Buttons and menus (action_ids). Status buttons are STATUS_ACTION + ":" + status, because
+# action_ids must be unique within a block.
+STATUS_ACTION = "incident_status"
+STATUS_ACTION_PATTERN = re.compile(rf"^{STATUS_ACTION}:[a-z]+$")
+ADD_NOTE_ACTION = "incident_add_note"
+EDIT_ACTION = "incident_edit"
+ATTACH_ACTION = "incident_attach_screenshot"
+LIST_PAGE_ACTION = "incident_list_page"
+LIST_PAGE_ACTION_PATTERN = re.compile(rf"^{LIST_PAGE_ACTION}:(prev|next)$")
+DELETE_NOTE_ACTION = "incident_delete_note"
+DELETE_INCIDENT_ACTION = "incident_delete"
+HOME_DECLARE_ACTION = "home_declare"
+HOME_SEVERITY_FILTER = "home_filter_severity"
+HOME_STATUS_FILTER = "home_filter_status"
+INCIDENT_PICKER = "incident_picker"
+
+# Input blocks (block_ids; `response_action: errors` keys on these). Each holds one element
+# whose action_id is the same string.
+TITLE_BLOCK = "title"
+DESCRIPTION_BLOCK = "description"
+SEVERITY_BLOCK = "severity"
+CATEGORY_BLOCK = "category"
+SERVICE_BLOCK = "service"
+OWNER_BLOCK = "owner"
+CHANNEL_BLOCK = "channel"
+NOTE_BLOCK = "note"
+CAUSE_BLOCK = "cause"
+RESOLUTION_BLOCK = "resolution"
+INCIDENT_BLOCK = "incident"
+CAPTION_BLOCK = "caption"
+FILES_BLOCK = "files"

@@ -1,0 +1,103 @@
+"""The real bot (create_app + web.make_wsgi_app) on loopback, talking to the fake Slack."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.app import create_app, make_client
+from bot.settings import Settings
+from bot.web import SLACK_PATH, make_wsgi_app
+from tests.fakeslack import FakeSlack, defaults, payloads, post_payload
+
+ADMIN_ID = "U0ADMIN0001"
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def serve_wsgi(wsgi: Any) -> Iterator[str]:
+    server = make_server(
+        "127.0.0.1", 0, wsgi, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def bot_settings(fake: FakeSlack, **overrides: Any) -> Settings:
+    base = Settings.from_env(
+        {
+            "SLACK_BOT_TOKEN": defaults.BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": defaults.SIGNING_SECRET,
+            "SLACK_API_URL": fake.api_url,
+            "INCIDENT_ADMINS": ADMIN_ID,
+        }
+    )
+    return replace(base, **overrides)
+
+
+@dataclass
+class Bot:
+    """The running bot and what a test needs to talk to it."""
+
+    fake: FakeSlack
+    base_url: str
+    settings: Settings
+    sessions: sessionmaker[Session]
+
+    @property
+    def url(self) -> str:
+        return self.base_url + SLACK_PATH
+
+    def post(self, payload: dict[str, Any], **kwargs: Any) -> tuple[int, dict[str, str], str]:
+        return post_payload(self.url, payload, **kwargs)
+
+    def command(
+        self,
+        text: str,
+        *,
+        user_id: str = defaults.USER_ID,
+        channel_id: str = defaults.CHANNEL_ID,
+    ) -> tuple[int, dict[str, str], str]:
+        payload = payloads.slash_command(
+            "/incident", text, fake=self.fake, user_id=user_id, channel_id=channel_id
+        )
+        return self.post(payload)
+
+    def responses(self) -> list[dict[str, Any]]:
+        """What the bot posted to response_urls (respond()), oldest first."""
+        return [params for params in self.fake.calls_to("response_url")]
+
+
+@contextmanager
+def running_bot(
+    fake: FakeSlack, engine: Engine, sessions: sessionmaker[Session], **overrides: Any
+) -> Iterator[Bot]:
+    settings = bot_settings(fake, **overrides)
+    app = create_app(settings, sessions, make_client(settings))
+    with serve_wsgi(make_wsgi_app(app, engine)) as base_url:
+        yield Bot(fake=fake, base_url=base_url, settings=settings, sessions=sessions)
+    # Listeners go on after their ack; let them finish before the fake Slack goes away.
+    app.listener_runner.listener_executor.shutdown(wait=True)
