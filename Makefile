@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format bench
+.PHONY: run test lint format bench bench-ack
 
 run: $(INSTALLED)
 	$(BIN)/python -m bot run
@@ -22,6 +22,9 @@ format: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m bench.incidents
+
+bench-ack: $(INSTALLED)
+	$(BIN)/python -m bench.slack_ack
 
 # Reinstalls whenever a requirements file changes.
 $(INSTALLED): requirements.txt requirements-dev.txt

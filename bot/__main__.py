@@ -16,6 +16,8 @@ from db.session import DatabaseUrlError, make_engine, make_session_factory, reso
 
 log = logging.getLogger("bot")
 
+SETUP_HINT = 'See "Create the Slack app from manifest.yml" in README.md.'
+
 
 def _database(settings: Settings) -> Engine:
     return make_engine(resolve_database_url(settings.database_url, settings.data_dir))
@@ -59,14 +61,36 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     head = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
     print(f"OK   PostgreSQL {version} answers")
-    if current == head:
+    healthy = current == head
+    if healthy:
         print(f"OK   schema at the latest migration ({head})")
-        return 0
-    print(f"WARN schema at {current or 'nothing'}, latest is {head}: run `python -m bot migrate`")
-    return 1
+    else:
+        print(
+            f"WARN schema at {current or 'nothing'}, latest is {head}: run `python -m bot migrate`"
+        )
+    return 0 if _check_slack(settings) and healthy else 1
 
 
-SETUP_HINT = 'See "Create the Slack app from manifest.yml" in README.md.'
+def _check_slack(settings: Settings) -> bool:
+    from slack_sdk.errors import SlackApiError
+
+    from bot.app import make_client
+
+    missing = settings.missing_slack_settings()
+    if missing:
+        print(f"FAIL Slack: set {' and '.join(missing)}. {SETUP_HINT}")
+        return False
+    try:
+        identity = make_client(settings).auth_test()
+    except SlackApiError as error:
+        print(f"FAIL Slack refused the bot token ({error.response.get('error')}). {SETUP_HINT}")
+        return False
+    except OSError as error:
+        print(f"FAIL Slack unreachable at {settings.slack_api_url}: {error}")
+        return False
+    mode = "Socket Mode" if settings.socket_mode else "HTTP mode"
+    print(f"OK   Slack: bot {identity.get('user')} in {identity.get('team')} ({mode})")
+    return True
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.seed import seed_incidents
 from db import migrate
 from db.models import Delivery, EventKind, Incident, IncidentEvent
+from tests.fakeslack import FakeSlack, defaults
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,11 +116,20 @@ def test_seed_needs_a_positive_count(bot: Run, engine: Engine, count: str) -> No
         assert connection.scalar(text("SELECT count(*) FROM incidents")) == before
 
 
+NO_SLACK = {"SLACK_BOT_TOKEN": "", "SLACK_APP_TOKEN": "", "SLACK_SIGNING_SECRET": ""}
+
+
 def test_check_reports_ok(bot: Run, engine: Engine) -> None:
     with engine.connect() as connection:
         version = connection.scalar(text("SHOW server_version"))
 
-    result = bot("check", INCIDENT_ADMINS="U02B, U01A", INCIDENT_CATEGORIES="Outage, Vendor")
+    with FakeSlack() as fake:
+        result = bot(
+            "check",
+            INCIDENT_ADMINS="U02B, U01A",
+            INCIDENT_CATEGORIES="Outage, Vendor",
+            **slack_env(fake),
+        )
 
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
@@ -131,7 +141,33 @@ def test_check_reports_ok(bot: Run, engine: Engine) -> None:
     assert lines[3:] == [
         f"OK   PostgreSQL {version} answers",
         f"OK   schema at the latest migration ({head_revision()})",
+        f"OK   Slack: bot {defaults.BOT_NAME} in {defaults.TEAM_NAME} (HTTP mode)",
     ]
+    assert fake.calls_to("auth.test")
+
+
+def test_check_fails_on_a_token_slack_refuses(bot: Run) -> None:
+    with FakeSlack() as fake:
+        result = bot("check", **{**slack_env(fake), "SLACK_BOT_TOKEN": "xoxb-wrong"})
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL Slack refused the bot token (invalid_auth)." in result.stdout
+
+
+def test_check_fails_without_slack_settings(bot: Run) -> None:
+    result = bot("check", **NO_SLACK)
+
+    assert result.returncode == 1
+    assert "FAIL Slack: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET." in result.stdout
+
+
+def slack_env(fake: FakeSlack) -> dict[str, str]:
+    return {
+        "SLACK_BOT_TOKEN": defaults.BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": defaults.SIGNING_SECRET,
+        "SLACK_APP_TOKEN": "",
+        "SLACK_API_URL": fake.api_url,
+    }
 
 
 def test_check_refuses_a_non_postgres_url_as_a_configuration_error() -> None:
@@ -152,9 +188,6 @@ def test_check_fails_when_the_database_does_not_answer() -> None:
     assert "OK " not in result.stdout
 
 
-NO_SLACK = {"SLACK_BOT_TOKEN": "", "SLACK_APP_TOKEN": "", "SLACK_SIGNING_SECRET": ""}
-
-
 def test_run_without_tokens_names_what_is_missing(bot: Run) -> None:
     result = bot("run", **NO_SLACK)
 
@@ -172,8 +205,6 @@ def test_run_in_socket_mode_without_bot_token(bot: Run) -> None:
 
 def test_run_refuses_a_bot_token_slack_rejects(bot: Run) -> None:
     """A token Slack says is invalid stops the bot with a pointer to the setup steps."""
-    from tests.fakeslack import FakeSlack
-
     with FakeSlack() as fake:
         result = bot(
             "run",
