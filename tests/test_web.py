@@ -58,3 +58,13 @@ def test_url_verification_echoes_the_challenge(slackbot: Bot):
     status, _, body = slackbot.post(payloads.url_verification("c-123"))
     assert status == 200
     assert "c-123" in body
+
+
+def test_a_slack_failure_inside_a_listener_is_reported_to_the_user(slackbot: Bot):
+    """views.open refused (e.g. an expired trigger): logged, and the person is told."""
+    slackbot.fake.fail("views.open", error="expired_trigger_id", times=1)
+    status, _, _ = slackbot.command("Checkout is failing")
+    assert status == 200
+    told = slackbot.fake.wait_for(lambda: slackbot.fake.calls_to("chat.postEphemeral"))
+    assert "expired_trigger_id" in told[0]["text"]
+    assert told[0]["user"] == "U0USER0001"
