@@ -20,6 +20,7 @@ from db.models import Status
 
 from .common import (
     deliver_and_report,
+    explain_problems,
     modal_errors,
     read_metadata,
     selected_value,
@@ -65,12 +66,17 @@ def register(app: App, services: Services) -> None:
             return
         ack()
         origin = read_metadata(view).get("origin")
-        result = services.deliverer.drain(incident_id=incident_id)
-        if result.problems:
-            text = "\n".join(f"⚠️ {p.explain()}" for p in result.problems)
-        else:
-            text = f"Declared {ref}; its card is in {blocks.channel(channel)}."
-        tell_user(client, user_id, origin if origin != channel or result.problems else None, text)
+        problems = explain_problems(services.deliverer.drain(incident_id=incident_id).problems)
+        if problems:
+            tell_user(client, user_id, origin, problems)
+        elif origin != channel:
+            # Declared elsewhere (another channel, a shortcut, the Home tab): say where it went.
+            tell_user(
+                client,
+                user_id,
+                origin,
+                f"Declared {ref}; its card is in {blocks.channel(channel)}.",
+            )
 
     @app.view(ids.EDIT_VIEW)
     def edit_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
