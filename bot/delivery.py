@@ -9,12 +9,14 @@ claimed with `FOR UPDATE SKIP LOCKED`, so several workers never send the same ro
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import exists, select
+from slack_sdk.web import SlackResponse
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot import blocks
@@ -164,7 +166,7 @@ class Deliverer:
         incident = session.get(Incident, delivery.incident_id) if delivery.incident_id else None
         delivery.attempts += 1
         try:
-            self._send(session, delivery, incident)
+            note = self._send(session, delivery, incident)
         except SlackApiError as error:
             code = str(error.response.get("error") or f"http_{error.response.status_code}")
             retry_after = (
@@ -176,7 +178,7 @@ class Deliverer:
         except (OSError, TimeoutError) as error:  # connection refused, reset, timed out
             return self._failed(delivery, incident, f"connection: {error}", now, None)
         delivery.delivered_at = now
-        delivery.last_error = None
+        delivery.last_error = note
         return None
 
     def _failed(
@@ -215,7 +217,8 @@ class Deliverer:
         )
         return Problem(incident_ref=ref, channel=channel, error=code, permanent=permanent)
 
-    def _send(self, session: Session, delivery: Delivery, incident: Incident | None) -> None:
+    def _send(self, session: Session, delivery: Delivery, incident: Incident | None) -> str | None:
+        """Do what the row says; returns a note when there was nothing to send."""
         if delivery.action == DeliveryAction.DELETE_CARD:
             try:
                 self.client.chat_delete(
@@ -224,25 +227,44 @@ class Deliverer:
             except SlackApiError as error:
                 if error.response.get("error") != "message_not_found":
                     raise
-            return
+                return "skipped: the card was already gone"
+            return None
         if incident is None:
-            delivery.last_error = "skipped: the incident was deleted"
-            return
+            return "skipped: the incident was deleted"
+        channel = incident.slack_channel_id
         match delivery.action:
             case DeliveryAction.POST_CARD:
-                if incident.card_ts is None:  # a retry after a lost commit must not post twice
-                    self._post_card(incident)
+                if incident.card_ts is not None:
+                    return "skipped: the card was already posted"
+                response = self._in_channel(
+                    channel,
+                    lambda: self.client.chat_postMessage(
+                        channel=channel,
+                        text=blocks.card_text(incident),
+                        blocks=blocks.card(incident),
+                        unfurl_links=False,
+                    ),
+                )
+                # A plain UPDATE, not the ORM's versioned one: a change committed while the card
+                # was being posted must neither fail this write nor be overwritten by it.
+                session.execute(
+                    update(Incident)
+                    .where(Incident.id == incident.id)
+                    .values(card_ts=response["ts"])
+                    .execution_options(synchronize_session=False)
+                )
             case DeliveryAction.UPDATE_CARD:
                 if self._later_card_update_pending(session, delivery):
-                    # It renders the same current state; one chat.update is enough.
-                    delivery.last_error = "skipped: a later card update supersedes it"
-                    return
+                    return "skipped: a later card update supersedes it"
                 self._require_card(incident)
-                self.client.chat_update(
-                    channel=incident.slack_channel_id,
-                    ts=incident.card_ts,
-                    text=blocks.card_text(incident),
-                    blocks=blocks.card(incident),
+                self._in_channel(
+                    channel,
+                    lambda: self.client.chat_update(
+                        channel=channel,
+                        ts=incident.card_ts,
+                        text=blocks.card_text(incident),
+                        blocks=blocks.card(incident),
+                    ),
                 )
             case DeliveryAction.POST_THREAD:
                 self._require_card(incident)
@@ -253,40 +275,38 @@ class Deliverer:
                     .order_by(IncidentEvent.id)
                 ).all()
                 if not events:
-                    delivery.last_error = "skipped: its events are gone"
-                    return
+                    return "skipped: its events are gone"
                 broadcast = incident.severity in (Severity.SEV1, Severity.SEV2) and any(
                     e.kind == EventKind.STATUS_CHANGED for e in events
                 )
-                self.client.chat_postMessage(
-                    channel=incident.slack_channel_id,
-                    thread_ts=incident.card_ts,
-                    text=blocks.thread_text(events),
-                    reply_broadcast=broadcast,
-                    unfurl_links=False,
-                    unfurl_media=False,
+                self._in_channel(
+                    channel,
+                    lambda: self.client.chat_postMessage(
+                        channel=channel,
+                        thread_ts=incident.card_ts,
+                        text=blocks.thread_text(events),
+                        reply_broadcast=broadcast,
+                        unfurl_links=False,
+                        unfurl_media=False,
+                    ),
                 )
+        return None
 
-    def _post_card(self, incident: Incident) -> None:
+    def _in_channel(self, channel: str | None, call: Callable[[], SlackResponse]) -> SlackResponse:
+        """Make `call`; if the bot is not in the channel, join it (public only) and retry once."""
         try:
-            response = self.client.chat_postMessage(
-                channel=incident.slack_channel_id,
-                text=blocks.card_text(incident),
-                blocks=blocks.card(incident),
-                unfurl_links=False,
-            )
+            return call()
         except SlackApiError as error:
             if error.response.get("error") != "not_in_channel":
                 raise
-            # Public channels can be joined without an invitation; private ones need a person.
-            self.client.conversations_join(channel=incident.slack_channel_id)
-            response = self.client.chat_postMessage(
-                channel=incident.slack_channel_id,
-                text=blocks.card_text(incident),
-                blocks=blocks.card(incident),
-                unfurl_links=False,
-            )
-        incident.card_ts = response["ts"]
+            try:
+                self.client.conversations_join(channel=channel)
+            except SlackApiError as join_error:
+                # Private channels can't be joined: a person must invite the bot. Report the
+                # original not_in_channel, which says exactly that.
+                log.info("could not join %s: %s", channel, join_error.response.get("error"))
+                raise error from None
+            return call()
 
     @staticmethod
     def _require_card(incident: Incident) -> None:

@@ -135,11 +135,18 @@ def show(services: Services, client: WebClient, ref: str, user_id: str) -> dict[
     with services.sessions() as session:
         incident = incidents.get_incident(session, ref)
         events = incidents.timeline(session, incident.id, limit=TIMELINE_ENTRIES)
-        failed = session.scalars(
-            select(Delivery.last_error).where(
-                Delivery.incident_id == incident.id, Delivery.failed_at.is_not(None)
+        undelivered = [
+            f"{error or 'unknown error'} ({'gave up' if failed else 'will retry'})"
+            for error, failed in session.execute(
+                select(Delivery.last_error, Delivery.failed_at)
+                .where(
+                    Delivery.incident_id == incident.id,
+                    Delivery.delivered_at.is_(None),
+                    Delivery.last_error.is_not(None),
+                )
+                .order_by(Delivery.id)
             )
-        ).all()
+        ]
         card_link = None
         if incident.card_ts and incident.slack_channel_id:
             try:
@@ -155,6 +162,6 @@ def show(services: Services, client: WebClient, ref: str, user_id: str) -> dict[
             events,
             services.actor(user_id),
             card_link=card_link,
-            undelivered=[e or "unknown error" for e in failed],
+            undelivered=undelivered,
         )
         return {"text": f"{blocks.ref(incident)}: {incident.title}", "blocks": rendered}
