@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-ack
+.PHONY: run test lint format bench bench-ack bench-screenshot
 
 run: $(INSTALLED)
 	$(BIN)/python -m bot run
@@ -25,6 +25,9 @@ bench: $(INSTALLED)
 
 bench-ack: $(INSTALLED)
 	$(BIN)/python -m bench.slack_ack
+
+bench-screenshot: $(INSTALLED)
+	$(BIN)/python -m bench.screenshots
 
 # Reinstalls whenever a requirements file changes.
 $(INSTALLED): requirements.txt requirements-dev.txt

@@ -7,6 +7,7 @@ import logging
 import random
 import signal
 import sys
+from pathlib import Path
 
 from sqlalchemy import Engine, text
 
@@ -17,6 +18,43 @@ from db.session import DatabaseUrlError, make_engine, make_session_factory, reso
 log = logging.getLogger("bot")
 
 SETUP_HINT = 'See "Create the Slack app from manifest.yml" in README.md.'
+
+
+def cmd_export_screenshots(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import undefer
+
+    from bot import incidents, screenshots
+    from db.models import Screenshot
+
+    folder = Path(args.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    sessions = make_session_factory(_database(settings))
+    with sessions() as session:
+        try:
+            incident = incidents.get_incident(session, args.incident)
+        except incidents.IncidentError as error:
+            print(error, file=sys.stderr)
+            return 1
+        ids = [s.id for s in screenshots.list_screenshots(session, incident.id)]
+    written: set[str] = set()
+    for screenshot_id in ids:
+        with sessions() as session:  # one image in memory at a time
+            shot = session.get_one(Screenshot, screenshot_id, options=[undefer(Screenshot.content)])
+            path = folder / _unique_name(shot.id, shot.filename, written)
+            path.write_bytes(shot.content)
+        print(path)
+    print(f"Wrote {len(ids)} screenshot(s) of INC-{incident.id} to {folder}.", file=sys.stderr)
+    return 0
+
+
+def _unique_name(screenshot_id: int, filename: str, taken: set[str]) -> str:
+    # Names come from Slack users: keep only the last path part, and never overwrite a sibling.
+    name = Path(filename.replace("\\", "/")).name.lstrip(".") or f"screenshot-{screenshot_id}"
+    if name in taken:
+        stem, dot, ext = name.rpartition(".")
+        name = f"{stem}-{screenshot_id}.{ext}" if dot else f"{name}-{screenshot_id}"
+    taken.add(name)
+    return name
 
 
 def _database(settings: Settings) -> Engine:
@@ -156,9 +194,15 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--count", type=int, default=200, help="how many (default 200)")
     seed.add_argument("--random-seed", type=int, default=None, help="for repeatable demo data")
     seed.set_defaults(handler=cmd_seed)
-    commands.add_parser("check", help="check settings and the database").set_defaults(
+    commands.add_parser("check", help="check settings, the database and Slack").set_defaults(
         handler=cmd_check
     )
+    export = commands.add_parser(
+        "export-screenshots", help="write an incident's stored screenshots to a folder"
+    )
+    export.add_argument("incident", help="INC-12, #12 or 12")
+    export.add_argument("folder")
+    export.set_defaults(handler=cmd_export_screenshots)
     return parser
 
 

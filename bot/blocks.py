@@ -34,6 +34,7 @@ from slack_sdk.models.blocks.block_elements import (
     ConversationFilter,
     ConversationSelectElement,
     ExternalDataSelectElement,
+    FileInputElement,
     UserSelectElement,
 )
 from slack_sdk.models.views import View
@@ -41,7 +42,7 @@ from slack_sdk.models.views import View
 from bot import incidents
 from bot import slack_ids as ids
 from bot.incidents import SEVERITY_LABELS, Actor, Page
-from db.models import EventKind, Incident, IncidentEvent, Severity, Status
+from db.models import EventKind, Incident, IncidentEvent, Screenshot, Severity, Status
 
 SEVERITY_EMOJI = {
     Severity.SEV1: "🔴",
@@ -149,7 +150,7 @@ def card_text(incident: Incident) -> str:
     )
 
 
-def card(incident: Incident) -> list[Block]:
+def card(incident: Incident, screenshots: Sequence[Screenshot] = ()) -> list[Block]:
     header = f"{SEVERITY_EMOJI[incident.severity]} {ref(incident)}: {incident.title}"
     fields = [
         f"*Status*\n{status_label(incident.status)}",
@@ -185,12 +186,47 @@ def card(incident: Incident) -> list[Block]:
     buttons += [
         ButtonElement(text="Add note", action_id=ids.ADD_NOTE_ACTION, value=value),
         ButtonElement(text="Edit", action_id=ids.EDIT_ACTION, value=value),
+        ButtonElement(text="Attach screenshot", action_id=ids.ATTACH_ACTION, value=value),
     ]
+    if screenshots:
+        buttons.append(
+            ButtonElement(
+                text=f"Screenshots ({len(screenshots)})",
+                action_id=ids.SCREENSHOTS_ACTION,
+                value=value,
+            )
+        )
+        blocks.append(_context(screenshot_summary(screenshots, limit=CARD_SCREENSHOTS)))
     blocks.append(ActionsBlock(block_id="card_actions", elements=buttons))
     blocks.append(
         _context(f"Last change {when(incident.updated_at)} · `/incident show {incident.id}`")
     )
     return blocks
+
+
+CARD_SCREENSHOTS = 5
+
+
+def size(n_bytes: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n_bytes < 1024 or unit == "MB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
+
+
+def screenshot_line(shot: Screenshot) -> str:
+    return (
+        f"🖼️ {escape(truncate(shot.filename, 80))} · {size(shot.size_bytes)} · "
+        f"{shot.width}x{shot.height} · {user(shot.uploaded_by)} · {when(shot.created_at)}"
+    )
+
+
+def screenshot_summary(screenshots: Sequence[Screenshot], *, limit: int) -> str:
+    lines = [screenshot_line(s) for s in screenshots[-limit:]]
+    if len(screenshots) > limit:
+        lines.insert(0, f"{len(screenshots) - limit} earlier screenshots not shown")
+    return truncate("\n".join(lines), 2_900)
 
 
 # --- Thread replies ----------------------------------------------------------------------------
@@ -233,10 +269,31 @@ def _event_line(event: IncidentEvent) -> str:
             return f"📝 {who} added a note{origin}:\n{_quote(event.text or '', 2_800)}"
         case EventKind.NOTE_DELETED:
             line = f"🗑️ {who} deleted a note"
+        case EventKind.SCREENSHOT_ADDED:
+            line = _attachment_line(who, event.details)
+        case EventKind.SCREENSHOT_DELETED:
+            name = escape(truncate(str(event.details.get("name", "")), 80))
+            line = f"🗑️ {who} deleted the screenshot {name}"
         case _:
             line = f"{who} {event.kind.value.replace('_', ' ')}"
     if event.text:
         line += f"\n{_quote(event.text, 2_800)}"
+    return line
+
+
+def _attachment_line(who: str, details: dict[str, Any]) -> str:
+    stored, duplicates = details.get("stored", []), details.get("duplicates", [])
+    refused = details.get("refused", [])
+    source = details.get("source_url")
+    origin = f" from <{source}|a message>" if source and _safe_url(source) else ""
+    count = f"{len(stored)} screenshot{'s' if len(stored) != 1 else ''}"
+    line = f"📎 {who} attached {count}{origin}"
+    if duplicates:
+        names = ", ".join(escape(truncate(n, 60)) for n in duplicates[:10])
+        line += f"\nAlready there: {names}"
+    for item in refused[:10]:
+        name = escape(truncate(str(item.get("name", "")), 60))
+        line += f"\nNot kept: {name} ({escape(truncate(str(item.get('reason', '')), 200))})"
     return line
 
 
@@ -468,6 +525,48 @@ def resolve_modal(incident: Incident, target: Status) -> View:
     )
 
 
+IMAGE_FILETYPES = ["png", "jpg", "jpeg", "gif", "webp"]
+
+
+def attach_modal(incident: Incident) -> View:
+    blocks: list[Block] = [
+        _context(f"*{ref(incident)}* {escape(truncate(incident.title, 200))}"),
+        InputBlock(
+            block_id=ids.FILES_BLOCK,
+            label="Screenshots",
+            element=FileInputElement(
+                action_id=ids.FILES_BLOCK, filetypes=IMAGE_FILETYPES, max_files=10
+            ),
+            hint="PNG, JPEG, GIF or WebP. A copy is kept with the incident.",
+        ),
+        _text_input(ids.CAPTION_BLOCK, "Caption", max_length=1_000, optional=True),
+    ]
+    return _modal(ids.ATTACH_VIEW, "Attach screenshots", "Attach", blocks, metadata(id=incident.id))
+
+
+def attach_from_message_modal(file_count: int, private_metadata: str) -> View:
+    blocks: list[Block] = [
+        _context(f"{file_count} file{'s' if file_count != 1 else ''} in this message."),
+        _incident_picker(),
+        _text_input(ids.CAPTION_BLOCK, "Caption", max_length=1_000, optional=True),
+    ]
+    return _modal(
+        ids.ATTACH_FROM_MESSAGE_VIEW, "Attach to incident", "Attach", blocks, private_metadata
+    )
+
+
+def _incident_picker() -> InputBlock:
+    return InputBlock(
+        block_id=ids.INCIDENT_BLOCK,
+        label="Incident",
+        element=ExternalDataSelectElement(
+            action_id=ids.INCIDENT_PICKER,
+            placeholder="Type to search active incidents",
+            min_query_length=0,
+        ),
+    )
+
+
 def incident_option(incident: Incident) -> Option:
     label = f"{ref(incident)} {incident.severity.value} {incident.title}"
     return Option(value=str(incident.id), text=truncate(label, 70))
@@ -475,15 +574,7 @@ def incident_option(incident: Incident) -> Option:
 
 def timeline_note_modal(message_text: str, private_metadata: str) -> View:
     blocks: list[Block] = [
-        InputBlock(
-            block_id=ids.INCIDENT_BLOCK,
-            label="Incident",
-            element=ExternalDataSelectElement(
-                action_id=ids.INCIDENT_PICKER,
-                placeholder="Type to search active incidents",
-                min_query_length=0,
-            ),
-        ),
+        _incident_picker(),
         _text_input(
             ids.NOTE_BLOCK,
             "Note",
@@ -547,6 +638,9 @@ def incident_list(page: Page, filters: str) -> list[Block]:
     return blocks
 
 
+DETAIL_SCREENSHOTS = 10
+
+
 def incident_detail(
     incident: Incident,
     events: Sequence[IncidentEvent],
@@ -554,6 +648,7 @@ def incident_detail(
     *,
     card_link: str | None,
     undelivered: Sequence[str] = (),
+    screenshots: Sequence[Screenshot] = (),
 ) -> list[Block]:
     title = (
         f"{SEVERITY_EMOJI[incident.severity]} *{ref(incident)}* "
@@ -580,6 +675,30 @@ def incident_detail(
         blocks.append(
             _context("⚠️ Not delivered to Slack: " + escape(truncate("; ".join(undelivered), 500)))
         )
+    if screenshots:
+        shown = screenshots[-DETAIL_SCREENSHOTS:]
+        more = len(screenshots) - len(shown)
+        heading = (
+            f"*Screenshots* ({len(screenshots)}{f', {more} earlier not shown' if more else ''})"
+        )
+        blocks.append(_context(heading))
+        for shot in shown:
+            accessory = None
+            if shot.uploaded_by == viewer.user_id or viewer.is_admin:
+                accessory = ButtonElement(
+                    text="Delete",
+                    action_id=ids.DELETE_SCREENSHOT_ACTION,
+                    value=metadata(screenshot=shot.id, id=incident.id),
+                    style="danger",
+                    confirm=ConfirmObject(
+                        title="Delete this screenshot?",
+                        text="The stored copy is removed; the timeline keeps that it was.",
+                        confirm="Delete",
+                        deny="Keep",
+                        style="danger",
+                    ),
+                )
+            blocks.append(SectionBlock(text=_mrkdwn(screenshot_line(shot)), accessory=accessory))
     blocks.append(_context(f"*Timeline* (last {len(events)})"))
     for event in events:
         if event.kind == EventKind.NOTE and event.deleted_at is not None:
@@ -602,7 +721,8 @@ def incident_detail(
                     style="danger",
                 ),
             )
-        blocks.append(SectionBlock(text=_mrkdwn(truncate(text, 2_900)), accessory=accessory))
+        # Short entries: ten full-length notes would pass Slack's cumulative text limit.
+        blocks.append(SectionBlock(text=_mrkdwn(truncate(text, 800)), accessory=accessory))
     return blocks
 
 
@@ -645,6 +765,7 @@ HELP = """*`/incident`*: run incidents from Slack
 • `/incident note <id> <text>`
 • `/incident assign <id> [owner|assignee] @someone|me|nobody`
 • `/incident edit <id>`: edit title, service, description, cause, resolution
+• `/incident screenshots <id>`: post the stored screenshots into the incident's thread
 • `/incident delete <id>`: admins only
 Ids can be written `INC-12`, `#12` or `12`."""
 

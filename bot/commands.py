@@ -103,13 +103,23 @@ def parse(text: str, viewer: str) -> Command:
         return Command("declare", text=rest)
     if name in {"list", "ls"}:
         return Command("list", text=rest, query=parse_list_filters(rest, viewer))
-    if name in {"show", "status", "sev", "severity", "note", "assign", "edit", "delete"}:
+    if name in {
+        "show",
+        "status",
+        "sev",
+        "severity",
+        "note",
+        "assign",
+        "edit",
+        "delete",
+        "screenshots",
+    }:
         incident, rest = _need_id(name, rest)
     else:
         # Anything else is the title of a new incident.
         return Command("declare", text=text.strip())
     match name:
-        case "show" | "edit" | "delete":
+        case "show" | "edit" | "delete" | "screenshots":
             return Command(name, incident=incident)
         case "status":
             status, note = _status_and_note(rest)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot import blocks
 from bot.incidents import format_incident_id
+from bot.screenshots import list_screenshots
 from db.models import (
     Delivery,
     DeliveryAction,
@@ -241,7 +242,7 @@ class Deliverer:
                     lambda: self.client.chat_postMessage(
                         channel=channel,
                         text=blocks.card_text(incident),
-                        blocks=blocks.card(incident),
+                        blocks=blocks.card(incident, list_screenshots(session, incident.id)),
                         unfurl_links=False,
                     ),
                 )
@@ -263,7 +264,7 @@ class Deliverer:
                         channel=channel,
                         ts=incident.card_ts,
                         text=blocks.card_text(incident),
-                        blocks=blocks.card(incident),
+                        blocks=blocks.card(incident, list_screenshots(session, incident.id)),
                     ),
                 )
             case DeliveryAction.POST_THREAD:

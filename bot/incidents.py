@@ -306,7 +306,7 @@ def _now(now: datetime | None) -> datetime:
 # --- Recording changes: timeline event + outbox, in the caller's transaction -------------------
 
 
-def _event(
+def record_event(
     session: Session,
     incident: Incident,
     kind: EventKind,
@@ -326,7 +326,7 @@ def _event(
     return event
 
 
-def _notify(session: Session, incident: Incident, events: Sequence[IncidentEvent]) -> None:
+def notify(session: Session, incident: Incident, events: Sequence[IncidentEvent]) -> None:
     """Queue the card edit and one threaded reply for `events`; nothing when there is no card."""
     session.flush()  # event ids, for the outbox and for callers that show them
     if not events or incident.slack_channel_id is None:
@@ -342,7 +342,7 @@ def _notify(session: Session, incident: Incident, events: Sequence[IncidentEvent
     )
 
 
-def _lock(session: Session, incident_id: int | str) -> Incident:
+def lock_incident(session: Session, incident_id: int | str) -> Incident:
     number = parse_incident_id(incident_id)
     incident = session.execute(
         select(Incident)
@@ -404,7 +404,7 @@ def declare(
         slack_channel_id=draft.slack_channel_id,
     )
     session.add(incident)
-    _event(session, incident, EventKind.CREATED, actor, now, to_value=incident.severity.value)
+    record_event(session, incident, EventKind.CREATED, actor, now, to_value=incident.severity.value)
     session.flush()
     if incident.slack_channel_id is not None:
         session.add(Delivery(incident_id=incident.id, action=DeliveryAction.POST_CARD))
@@ -440,7 +440,7 @@ def change_status(
     note = _clean(note, "note", NOTE_MAX, label="Note")
     cause = _clean(cause, "cause", CAUSE_MAX, label="Cause")
     resolution = _clean(resolution, "resolution", RESOLUTION_MAX, label="Resolution")
-    incident = _lock(session, incident_id)
+    incident = lock_incident(session, incident_id)
     if expected_status is not None and incident.status != expected_status:
         raise Conflict(
             f"{format_incident_id(incident.id)} changed while you were looking: it is now "
@@ -456,7 +456,7 @@ def change_status(
     if resolution is not None:
         incident.resolution = details["resolution"] = resolution
     incident.updated_at = now
-    event = _event(
+    event = record_event(
         session,
         incident,
         EventKind.STATUS_CHANGED,
@@ -468,7 +468,7 @@ def change_status(
         text=note,
         details=details,
     )
-    _notify(session, incident, [event])
+    notify(session, incident, [event])
     log.info(
         "%s status %s -> %s by %s",
         format_incident_id(incident.id),
@@ -491,14 +491,14 @@ def change_severity(
     now = _now(now)
     new = parse_severity(severity)
     note = _clean(note, "note", NOTE_MAX, label="Note")
-    incident = _lock(session, incident_id)
+    incident = lock_incident(session, incident_id)
     _require_editable(incident, actor)
     old = incident.severity
     if new == old:
         raise InvalidInput(f"{format_incident_id(incident.id)} is already {old.value}.", "severity")
     incident.severity = new
     incident.updated_at = now
-    event = _event(
+    event = record_event(
         session,
         incident,
         EventKind.SEVERITY_CHANGED,
@@ -509,7 +509,7 @@ def change_severity(
         to_value=new.value,
         text=note,
     )
-    _notify(session, incident, [event])
+    notify(session, incident, [event])
     log.info("%s severity %s -> %s by %s", format_incident_id(incident.id), old, new, actor.user_id)
     return incident
 
@@ -540,7 +540,7 @@ def edit(
     }
     cleaned = {name: cleaners[name](value) for name, value in changes.items()}
     now = _now(now)
-    incident = _lock(session, incident_id)
+    incident = lock_incident(session, incident_id)
     _require_editable(incident, actor)
     events = []
     for name, value in cleaned.items():
@@ -549,7 +549,7 @@ def edit(
             continue
         setattr(incident, name, value)
         events.append(
-            _event(
+            record_event(
                 session,
                 incident,
                 EventKind.FIELD_CHANGED,
@@ -562,7 +562,7 @@ def edit(
         )
     if events:
         incident.updated_at = now
-        _notify(session, incident, events)
+        notify(session, incident, events)
         log.info(
             "%s edited (%s) by %s",
             format_incident_id(incident.id),
@@ -593,7 +593,7 @@ def assign(
     if not wanted:
         raise InvalidInput("Say who should be the owner or the assignee.")
     now = _now(now)
-    incident = _lock(session, incident_id)
+    incident = lock_incident(session, incident_id)
     _require_editable(incident, actor)
     events = []
     for name, value in wanted.items():
@@ -602,7 +602,7 @@ def assign(
             continue
         setattr(incident, name, value)
         events.append(
-            _event(
+            record_event(
                 session,
                 incident,
                 EventKind.ASSIGNED,
@@ -619,7 +619,7 @@ def assign(
         )
         raise InvalidInput(f"Nothing changed: the {who}.")
     incident.updated_at = now
-    _notify(session, incident, events)
+    notify(session, incident, events)
     log.info(
         "%s assigned (%s) by %s",
         format_incident_id(incident.id),
@@ -644,9 +644,9 @@ def add_note(
     if body is None:
         raise InvalidInput("A note needs some text.", "note")
     now = _now(now)
-    incident = _lock(session, incident_id)
+    incident = lock_incident(session, incident_id)
     details = {"source_url": source_url} if source_url else {}
-    event = _event(
+    event = record_event(
         session,
         incident,
         EventKind.NOTE,
@@ -657,7 +657,7 @@ def add_note(
         details=details,
     )
     incident.updated_at = now
-    _notify(session, incident, [event])
+    notify(session, incident, [event])
     log.info("%s note added by %s", format_incident_id(incident.id), actor.user_id)
     return event
 
@@ -686,15 +686,15 @@ def delete_note(
         raise NotFound(f"Note {note_id} was already deleted.")
     if note.actor != actor.user_id and not actor.is_admin:
         raise PermissionDenied("Only the note's author or an incident admin can delete it.")
-    incident = _lock(session, note.incident_id)
+    incident = lock_incident(session, note.incident_id)
     note.deleted_at = now
     note.deleted_by = actor.user_id
     note.text = None
-    event = _event(
+    event = record_event(
         session, incident, EventKind.NOTE_DELETED, actor, now, details={"note_id": note.id}
     )
     incident.updated_at = now
-    _notify(session, incident, [event])
+    notify(session, incident, [event])
     log.info("%s note %d deleted by %s", format_incident_id(incident.id), note_id, actor.user_id)
     return event
 
@@ -711,7 +711,7 @@ def check_can_delete(session: Session, incident_id: int | str, actor: Actor) -> 
 
 def delete_incident(session: Session, incident_id: int | str, actor: Actor) -> str:
     """Delete an incident with its timeline (admins only). Returns its title for the reply."""
-    incident = _lock(session, incident_id)
+    incident = lock_incident(session, incident_id)
     ref = format_incident_id(incident.id)
     if not actor.is_admin:
         raise PermissionDenied(f"Only an incident admin can delete {ref}.")
@@ -738,6 +738,13 @@ def get_incident(session: Session, incident_id: int | str) -> Incident:
     if incident is None:
         raise NotFound(f"There is no incident {format_incident_id(number)}.")
     return incident
+
+
+def find_by_card(session: Session, channel_id: str, card_ts: str) -> Incident | None:
+    """The incident whose card is the message `card_ts` in `channel_id`."""
+    return session.scalar(
+        select(Incident).where(Incident.slack_channel_id == channel_id, Incident.card_ts == card_ts)
+    )
 
 
 def timeline(

@@ -40,6 +40,9 @@ class Settings:
     # Where cards go; unset means the channel the incident was declared in.
     incident_channel: str | None = None
     port: int = 3000
+    max_screenshot_bytes: int = 16 * 1024 * 1024
+    # Files posted as replies under a card are attached; needs channels:history (see README).
+    attach_thread_files: bool = False
 
     @property
     def socket_mode(self) -> bool:
@@ -86,6 +89,14 @@ class Settings:
         port = environ.get("PORT") or "3000"
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise SettingsError(f"PORT must be a TCP port number, not {port!r}")
+        max_bytes = environ.get("MAX_SCREENSHOT_BYTES") or str(16 * 1024 * 1024)
+        if not max_bytes.isdigit() or int(max_bytes) < 1024:
+            raise SettingsError(
+                f"MAX_SCREENSHOT_BYTES must be a number of bytes, at least 1024, not {max_bytes!r}"
+            )
+        thread_files = (environ.get("ATTACH_THREAD_FILES") or "false").strip().lower()
+        if thread_files not in {"true", "false", "1", "0", "yes", "no"}:
+            raise SettingsError(f"ATTACH_THREAD_FILES must be true or false, not {thread_files!r}")
         return cls(
             database_url=environ.get("DATABASE_URL") or None,
             data_dir=Path(environ.get("BOT_DATA_DIR") or ".data"),
@@ -98,4 +109,6 @@ class Settings:
             slack_api_url=api_url if api_url.endswith("/") else api_url + "/",
             incident_channel=channel,
             port=int(port),
+            max_screenshot_bytes=int(max_bytes),
+            attach_thread_files=thread_files in {"true", "1", "yes"},
         )

@@ -7,6 +7,7 @@ COMMAND = "/incident"
 # Shortcuts (manifest.yml: features.shortcuts[].callback_id)
 DECLARE_SHORTCUT = "report_incident"
 TIMELINE_SHORTCUT = "add_to_incident_timeline"
+ATTACH_SHORTCUT = "attach_screenshots"
 
 # Modals (view callback_ids)
 DECLARE_VIEW = "incident_declare"
@@ -15,6 +16,7 @@ NOTE_VIEW = "incident_note"
 RESOLVE_VIEW = "incident_resolve"
 TIMELINE_NOTE_VIEW = "incident_timeline_note"
 ATTACH_VIEW = "incident_attach_screenshot"
+ATTACH_FROM_MESSAGE_VIEW = "incident_attach_from_message"
 
 # Buttons and menus (action_ids). Status buttons are STATUS_ACTION + ":" + status, because
 # action_ids must be unique within a block.
@@ -23,6 +25,8 @@ STATUS_ACTION_PATTERN = re.compile(rf"^{STATUS_ACTION}:[a-z]+$")
 ADD_NOTE_ACTION = "incident_add_note"
 EDIT_ACTION = "incident_edit"
 ATTACH_ACTION = "incident_attach_screenshot"
+SCREENSHOTS_ACTION = "incident_screenshots"
+DELETE_SCREENSHOT_ACTION = "incident_delete_screenshot"
 LIST_PAGE_ACTION = "incident_list_page"
 LIST_PAGE_ACTION_PATTERN = re.compile(rf"^{LIST_PAGE_ACTION}:(prev|next)$")
 DELETE_NOTE_ACTION = "incident_delete_note"

@@ -592,8 +592,8 @@ def test_a_change_committed_while_the_card_is_being_posted_keeps_the_card(
 
     worker = threading.Thread(target=deliver)
     worker.start()
-    # The worker has read the incident and is waiting for chat.postMessage.
-    wait_for_idle_transaction_after(engine, "SELECT incidents.")
+    # The worker has read the incident (and what its card shows) and waits for chat.postMessage.
+    wait_for_idle_transaction_after(engine, "SELECT ")
     set_status(sessions, incident_id, "investigating")  # someone acts meanwhile
     worker.join(timeout=5)
 

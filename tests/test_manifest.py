@@ -32,7 +32,11 @@ def test_manifest_declares_what_the_listeners_handle(manifest: dict):
     assert [c["command"] for c in features["slash_commands"]] == [ids.COMMAND]
     assert features["slash_commands"][0]["should_escape"] is True, "mentions arrive as <@U…>"
     shortcuts = {(s["type"], s["callback_id"]) for s in features["shortcuts"]}
-    assert shortcuts == {("global", ids.DECLARE_SHORTCUT), ("message", ids.TIMELINE_SHORTCUT)}
+    assert shortcuts == {
+        ("global", ids.DECLARE_SHORTCUT),
+        ("message", ids.TIMELINE_SHORTCUT),
+        ("message", ids.ATTACH_SHORTCUT),
+    }
     assert all(len(s["name"]) <= 24 for s in features["shortcuts"])
     assert features["app_home"]["home_tab_enabled"] is True
     settings = manifest["settings"]
@@ -40,4 +44,4 @@ def test_manifest_declares_what_the_listeners_handle(manifest: dict):
     assert settings["interactivity"]["is_enabled"] is True
     assert "app_home_opened" in settings["event_subscriptions"]["bot_events"]
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
-    assert {"commands", "chat:write", "channels:join"} <= scopes
+    assert {"commands", "chat:write", "channels:join", "files:read", "files:write"} <= scopes

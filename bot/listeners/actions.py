@@ -8,12 +8,13 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import blocks, commands, incidents
+from bot import blocks, commands, incidents, screenshots
 from bot import slack_ids as ids
 from bot.app import Services
 from bot.incidents import IncidentError
 from db.models import Status
 
+from .attach import repost_screenshots
 from .common import deliver_and_report, read_metadata, read_value, tell_user
 from .events import publish_home
 
@@ -85,6 +86,41 @@ def register(app: App, services: Services) -> None:
             client,
             lambda incident: blocks.edit_modal(incident, services.settings.categories),
         )
+
+    @app.action(ids.ATTACH_ACTION)
+    def attach_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient):
+        ack()
+        open_modal_for(body, action, client, blocks.attach_modal)
+
+    @app.action(ids.SCREENSHOTS_ACTION)
+    def screenshots_clicked(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+    ):
+        ack()
+        repost_screenshots(
+            services, client, read_value(action).get("id", 0), body["user"]["id"], _where(body)
+        )
+
+    @app.action(ids.DELETE_SCREENSHOT_ACTION)
+    def delete_screenshot_clicked(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
+    ):
+        ack()
+        user_id = body["user"]["id"]
+        value = read_value(action)
+        try:
+            with services.sessions.begin() as session:
+                name = screenshots.delete_screenshot(
+                    session, int(value.get("screenshot", 0)), services.actor(user_id)
+                )
+        except IncidentError as error:
+            respond(text=str(error), replace_original=False)
+            return
+        incident_id = int(value.get("id", 0))
+        respond(
+            text=f"Deleted {blocks.escape(name)} from INC-{incident_id}.", replace_original=False
+        )
+        deliver_and_report(services, client, incident_id, user_id, _where(body))
 
     @app.action(ids.LIST_PAGE_ACTION_PATTERN)
     def list_page_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond):

@@ -7,17 +7,17 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
-from bot import blocks, commands, incidents
+from bot import blocks, commands, incidents, screenshots
 from bot import slack_ids as ids
 from bot.app import Services
 from bot.commands import Command
 from bot.incidents import IncidentError
 from db.models import Delivery
 
-from .common import deliver_and_report, unescaped
+from .attach import repost_screenshots
+from .common import deliver_and_report, permalink_of, unescaped
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,10 @@ def handle(
         case "show":
             respond(**show(services, client, command.incident or "", user_id))
             return
+        case "screenshots":
+            respond(text="Posting the stored screenshots into the incident's thread…")
+            repost_screenshots(services, client, command.incident or "", user_id, channel_id)
+            return
         case "delete":
             with services.sessions() as session:
                 incident = incidents.check_can_delete(session, command.incident or "", actor)
@@ -147,21 +151,13 @@ def show(services: Services, client: WebClient, ref: str, user_id: str) -> dict[
                 .order_by(Delivery.id)
             )
         ]
-        card_link = None
-        if incident.card_ts and incident.slack_channel_id:
-            try:
-                card_link = client.chat_getPermalink(
-                    channel=incident.slack_channel_id, message_ts=incident.card_ts
-                )["permalink"]
-            except SlackApiError as error:
-                log.info(
-                    "no permalink for %s: %s", blocks.ref(incident), error.response.get("error")
-                )
+        card_link = permalink_of(client, incident.slack_channel_id, incident.card_ts)
         rendered = blocks.incident_detail(
             incident,
             events,
             services.actor(user_id),
             card_link=card_link,
             undelivered=undelivered,
+            screenshots=screenshots.list_screenshots(session, incident.id),
         )
         return {"text": f"{blocks.ref(incident)}: {incident.title}", "blocks": rendered}

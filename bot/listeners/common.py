@@ -89,3 +89,14 @@ def deliver_and_report(
 
 def unescaped(text: str | None) -> str:
     return blocks.unescape(text or "")
+
+
+def permalink_of(client: WebClient, channel: str | None, ts: str | None) -> str | None:
+    """A message's permalink from Slack (never built by hand: hosts differ on Grid, GovSlack)."""
+    if not channel or not ts:
+        return None
+    try:
+        return client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"]
+    except SlackApiError as error:
+        log.info("no permalink for %s/%s: %s", channel, ts, error.response.get("error"))
+        return None

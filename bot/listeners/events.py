@@ -8,10 +8,13 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot import blocks, incidents
+from bot import blocks, incidents, screenshots
 from bot.app import Services
 from bot.incidents import IncidentQuery
 from db.models import Severity, Status
+
+from .attach import attach_files
+from .common import permalink_of
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,36 @@ def register(app: App, services: Services) -> None:
         if event.get("tab", "home") != "home":
             return
         publish_home(services, client, event["user"])
+
+    @app.event({"type": "message", "subtype": "file_share"})
+    def file_posted(event: dict[str, Any], client: WebClient):
+        """Files posted as a reply under an incident's card are attached (ATTACH_THREAD_FILES)."""
+        thread_ts, channel = event.get("thread_ts"), event.get("channel")
+        if not services.settings.attach_thread_files or not thread_ts or not channel:
+            return
+        with services.sessions() as session:
+            incident = incidents.find_by_card(session, channel, thread_ts)
+            if incident is None:
+                return
+            # Slack redelivers events; a file already stored from this message is not news.
+            files = [
+                f
+                for f in event.get("files") or []
+                if f.get("id") and not screenshots.has_slack_file(session, incident.id, f["id"])
+            ]
+            incident_id = incident.id
+        if not files:
+            return
+        attach_files(
+            services,
+            client,
+            incident_id,
+            event["user"],
+            files,
+            caption=blocks.unescape(event.get("text") or "") or None,
+            source_permalink=permalink_of(client, channel, event.get("ts")),
+            feedback_channel=channel,
+        )
 
     @app.event("app_uninstalled")
     @app.event("tokens_revoked")

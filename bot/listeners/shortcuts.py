@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot import blocks
@@ -31,6 +31,26 @@ def register(app: App, services: Services) -> None:
                 unescaped(message.get("text")),
                 blocks.metadata(
                     channel=(body.get("channel") or {}).get("id"), ts=message.get("ts")
+                ),
+            ),
+        )
+
+    @app.message_shortcut(ids.ATTACH_SHORTCUT)
+    def attach_screenshots(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond):
+        ack()
+        message = body.get("message") or {}
+        file_ids = [f["id"] for f in message.get("files") or [] if f.get("id")]
+        if not file_ids:
+            respond(text="That message has no files to attach.", response_type="ephemeral")
+            return
+        client.views_open(
+            trigger_id=body["trigger_id"],
+            view=blocks.attach_from_message_modal(
+                len(file_ids),
+                blocks.metadata(
+                    channel=(body.get("channel") or {}).get("id"),
+                    ts=message.get("ts"),
+                    files=file_ids,
                 ),
             ),
         )

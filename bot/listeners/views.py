@@ -9,19 +9,20 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session
 
-from bot import blocks, incidents
+from bot import blocks, incidents, screenshots
 from bot import slack_ids as ids
 from bot.app import Services
 from bot.incidents import IncidentDraft, IncidentError, InvalidInput
 from db.models import Status
 
+from .attach import attach_files
 from .common import (
     deliver_and_report,
     explain_problems,
     modal_errors,
+    permalink_of,
     read_metadata,
     selected_value,
     tell_user,
@@ -187,11 +188,86 @@ def register(app: App, services: Services) -> None:
             return
         # Fetched after the ack (it is a Slack call); the reply is rendered from the database
         # when it is sent, so the link still makes it into the thread.
-        permalink = _permalink(client, meta.get("channel"), meta.get("ts"))
+        permalink = permalink_of(client, meta.get("channel"), meta.get("ts"))
         if permalink:
             with services.sessions.begin() as session:
                 incidents.link_note_source(session, note_ids[0], permalink)
         deliver_and_report(services, client, incident_id, user_id, None)
+
+    def check_attach(
+        ack: Ack, view: dict[str, Any], incident_ref: Any, caption: str | None
+    ) -> int | None:
+        """Validate what can be checked before downloading; errors go back inline."""
+        try:
+            if caption and len(caption.strip()) > screenshots.CAPTION_MAX:
+                raise InvalidInput(
+                    f"Caption is too long: {len(caption.strip()):,} characters, the limit is "
+                    f"{screenshots.CAPTION_MAX:,}.",
+                    ids.CAPTION_BLOCK,
+                )
+            with services.sessions() as session:
+                incident_id = incidents.get_incident(session, incident_ref).id
+        except IncidentError as error:
+            ack(
+                response_action="errors",
+                errors=modal_errors(view, getattr(error, "field", None), str(error)),
+            )
+            return None
+        return incident_id
+
+    @app.view(ids.ATTACH_VIEW)
+    def attach_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
+        values = view["state"]["values"]
+        files = _files_of(values)
+        if not files:
+            ack(response_action="errors", errors={ids.FILES_BLOCK: "Add at least one image."})
+            return
+        caption = text_value(values, ids.CAPTION_BLOCK)
+        incident_id = check_attach(ack, view, read_metadata(view).get("id", 0), caption)
+        if incident_id is None:
+            return
+        ack()
+        attach_files(
+            services,
+            client,
+            incident_id,
+            body["user"]["id"],
+            files,
+            caption=caption,
+            source_permalink=None,
+            feedback_channel=None,
+        )
+
+    @app.view(ids.ATTACH_FROM_MESSAGE_VIEW)
+    def attach_from_message_submitted(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+    ):
+        values = view["state"]["values"]
+        meta = read_metadata(view)
+        picked = selected_value(values, ids.INCIDENT_BLOCK, ids.INCIDENT_PICKER)
+        if not picked:
+            ack(response_action="errors", errors={ids.INCIDENT_BLOCK: "Pick an incident."})
+            return
+        caption = text_value(values, ids.CAPTION_BLOCK)
+        incident_id = check_attach(ack, view, picked, caption)
+        if incident_id is None:
+            return
+        ack()
+        attach_files(
+            services,
+            client,
+            incident_id,
+            body["user"]["id"],
+            [{"id": file_id} for file_id in meta.get("files", [])],
+            caption=caption,
+            source_permalink=permalink_of(client, meta.get("channel"), meta.get("ts")),
+            feedback_channel=None,
+        )
+
+
+def _files_of(values: dict[str, Any]) -> list[dict[str, Any]]:
+    # Read as plain dicts: slack_sdk's ViewState cannot parse a file_input value.
+    return list((values.get(ids.FILES_BLOCK, {}).get(ids.FILES_BLOCK) or {}).get("files") or [])
 
 
 def _run_or_errors(
@@ -215,14 +291,4 @@ def _message_time(ts: str | None) -> datetime | None:
     try:
         return datetime.fromtimestamp(float(ts), UTC) if ts else None
     except ValueError:
-        return None
-
-
-def _permalink(client: WebClient, channel: str | None, ts: str | None) -> str | None:
-    if not channel or not ts:
-        return None
-    try:
-        return client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"]
-    except SlackApiError as error:
-        log.info("no permalink for %s/%s: %s", channel, ts, error.response.get("error"))
         return None

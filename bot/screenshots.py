@@ -1,0 +1,275 @@
+"""Screenshots: validate image bytes and keep them with the incident. Knows nothing of Slack.
+
+An image is judged by its bytes, never by its name or a declared type: PNG, JPEG, GIF or WebP,
+decoded in full by Pillow under a pixel limit, so truncated files and decompression bombs are
+refused before anything is stored. Each image is stored once per incident (by sha256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from PIL import Image, ImageSequence, UnidentifiedImageError
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from bot.incidents import (
+    Actor,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    format_incident_id,
+    lock_incident,
+    notify,
+    record_event,
+)
+from db.models import EventKind, Screenshot
+
+log = logging.getLogger(__name__)
+
+# A 16 MiB PNG of an 8K screen is ~33 Mpx; 50 Mpx leaves room, and bounds decoding memory
+# (~4 bytes a pixel) at about 200 MB however small the file claiming those pixels is.
+MAX_PIXELS = 50_000_000
+MAX_FRAMES = 500
+CAPTION_MAX = 1_000
+FILENAME_MAX = 255
+
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+_PIL_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP"}
+
+
+class NotAnImage(InvalidInput):
+    """The bytes are not an image we keep; the message says why, for the person who sent it."""
+
+
+def sniff(data: bytes) -> str | None:
+    """The image type the bytes announce, or None."""
+    for signature, mime in _SIGNATURES:
+        if data.startswith(signature):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _looks_like_html(data: bytes) -> bool:
+    head = data[:512].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<!--"))
+
+
+@dataclass(frozen=True)
+class ValidImage:
+    """A validated image, ready to store."""
+
+    filename: str
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+    sha256: str
+
+
+def validate_image(filename: str, data: bytes, *, max_pixels: int = MAX_PIXELS) -> ValidImage:
+    """Accept PNG, JPEG, GIF or WebP bytes that decode completely within the pixel limit."""
+    if not data:
+        raise NotAnImage("the file is empty")
+    mime = sniff(data)
+    if mime is None:
+        if _looks_like_html(data):
+            raise NotAnImage("Slack sent a web page instead of the file (is files:read granted?)")
+        raise NotAnImage("not a PNG, JPEG, GIF or WebP image")
+    with warnings.catch_warnings():
+        # Pillow only warns between its limit and twice it; every bomb must be an error.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[mime]]) as image:
+                width, height = image.size
+                frames = getattr(image, "n_frames", 1)
+                if width * height > max_pixels or width * height * frames > max_pixels * 4:
+                    raise NotAnImage(
+                        f"{width}x{height} pixels is more than the {max_pixels:,}-pixel limit"
+                    )
+                if frames > MAX_FRAMES:
+                    raise NotAnImage(f"{frames} frames is more than the {MAX_FRAMES} allowed")
+                for frame in ImageSequence.Iterator(image):
+                    frame.load()  # decode everything: truncation shows only here
+        except NotAnImage:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise NotAnImage(f"refused as a decompression bomb ({error})") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            raise NotAnImage(f"the image is damaged or truncated ({error})") from None
+    name = (filename or "screenshot").strip()[:FILENAME_MAX] or "screenshot"
+    return ValidImage(
+        filename=name,
+        data=data,
+        mime_type=mime,
+        width=width,
+        height=height,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _clean_caption(caption: str | None) -> str | None:
+    caption = (caption or "").strip() or None
+    if caption and len(caption) > CAPTION_MAX:
+        raise InvalidInput(
+            f"Caption is too long: {len(caption):,} characters, the limit is {CAPTION_MAX:,}.",
+            "caption",
+        )
+    return caption
+
+
+def store_image(
+    session: Session,
+    incident_id: int,
+    actor: Actor,
+    image: ValidImage,
+    *,
+    caption: str | None = None,
+    source_permalink: str | None = None,
+    slack_file_id: str | None = None,
+    now: datetime | None = None,
+) -> int | None:
+    """Store one image; its id, or None when the incident already has these bytes.
+
+    Images are stored one at a time, each in the caller's short transaction, so a batch of large
+    files never sits in memory together and the incident is not locked while files download.
+    ON CONFLICT: two people attaching the same image at once store it once.
+    """
+    return session.execute(
+        insert(Screenshot)
+        .values(
+            incident_id=incident_id,
+            filename=image.filename,
+            mime_type=image.mime_type,
+            size_bytes=len(image.data),
+            width=image.width,
+            height=image.height,
+            sha256=image.sha256,
+            content=image.data,
+            slack_file_id=slack_file_id,
+            uploaded_by=actor.user_id,
+            source_permalink=source_permalink,
+            caption=_clean_caption(caption),
+            created_at=now or datetime.now(UTC),
+        )
+        .on_conflict_do_nothing(constraint="uq_screenshots_incident_sha256")
+        .returning(Screenshot.id)
+    ).scalar()
+
+
+@dataclass
+class Attachment:
+    """What one attach did, file by file; recorded as one timeline event and one reply."""
+
+    stored: list[int] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+
+def record_attachment(
+    session: Session,
+    incident_id: int | str,
+    actor: Actor,
+    attachment: Attachment,
+    *,
+    caption: str | None = None,
+    source_permalink: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """The timeline event (and its thread reply) for an attach: kept, already there, refused."""
+    now = now or datetime.now(UTC)
+    incident = lock_incident(session, incident_id)
+    event = record_event(
+        session,
+        incident,
+        EventKind.SCREENSHOT_ADDED,
+        actor,
+        now,
+        text=_clean_caption(caption),
+        details={
+            "stored": attachment.stored,
+            "duplicates": attachment.duplicates,
+            "refused": [{"name": name, "reason": reason} for name, reason in attachment.refused],
+            "source_url": source_permalink,
+        },
+    )
+    if attachment.stored:
+        incident.updated_at = now
+    notify(session, incident, [event])
+    log.info(
+        "%s screenshots by %s: %d stored, %d already there, %d refused",
+        format_incident_id(incident.id),
+        actor.user_id,
+        len(attachment.stored),
+        len(attachment.duplicates),
+        len(attachment.refused),
+    )
+
+
+def has_slack_file(session: Session, incident_id: int, slack_file_id: str) -> bool:
+    """Whether this Slack file is already stored on the incident (a redelivered event)."""
+    return (
+        session.scalar(
+            select(Screenshot.id).where(
+                Screenshot.incident_id == incident_id, Screenshot.slack_file_id == slack_file_id
+            )
+        )
+        is not None
+    )
+
+
+def list_screenshots(session: Session, incident_id: int) -> list[Screenshot]:
+    """Newest last; the image bytes stay in the database (the column is deferred)."""
+    return list(
+        session.scalars(
+            select(Screenshot)
+            .where(Screenshot.incident_id == incident_id)
+            .order_by(Screenshot.created_at, Screenshot.id)
+        )
+    )
+
+
+def delete_screenshot(
+    session: Session, screenshot_id: int, actor: Actor, *, now: datetime | None = None
+) -> str:
+    """Delete a screenshot (its uploader or an admin); the timeline records it."""
+    now = now or datetime.now(UTC)
+    screenshot = session.get(Screenshot, screenshot_id)
+    if screenshot is None:
+        raise NotFound(f"There is no screenshot {screenshot_id}.")
+    if screenshot.uploaded_by != actor.user_id and not actor.is_admin:
+        raise PermissionDenied("Only the screenshot's uploader or an incident admin can delete it.")
+    incident = lock_incident(session, screenshot.incident_id)
+    name = screenshot.filename
+    session.delete(screenshot)
+    event = record_event(
+        session,
+        incident,
+        EventKind.SCREENSHOT_DELETED,
+        actor,
+        now,
+        details={"screenshot_id": screenshot_id, "name": name},
+    )
+    incident.updated_at = now
+    notify(session, incident, [event])
+    log.info(
+        "%s screenshot %d (%s) deleted by %s",
+        format_incident_id(incident.id),
+        screenshot_id,
+        name,
+        actor.user_id,
+    )
+    return name
