@@ -155,6 +155,15 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"Slack refused the bot token: {error}. {SETUP_HINT}", file=sys.stderr)
         return 2
     _stop_cleanly_on_sigterm()
+    from bot.delivery import Deliverer
+    from bot.scheduler import Jobs, Scheduler
+
+    scheduler = Scheduler(
+        engine,
+        Jobs(settings, sessions, Deliverer(sessions, app.client)),
+        settings.scheduler_interval,
+    )
+    scheduler.start()
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 

@@ -271,6 +271,16 @@ def _event_line(event: IncidentEvent) -> str:
             line = f"🗑️ {who} deleted a note"
         case EventKind.SCREENSHOT_ADDED:
             line = _attachment_line(who, event.details)
+        case EventKind.REMINDER:
+            minutes = int(event.details.get("silent_minutes", 0))
+            silent = f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+            line = (
+                f"⏰ {user(event.details.get('who'))}, no update for {silent}. "
+                "What's the latest? Post an update, or snooze these reminders."
+            )
+        case EventKind.REMINDERS_SNOOZED:
+            until = datetime.fromisoformat(event.to_value) if event.to_value else None
+            line = f"⏸️ {who} snoozed reminders" + (f" until {when(until)}" if until else "")
         case EventKind.SCREENSHOT_DELETED:
             name = escape(truncate(str(event.details.get("name", "")), 80))
             line = f"🗑️ {who} deleted the screenshot {name}"
@@ -304,6 +314,66 @@ def _safe_url(url: str) -> bool:
 
 def thread_text(events: Sequence[IncidentEvent]) -> str:
     return truncate("\n".join(_event_line(e) for e in events), 12_000)
+
+
+SNOOZE_CHOICES = ((60, "Snooze 1 h"), (240, "Snooze 4 h"))
+
+
+def thread_blocks(incident: Incident, events: Sequence[IncidentEvent]) -> list[Block] | None:
+    """Blocks for replies that need buttons (reminders); plain text for the rest."""
+    if not any(e.kind == EventKind.REMINDER for e in events):
+        return None
+    value = metadata(id=incident.id)
+    buttons = [
+        ButtonElement(
+            text="Post update", action_id=ids.ADD_NOTE_ACTION, value=value, style="primary"
+        ),
+        *[
+            ButtonElement(
+                text=label,
+                action_id=f"{ids.SNOOZE_ACTION}:{minutes}",
+                value=metadata(id=incident.id, minutes=minutes),
+            )
+            for minutes, label in SNOOZE_CHOICES
+        ],
+    ]
+    return [
+        SectionBlock(text=_mrkdwn(thread_text(events)[:2_900])),
+        ActionsBlock(block_id="reminder_actions", elements=buttons),
+    ]
+
+
+def digest(
+    day: str,
+    active: Sequence[Incident],
+    resolved: Sequence[Incident],
+    stale: Sequence[Incident],
+) -> tuple[str, list[Block]]:
+    """The daily digest: active incidents by severity, resolved in the last day, stale ones."""
+    text = (
+        f"Incident digest for {day}: {len(active)} active, {len(resolved)} resolved in the last "
+        f"day, {len(stale)} without a recent update"
+    )
+    blocks: list[Block] = [HeaderBlock(text=truncate(f"Incident digest, {day}", 150))]
+
+    def listing(heading: str, items: Sequence[Incident], limit: int = 10) -> None:
+        blocks.append(SectionBlock(text=_mrkdwn(f"*{heading}* ({len(items)})")))
+        if not items:
+            blocks.append(_context("None."))
+            return
+        lines = [
+            f"{SEVERITY_EMOJI[i.severity]} *{ref(i)}* {i.severity.value} · {i.status.value} · "
+            f"{escape(truncate(i.title, 100))} · owner {user(i.owner)}"
+            for i in items[:limit]
+        ]
+        if len(items) > limit:
+            lines.append(f"…and {len(items) - limit} more: `/incident list`")
+        blocks.append(SectionBlock(text=_mrkdwn(truncate("\n".join(lines), 2_900))))
+
+    listing("Active, most severe first", active)
+    listing("Resolved in the last day", resolved)
+    listing("No update for longer than their reminder cadence", stale)
+    return text, blocks
 
 
 # --- Modals ------------------------------------------------------------------------------------

@@ -204,7 +204,7 @@ class Deliverer:
         ref = (
             format_incident_id(incident.id)
             if incident
-            else str(delivery.payload.get("ref", "an incident"))
+            else str(delivery.payload.get("ref", "the digest"))
         )
         channel = incident.slack_channel_id if incident else delivery.payload.get("channel")
         log.warning(
@@ -220,6 +220,14 @@ class Deliverer:
 
     def _send(self, session: Session, delivery: Delivery, incident: Incident | None) -> str | None:
         """Do what the row says; returns a note when there was nothing to send."""
+        if delivery.action == DeliveryAction.POST_DIGEST:
+            self.client.chat_postMessage(
+                channel=delivery.payload["channel"],
+                text=delivery.payload["text"],
+                blocks=delivery.payload["blocks"],
+                unfurl_links=False,
+            )
+            return None
         if delivery.action == DeliveryAction.DELETE_CARD:
             try:
                 self.client.chat_delete(
@@ -286,6 +294,7 @@ class Deliverer:
                         channel=channel,
                         thread_ts=incident.card_ts,
                         text=blocks.thread_text(events),
+                        blocks=blocks.thread_blocks(incident, events),
                         reply_broadcast=broadcast,
                         unfurl_links=False,
                         unfurl_media=False,

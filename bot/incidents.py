@@ -326,12 +326,21 @@ def record_event(
     return event
 
 
-def notify(session: Session, incident: Incident, events: Sequence[IncidentEvent]) -> None:
+def touch(incident: Incident, now: datetime) -> None:
+    """Record that the incident was updated: it resets the wait for the next reminder."""
+    incident.updated_at = now
+    incident.next_reminder_at = None
+
+
+def notify(
+    session: Session, incident: Incident, events: Sequence[IncidentEvent], *, card: bool = True
+) -> None:
     """Queue the card edit and one threaded reply for `events`; nothing when there is no card."""
     session.flush()  # event ids, for the outbox and for callers that show them
     if not events or incident.slack_channel_id is None:
         return
-    session.add(Delivery(incident_id=incident.id, action=DeliveryAction.UPDATE_CARD))
+    if card:
+        session.add(Delivery(incident_id=incident.id, action=DeliveryAction.UPDATE_CARD))
     session.add(
         Delivery(
             incident_id=incident.id,
@@ -455,7 +464,7 @@ def change_status(
         incident.cause = details["cause"] = cause
     if resolution is not None:
         incident.resolution = details["resolution"] = resolution
-    incident.updated_at = now
+    touch(incident, now)
     event = record_event(
         session,
         incident,
@@ -497,7 +506,7 @@ def change_severity(
     if new == old:
         raise InvalidInput(f"{format_incident_id(incident.id)} is already {old.value}.", "severity")
     incident.severity = new
-    incident.updated_at = now
+    touch(incident, now)
     event = record_event(
         session,
         incident,
@@ -561,7 +570,7 @@ def edit(
             )
         )
     if events:
-        incident.updated_at = now
+        touch(incident, now)
         notify(session, incident, events)
         log.info(
             "%s edited (%s) by %s",
@@ -618,7 +627,7 @@ def assign(
             f"{name} is already {value or 'nobody'}" for name, value in wanted.items()
         )
         raise InvalidInput(f"Nothing changed: the {who}.")
-    incident.updated_at = now
+    touch(incident, now)
     notify(session, incident, events)
     log.info(
         "%s assigned (%s) by %s",
@@ -656,7 +665,7 @@ def add_note(
         occurred_at=occurred_at,
         details=details,
     )
-    incident.updated_at = now
+    touch(incident, now)
     notify(session, incident, [event])
     log.info("%s note added by %s", format_incident_id(incident.id), actor.user_id)
     return event
@@ -693,7 +702,7 @@ def delete_note(
     event = record_event(
         session, incident, EventKind.NOTE_DELETED, actor, now, details={"note_id": note.id}
     )
-    incident.updated_at = now
+    touch(incident, now)
     notify(session, incident, [event])
     log.info("%s note %d deleted by %s", format_incident_id(incident.id), note_id, actor.user_id)
     return event
@@ -706,6 +715,74 @@ def check_can_delete(session: Session, incident_id: int | str, actor: Actor) -> 
         raise PermissionDenied(
             f"Only an incident admin can delete {format_incident_id(incident.id)}."
         )
+    return incident
+
+
+SYSTEM = Actor("system")
+
+
+def remind(
+    session: Session, incident: Incident, *, now: datetime, next_at: datetime | None
+) -> None:
+    """Post a "no update for a while" reminder (the scheduler calls this on a locked row).
+
+    A reminder is not an update: it leaves `updated_at` alone and sets when the next one is due.
+    """
+    silent = now - incident.updated_at
+    event = record_event(
+        session,
+        incident,
+        EventKind.REMINDER,
+        SYSTEM,
+        now,
+        details={
+            "who": incident.owner or incident.reporter,
+            "silent_minutes": int(silent.total_seconds() // 60),
+        },
+    )
+    incident.next_reminder_at = next_at
+    notify(session, incident, [event], card=False)
+    log.info(
+        "%s reminder to %s after %s without an update",
+        format_incident_id(incident.id),
+        incident.owner or incident.reporter,
+        silent,
+    )
+
+
+SNOOZE_MAX = timedelta(days=7)
+
+
+def snooze_reminders(
+    session: Session,
+    incident_id: int | str,
+    actor: Actor,
+    duration: timedelta,
+    *,
+    now: datetime | None = None,
+) -> Incident:
+    now = _now(now)
+    if not timedelta(minutes=1) <= duration <= SNOOZE_MAX:
+        raise InvalidInput("Reminders can be snoozed for a minute to a week.", "snooze")
+    incident = lock_incident(session, incident_id)
+    if incident.status not in ACTIVE_STATUSES:
+        raise InvalidInput(
+            f"{format_incident_id(incident.id)} is {incident.status.value}: no reminders to snooze."
+        )
+    until = now + duration
+    incident.next_reminder_at = until
+    event = record_event(
+        session,
+        incident,
+        EventKind.REMINDERS_SNOOZED,
+        actor,
+        now,
+        to_value=until.isoformat(),
+    )
+    notify(session, incident, [event], card=False)
+    log.info(
+        "%s reminders snoozed until %s by %s", format_incident_id(incident.id), until, actor.user_id
+    )
     return incident
 
 

@@ -28,6 +28,7 @@ from bot.incidents import (
     lock_incident,
     notify,
     record_event,
+    touch,
 )
 from db.models import EventKind, Screenshot
 
@@ -207,7 +208,7 @@ def record_attachment(
         },
     )
     if attachment.stored:
-        incident.updated_at = now
+        touch(incident, now)
     notify(session, incident, [event])
     log.info(
         "%s screenshots by %s: %d stored, %d already there, %d refused",
@@ -263,7 +264,7 @@ def delete_screenshot(
         now,
         details={"screenshot_id": screenshot_id, "name": name},
     )
-    incident.updated_at = now
+    touch(incident, now)
     notify(session, incident, [event])
     log.info(
         "%s screenshot %d (%s) deleted by %s",

@@ -5,14 +5,50 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_CATEGORIES = ("outage", "degradation", "security", "data", "other")
+# How long an active incident may go without an update before its owner is reminded.
+DEFAULT_CADENCES = "SEV1=15m,SEV2=30m,SEV3=4h,SEV4=off"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class SettingsError(ValueError):
     """A configuration value is present but unusable."""
+
+
+def parse_duration(raw: str, name: str) -> timedelta | None:
+    """`90s`, `15m`, `4h`, `2d`, or `off`."""
+    raw = raw.strip().lower()
+    if raw in {"off", "none", "0"}:
+        return None
+    if len(raw) < 2 or raw[-1] not in _UNITS or not raw[:-1].isdigit() or int(raw[:-1]) == 0:
+        raise SettingsError(f"{name}: {raw!r} is not a duration such as 90s, 15m, 4h, 2d or off")
+    return timedelta(seconds=int(raw[:-1]) * _UNITS[raw[-1]])
+
+
+def parse_cadences(raw: str) -> dict[str, timedelta | None]:
+    cadences: dict[str, timedelta | None] = {}
+    for item in _split_list(raw):
+        severity, sep, duration = item.partition("=")
+        severity = severity.strip().upper()
+        if not sep or severity not in {"SEV1", "SEV2", "SEV3", "SEV4"}:
+            raise SettingsError(
+                f"REMINDER_CADENCES: {item!r} should look like SEV1=15m (severities SEV1..SEV4)"
+            )
+        cadences[severity] = parse_duration(duration, f"REMINDER_CADENCES {severity}")
+    return cadences
+
+
+def _clock_time(raw: str, name: str) -> time:
+    try:
+        hours, minutes = raw.strip().split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise SettingsError(f"{name}: {raw!r} is not a time such as 09:00") from None
 
 
 def _split_list(raw: str | None) -> tuple[str, ...]:
@@ -43,6 +79,15 @@ class Settings:
     max_screenshot_bytes: int = 16 * 1024 * 1024
     # Files posted as replies under a card are attached; needs channels:history (see README).
     attach_thread_files: bool = False
+    # Scheduler (one replica at a time runs it; see README "Deploying").
+    reminder_cadences: dict[str, timedelta | None] = field(
+        default_factory=lambda: parse_cadences(DEFAULT_CADENCES)
+    )
+    quiet_hours: tuple[time, time] | None = None
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    digest_time: time | None = time(9, 0)
+    auto_close_after: timedelta | None = timedelta(days=7)
+    scheduler_interval: timedelta = timedelta(seconds=10)
 
     @property
     def socket_mode(self) -> bool:
@@ -97,6 +142,30 @@ class Settings:
         thread_files = (environ.get("ATTACH_THREAD_FILES") or "false").strip().lower()
         if thread_files not in {"true", "false", "1", "0", "yes", "no"}:
             raise SettingsError(f"ATTACH_THREAD_FILES must be true or false, not {thread_files!r}")
+        cadences = parse_cadences(DEFAULT_CADENCES)
+        cadences.update(parse_cadences(environ.get("REMINDER_CADENCES") or ""))
+        quiet = environ.get("QUIET_HOURS") or None
+        quiet_hours = None
+        if quiet:
+            start, sep, end = quiet.partition("-")
+            if not sep:
+                raise SettingsError(f"QUIET_HOURS: {quiet!r} should look like 22:00-07:00")
+            quiet_hours = (_clock_time(start, "QUIET_HOURS"), _clock_time(end, "QUIET_HOURS"))
+        try:
+            zone = ZoneInfo(environ.get("TIMEZONE") or "UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"TIMEZONE: unknown time zone {environ.get('TIMEZONE')!r} (e.g. Europe/Paris)"
+            ) from None
+        digest = (environ.get("DIGEST_TIME") or "09:00").strip().lower()
+        auto_close = (environ.get("AUTO_CLOSE_AFTER_DAYS") or "7").strip()
+        if not auto_close.isdigit():
+            raise SettingsError(
+                f"AUTO_CLOSE_AFTER_DAYS must be a number of days, not {auto_close!r}"
+            )
+        interval = parse_duration(environ.get("SCHEDULER_INTERVAL") or "10s", "SCHEDULER_INTERVAL")
+        if interval is None:
+            raise SettingsError("SCHEDULER_INTERVAL can't be off: undelivered updates need it")
         return cls(
             database_url=environ.get("DATABASE_URL") or None,
             data_dir=Path(environ.get("BOT_DATA_DIR") or ".data"),
@@ -111,4 +180,10 @@ class Settings:
             port=int(port),
             max_screenshot_bytes=int(max_bytes),
             attach_thread_files=thread_files in {"true", "1", "yes"},
+            reminder_cadences=cadences,
+            quiet_hours=quiet_hours,
+            timezone=zone,
+            digest_time=None if digest == "off" else _clock_time(digest, "DIGEST_TIME"),
+            auto_close_after=timedelta(days=int(auto_close)) if int(auto_close) else None,
+            scheduler_interval=interval,
         )

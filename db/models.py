@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Computed,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -58,6 +59,8 @@ class EventKind(enum.StrEnum):
     NOTE_DELETED = "note_deleted"
     SCREENSHOT_ADDED = "screenshot_added"
     SCREENSHOT_DELETED = "screenshot_deleted"
+    REMINDER = "reminder"
+    REMINDERS_SNOOZED = "reminders_snoozed"
 
 
 class DeliveryAction(enum.StrEnum):
@@ -67,6 +70,7 @@ class DeliveryAction(enum.StrEnum):
     UPDATE_CARD = "update_card"
     POST_THREAD = "post_thread"
     DELETE_CARD = "delete_card"
+    POST_DIGEST = "post_digest"
 
 
 def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
@@ -122,6 +126,9 @@ class Incident(Base):
     slack_team_id: Mapped[str | None] = mapped_column(String(32))
     slack_channel_id: Mapped[str | None] = mapped_column(String(32))
     card_ts: Mapped[str | None] = mapped_column(String(32))
+    # When the next "no update for a while" reminder is due; NULL after every change, so the
+    # scheduler recomputes it from the severity's cadence (kept here to survive restarts).
+    next_reminder_at: Mapped[datetime | None] = _timestamp()
     version: Mapped[int] = mapped_column(Integer, server_default=sql_text("1"))
     # Generated, so search can use one trigram index over title, description and service.
     search_text: Mapped[str] = mapped_column(
@@ -146,6 +153,7 @@ class Incident(Base):
         Index("ix_incidents_service_lower", func.lower(sql_text("service"))),
         Index("ix_incidents_owner", "owner"),
         Index("ix_incidents_reporter", "reporter"),
+        Index("ix_incidents_next_reminder_at", "next_reminder_at"),
         Index(
             "ix_incidents_search_trgm",
             "search_text",
@@ -238,3 +246,23 @@ class Delivery(Base):
             postgresql_where=sql_text("delivered_at IS NULL AND failed_at IS NULL"),
         ),
     )
+
+
+class ProcessedEvent(Base):
+    """Slack event ids already handled: Slack redelivers events, they must act once."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+
+
+class Digest(Base):
+    """One row per day a digest was queued, so several schedulers send it once."""
+
+    __tablename__ = "digests"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

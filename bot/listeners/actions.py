@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -121,6 +122,24 @@ def register(app: App, services: Services) -> None:
             text=f"Deleted {blocks.escape(name)} from INC-{incident_id}.", replace_original=False
         )
         deliver_and_report(services, client, incident_id, user_id, _where(body))
+
+    @app.action(ids.SNOOZE_ACTION_PATTERN)
+    def snooze_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient):
+        ack()
+        user_id, channel_id = body["user"]["id"], _where(body)
+        value = read_value(action)
+        try:
+            with services.sessions.begin() as session:
+                incidents.snooze_reminders(
+                    session,
+                    value.get("id", 0),
+                    services.actor(user_id),
+                    timedelta(minutes=int(value.get("minutes", 60))),
+                )
+        except IncidentError as error:
+            tell_user(client, user_id, channel_id, str(error))
+            return
+        deliver_and_report(services, client, int(value.get("id", 0)), user_id, channel_id)
 
     @app.action(ids.LIST_PAGE_ACTION_PATTERN)
     def list_page_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
+from sqlalchemy.dialects.postgresql import insert
 
 from bot import blocks, incidents, screenshots
 from bot.app import Services
 from bot.incidents import IncidentQuery
-from db.models import Severity, Status
+from db.models import ProcessedEvent, Severity, Status
 
 from .attach import attach_files
 from .common import permalink_of
@@ -58,6 +60,23 @@ def publish_home(
 
 
 def register(app: App, services: Services) -> None:
+    @app.middleware
+    def once_per_event(body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse:
+        """Slack redelivers events (HTTP retries, Socket Mode reconnects): act on each once."""
+        event_id = body.get("event_id")
+        if body.get("type") == "event_callback" and event_id:
+            with services.sessions.begin() as session:
+                first = session.execute(
+                    insert(ProcessedEvent)
+                    .values(event_id=str(event_id)[:64])
+                    .on_conflict_do_nothing()
+                    .returning(ProcessedEvent.event_id)
+                ).scalar()
+            if first is None:
+                log.info("event %s was already handled; Slack's redelivery is ignored", event_id)
+                return BoltResponse(status=200, body="")
+        return next()
+
     @app.event("app_home_opened")
     def home_opened(event: dict[str, Any], client: WebClient):
         if event.get("tab", "home") != "home":

@@ -1,0 +1,299 @@
+"""Background jobs: delivery retries, update reminders, auto-close, the daily digest.
+
+APScheduler 3 cannot share a job store between processes (it would run jobs twice), so each
+process has a BackgroundScheduler with an in-memory store and fixed sweep jobs, and only the
+process holding a PostgreSQL advisory lock, on a connection kept for its lifetime, runs them.
+Per-incident due times live in our own rows, and every sweep claims rows with
+`FOR UPDATE SKIP LOCKED` and records what it did in the same transaction, so even two leaders
+at once (a lock lost and retaken) never send a reminder twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Connection, Engine, case, delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import blocks, incidents
+from bot.delivery import Deliverer
+from bot.incidents import ACTIVE_STATUSES, SYSTEM
+from bot.settings import Settings
+from db.models import Delivery, DeliveryAction, Digest, Incident, ProcessedEvent, Severity, Status
+
+log = logging.getLogger(__name__)
+
+# "itsched" as ASCII bytes; the migration lock uses another key.
+LEADER_LOCK_KEY = 0x6974736368656400
+EVENT_MEMORY = timedelta(days=1)
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Jobs:
+    """The sweeps. Each takes `now`, so tests drive them on a controlled clock."""
+
+    def __init__(
+        self, settings: Settings, sessions: sessionmaker[Session], deliverer: Deliverer
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.deliverer = deliverer
+
+    # --- delivery retries ---------------------------------------------------------------------
+
+    def deliver(self, now: datetime) -> None:
+        result = self.deliverer.drain(now=now, limit=500)
+        if result.delivered or result.problems:
+            log.info(
+                "delivery sweep: %d sent, %d not (yet)", result.delivered, len(result.problems)
+            )
+
+    # --- reminders ------------------------------------------------------------------------------
+
+    def _cadence_sql(self) -> Any:
+        cadences = {
+            severity: self.settings.reminder_cadences.get(severity.value) for severity in Severity
+        }
+        return case(
+            *[
+                (Incident.severity == severity, Incident.updated_at + cadence)
+                for severity, cadence in cadences.items()
+                if cadence is not None
+            ],
+            else_=None,
+        )
+
+    def in_quiet_hours(self, now: datetime) -> bool:
+        if self.settings.quiet_hours is None:
+            return False
+        start, end = self.settings.quiet_hours
+        local = now.astimezone(self.settings.timezone).time()
+        return start <= local < end if start <= end else local >= start or local < end
+
+    def remind(self, now: datetime) -> int:
+        """Remind the owner of each active incident whose update is overdue; returns how many."""
+        with self.sessions.begin() as session:
+            # Incidents changed since the last sweep have no due time yet: derive it from the
+            # severity's cadence. Severities with no cadence stay NULL and are never reminded.
+            session.execute(
+                update(Incident)
+                .where(Incident.status.in_(ACTIVE_STATUSES), Incident.next_reminder_at.is_(None))
+                .values(next_reminder_at=self._cadence_sql())
+                .execution_options(synchronize_session=False)
+            )
+        if self.in_quiet_hours(now):
+            return 0  # due reminders stay due and go out when the quiet hours end
+        sent = 0
+        while True:
+            with self.sessions.begin() as session:
+                incident = session.scalars(
+                    select(Incident)
+                    .where(
+                        Incident.status.in_(ACTIVE_STATUSES),
+                        Incident.next_reminder_at <= now,
+                    )
+                    .order_by(Incident.next_reminder_at)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if incident is None:
+                    break
+                cadence = self.settings.reminder_cadences.get(incident.severity.value)
+                incidents.remind(
+                    session, incident, now=now, next_at=now + cadence if cadence else None
+                )
+                incident_id = incident.id
+            sent += 1
+            self.deliverer.drain(incident_id=incident_id, now=now)
+        return sent
+
+    # --- auto-close -----------------------------------------------------------------------------
+
+    def auto_close(self, now: datetime) -> int:
+        after = self.settings.auto_close_after
+        if after is None:
+            return 0
+        closed = 0
+        while True:
+            with self.sessions.begin() as session:
+                incident = session.scalars(
+                    select(Incident)
+                    .where(Incident.status == Status.RESOLVED, Incident.updated_at <= now - after)
+                    .order_by(Incident.updated_at)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if incident is None:
+                    break
+                incidents.change_status(
+                    session,
+                    incident.id,
+                    Status.CLOSED,
+                    SYSTEM,
+                    note=f"Closed automatically: resolved with no change for {after.days} days.",
+                    expected_status=Status.RESOLVED,
+                    now=now,
+                )
+                incident_id = incident.id
+            closed += 1
+            self.deliverer.drain(incident_id=incident_id, now=now)
+        return closed
+
+    # --- digest ---------------------------------------------------------------------------------
+
+    def digest(self, now: datetime) -> bool:
+        """Queue today's digest once it is time; the `digests` row makes it once a day."""
+        settings = self.settings
+        if settings.digest_time is None or settings.incident_channel is None:
+            return False
+        local = now.astimezone(settings.timezone)
+        if local.time() < settings.digest_time:
+            return False
+        with self.sessions.begin() as session:
+            claimed = session.execute(
+                insert(Digest)
+                .values(day=local.date(), created_at=now)
+                .on_conflict_do_nothing()
+                .returning(Digest.day)
+            ).scalar()
+            if claimed is None:
+                return False
+            text_, rendered = self._render_digest(session, now, local.date().isoformat())
+            session.add(
+                Delivery(
+                    action=DeliveryAction.POST_DIGEST,
+                    payload={
+                        "channel": settings.incident_channel,
+                        "text": text_,
+                        "blocks": [b.to_dict() for b in rendered],
+                        "ref": "the daily digest",
+                    },
+                )
+            )
+        log.info("digest for %s queued for %s", local.date(), settings.incident_channel)
+        self.deliverer.drain(now=now)
+        return True
+
+    def _render_digest(self, session: Session, now: datetime, day: str) -> tuple[str, list]:
+        active = session.scalars(
+            select(Incident)
+            .where(Incident.status.in_(ACTIVE_STATUSES))
+            .order_by(incidents.SORT_KEYS["severity"].desc(), Incident.created_at)
+        ).all()
+        resolved = session.scalars(
+            select(Incident)
+            .where(Incident.resolved_at >= now - timedelta(days=1))
+            .order_by(Incident.resolved_at.desc())
+        ).all()
+        overdue = self._cadence_sql()
+        stale = session.scalars(
+            select(Incident)
+            .where(Incident.status.in_(ACTIVE_STATUSES), overdue.is_not(None), overdue <= now)
+            .order_by(Incident.updated_at)
+        ).all()
+        return blocks.digest(day, active, resolved, stale)
+
+    # --- housekeeping ---------------------------------------------------------------------------
+
+    def forget_old_events(self, now: datetime) -> None:
+        with self.sessions.begin() as session:
+            session.execute(
+                delete(ProcessedEvent).where(ProcessedEvent.received_at < now - EVENT_MEMORY)
+            )
+
+
+class Scheduler:
+    """Runs `Jobs` on an interval in the one process holding the leader lock."""
+
+    def __init__(
+        self, engine: Engine, jobs: Jobs, interval: timedelta, *, clock: Clock = utcnow
+    ) -> None:
+        self.engine = engine
+        self.jobs = jobs
+        self.interval = interval
+        self.clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._scheduler: BackgroundScheduler | None = None
+        self.is_leader = threading.Event()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._lead, name="scheduler-leader", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _lead(self) -> None:
+        """Try for the lock every couple of seconds; hold it (and run the jobs) while alive."""
+        retry = min(self.interval.total_seconds(), 2.0)
+        while not self._stop.is_set():
+            try:
+                with self.engine.connect() as connection:
+                    got = connection.execute(
+                        text("SELECT pg_try_advisory_lock(:key)"), {"key": LEADER_LOCK_KEY}
+                    ).scalar()
+                    connection.commit()
+                    if got:
+                        self._run_while_holding(connection, retry)
+            except Exception as error:  # a lost database must not kill the leader loop
+                log.warning("scheduler: lost the database (%s); will try again", error)
+            finally:
+                self._stop_jobs()
+            self._stop.wait(retry)
+
+    def _run_while_holding(self, connection: Connection, check_every: float) -> None:
+        log.info("scheduler: this process is the leader; running jobs every %s", self.interval)
+        self.is_leader.set()
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+        seconds = self.interval.total_seconds()
+        for name, job in (
+            ("deliveries", self.jobs.deliver),
+            ("reminders", self.jobs.remind),
+            ("auto-close", self.jobs.auto_close),
+            ("digest", self.jobs.digest),
+            ("forget-events", self.jobs.forget_old_events),
+        ):
+            self._scheduler.add_job(
+                self._guarded(name, job),
+                "interval",
+                seconds=seconds,
+                id=name,
+                max_instances=1,
+                coalesce=True,
+                next_run_time=datetime.now(UTC),
+            )
+        self._scheduler.start()
+        # The lock lives as long as this connection: check it is still there.
+        while not self._stop.wait(check_every):
+            connection.execute(text("SELECT 1"))
+            connection.commit()
+
+    def _guarded(self, name: str, job: Callable[[datetime], object]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                job(self.clock())
+            except Exception:  # one failed sweep is logged; the next one runs on time
+                log.exception("scheduler job %s failed", name)
+
+        return run
+
+    def _stop_jobs(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        if self.is_leader.is_set():
+            self.is_leader.clear()
+            log.info("scheduler: no longer the leader")
