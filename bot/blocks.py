@@ -87,6 +87,19 @@ def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def clip(text: str, limit: int) -> str:
+    """Escape, then fit in `limit` characters: escaping can grow text fivefold (`<` to `&lt;`),
+    and Slack's limits count what is sent. Never cuts an entity in half."""
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    cut = escaped[: limit - 1]
+    entity = cut.rfind("&")
+    if entity != -1 and ";" not in cut[entity:]:
+        cut = cut[:entity]
+    return cut.rstrip() + "…"
+
+
 def user(user_id: str | None) -> str:
     """A mention for a real user id; anything else is shown as escaped text."""
     if not user_id:
@@ -126,7 +139,7 @@ def _context(text: str) -> ContextBlock:
 
 
 def _quote(text: str, limit: int) -> str:
-    return "\n".join(f"> {line}" for line in escape(truncate(text, limit)).splitlines())
+    return "\n".join(f"> {line}" for line in clip(text, limit).splitlines())
 
 
 def metadata(**values: Any) -> str:
@@ -155,7 +168,7 @@ def card(incident: Incident, screenshots: Sequence[Screenshot] = ()) -> list[Blo
     fields = [
         f"*Status*\n{status_label(incident.status)}",
         f"*Severity*\n{severity_label(incident.severity)}",
-        f"*Service*\n{escape(truncate(incident.service or '-', 200))}",
+        f"*Service*\n{clip(incident.service or '-', 200)}",
         f"*Category*\n{escape(incident.category or '-')}",
         f"*Owner*\n{user(incident.owner)}",
         f"*Assignee*\n{user(incident.assignee)}",
@@ -167,12 +180,10 @@ def card(incident: Incident, screenshots: Sequence[Screenshot] = ()) -> list[Blo
         SectionBlock(fields=[_mrkdwn(f) for f in fields]),
     ]
     if incident.description:
-        blocks.append(SectionBlock(text=_mrkdwn(escape(truncate(incident.description, 2_500)))))
+        blocks.append(SectionBlock(text=_mrkdwn(clip(incident.description, 2_500))))
     for label, value in (("Cause", incident.cause), ("Resolution", incident.resolution)):
         if value:
-            blocks.append(
-                SectionBlock(text=_mrkdwn(f"*{label}*\n{escape(truncate(value, 1_000))}"))
-            )
+            blocks.append(SectionBlock(text=_mrkdwn(f"*{label}*\n{clip(value, 1_000)}")))
     buttons = [
         ButtonElement(
             text=STATUS_VERB[status],
@@ -217,7 +228,7 @@ def size(n_bytes: int) -> str:
 
 def screenshot_line(shot: Screenshot) -> str:
     return (
-        f"🖼️ {escape(truncate(shot.filename, 80))} · {size(shot.size_bytes)} · "
+        f"🖼️ {clip(shot.filename, 80)} · {size(shot.size_bytes)} · "
         f"{shot.width}x{shot.height} · {user(shot.uploaded_by)} · {when(shot.created_at)}"
     )
 
@@ -244,9 +255,7 @@ def _event_line(event: IncidentEvent) -> str:
             )
             for label in ("cause", "resolution"):
                 if event.details.get(label):
-                    line += (
-                        f"\n*{label.capitalize()}:* {escape(truncate(event.details[label], 1_000))}"
-                    )
+                    line += f"\n*{label.capitalize()}:* {clip(event.details[label], 1_000)}"
         case EventKind.SEVERITY_CHANGED:
             new_severity = Severity(event.to_value)
             line = (
@@ -282,7 +291,7 @@ def _event_line(event: IncidentEvent) -> str:
             until = datetime.fromisoformat(event.to_value) if event.to_value else None
             line = f"⏸️ {who} snoozed reminders" + (f" until {when(until)}" if until else "")
         case EventKind.SCREENSHOT_DELETED:
-            name = escape(truncate(str(event.details.get("name", "")), 80))
+            name = clip(str(event.details.get("name", "")), 80)
             line = f"🗑️ {who} deleted the screenshot {name}"
         case _:
             line = f"{who} {event.kind.value.replace('_', ' ')}"
@@ -299,11 +308,11 @@ def _attachment_line(who: str, details: dict[str, Any]) -> str:
     count = f"{len(stored)} screenshot{'s' if len(stored) != 1 else ''}"
     line = f"📎 {who} attached {count}{origin}"
     if duplicates:
-        names = ", ".join(escape(truncate(n, 60)) for n in duplicates[:10])
+        names = ", ".join(clip(n, 60) for n in duplicates[:10])
         line += f"\nAlready there: {names}"
     for item in refused[:10]:
-        name = escape(truncate(str(item.get("name", "")), 60))
-        line += f"\nNot kept: {name} ({escape(truncate(str(item.get('reason', '')), 200))})"
+        name = clip(str(item.get("name", "")), 60)
+        line += f"\nNot kept: {name} ({clip(str(item.get('reason', '')), 200)})"
     return line
 
 
@@ -363,7 +372,7 @@ def digest(
             return
         lines = [
             f"{SEVERITY_EMOJI[i.severity]} *{ref(i)}* {i.severity.value} · {i.status.value} · "
-            f"{escape(truncate(i.title, 100))} · owner {user(i.owner)}"
+            f"{clip(i.title, 100)} · owner {user(i.owner)}"
             for i in items[:limit]
         ]
         if len(items) > limit:
@@ -557,7 +566,7 @@ def edit_modal(incident: Incident, categories: Sequence[str]) -> View:
 
 def note_modal(incident: Incident) -> View:
     blocks: list[Block] = [
-        _context(f"*{ref(incident)}* {escape(truncate(incident.title, 200))}"),
+        _context(f"*{ref(incident)}* {clip(incident.title, 200)}"),
         _text_input(ids.NOTE_BLOCK, "Note", max_length=incidents.NOTE_MAX, multiline=True),
     ]
     return _modal(ids.NOTE_VIEW, "Add a note", "Add note", blocks, metadata(id=incident.id))
@@ -566,7 +575,7 @@ def note_modal(incident: Incident) -> View:
 def resolve_modal(incident: Incident, target: Status) -> View:
     verb = "Resolve" if target == Status.RESOLVED else "Close"
     blocks: list[Block] = [
-        _context(f"*{ref(incident)}* {escape(truncate(incident.title, 200))}"),
+        _context(f"*{ref(incident)}* {clip(incident.title, 200)}"),
         _text_input(
             ids.RESOLUTION_BLOCK,
             "Resolution: what fixed it?",
@@ -600,7 +609,7 @@ IMAGE_FILETYPES = ["png", "jpg", "jpeg", "gif", "webp"]
 
 def attach_modal(incident: Incident) -> View:
     blocks: list[Block] = [
-        _context(f"*{ref(incident)}* {escape(truncate(incident.title, 200))}"),
+        _context(f"*{ref(incident)}* {clip(incident.title, 200)}"),
         InputBlock(
             block_id=ids.FILES_BLOCK,
             label="Screenshots",
@@ -667,16 +676,16 @@ def _incident_summary(incident: Incident) -> str:
         f"{STATUS_EMOJI[incident.status]} {incident.status.value}",
     ]
     if incident.service:
-        parts.append(f"_{escape(truncate(incident.service, 60))}_")
+        parts.append(f"_{clip(incident.service, 60)}_")
     line = " · ".join(parts)
     return (
-        f"{line}\n{escape(truncate(incident.title, 150))}\n"
+        f"{line}\n{clip(incident.title, 150)}\n"
         f"owner {user(incident.owner)} · declared {when(incident.created_at)}"
     )
 
 
 def incident_list(page: Page, filters: str) -> list[Block]:
-    described = f" matching `{escape(truncate(filters, 100))}`" if filters else ""
+    described = f" matching `{clip(filters, 100)}`" if filters else ""
     total = f"{page.total:,}" if page.total_is_exact else f"{page.total:,}+"
     if not page.items:
         return [SectionBlock(text=_mrkdwn(f"No incidents{described}."))]
@@ -720,10 +729,7 @@ def incident_detail(
     undelivered: Sequence[str] = (),
     screenshots: Sequence[Screenshot] = (),
 ) -> list[Block]:
-    title = (
-        f"{SEVERITY_EMOJI[incident.severity]} *{ref(incident)}* "
-        f"{escape(truncate(incident.title, 200))}"
-    )
+    title = f"{SEVERITY_EMOJI[incident.severity]} *{ref(incident)}* {clip(incident.title, 200)}"
     blocks: list[Block] = [SectionBlock(text=_mrkdwn(title))]
     if card_link and _safe_url(card_link):
         blocks[0] = SectionBlock(
@@ -735,16 +741,14 @@ def incident_detail(
         f"*Severity*\n{severity_label(incident.severity)}",
         f"*Owner*\n{user(incident.owner)}",
         f"*Assignee*\n{user(incident.assignee)}",
-        f"*Service*\n{escape(truncate(incident.service or '-', 200))}",
+        f"*Service*\n{clip(incident.service or '-', 200)}",
         f"*Declared*\n{when(incident.created_at)}",
     ]
     blocks.append(SectionBlock(fields=[_mrkdwn(f) for f in fields]))
     if incident.description:
-        blocks.append(SectionBlock(text=_mrkdwn(escape(truncate(incident.description, 1_500)))))
+        blocks.append(SectionBlock(text=_mrkdwn(clip(incident.description, 1_500))))
     if undelivered:
-        blocks.append(
-            _context("⚠️ Not delivered to Slack: " + escape(truncate("; ".join(undelivered), 500)))
-        )
+        blocks.append(_context("⚠️ Not delivered to Slack: " + clip("; ".join(undelivered), 500)))
     if screenshots:
         shown = screenshots[-DETAIL_SCREENSHOTS:]
         more = len(screenshots) - len(shown)
@@ -798,7 +802,7 @@ def incident_detail(
 
 def delete_confirmation(incident: Incident) -> list[Block]:
     question = (
-        f"Delete *{ref(incident)}* {escape(truncate(incident.title, 200))} with its whole "
+        f"Delete *{ref(incident)}* {clip(incident.title, 200)} with its whole "
         "timeline? This cannot be undone."
     )
     return [

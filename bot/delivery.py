@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 from slack_sdk.web import SlackResponse
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
@@ -176,6 +176,11 @@ class Deliverer:
             return self._failed(delivery, incident, code, now, retry_after)
         except _Unsendable as error:
             return self._failed(delivery, incident, error.code, now, None)
+        except SlackObjectFormationError as error:
+            # Our rendering broke a Block Kit limit: resending the same thing can't succeed,
+            # and the row must not block the incident's later updates.
+            log.error("delivery %d: rendering failed: %s", delivery.id, error)
+            return self._failed(delivery, incident, "invalid_blocks", now, None)
         except (OSError, TimeoutError) as error:  # connection refused, reset, timed out
             return self._failed(delivery, incident, f"connection: {error}", now, None)
         delivery.delivered_at = now

@@ -160,4 +160,7 @@ def show(services: Services, client: WebClient, ref: str, user_id: str) -> dict[
             undelivered=undelivered,
             screenshots=screenshots.list_screenshots(session, incident.id),
         )
-        return {"text": f"{blocks.ref(incident)}: {incident.title}", "blocks": rendered}
+        return {
+            "text": f"{blocks.ref(incident)}: {blocks.clip(incident.title, 300)}",
+            "blocks": rendered,
+        }

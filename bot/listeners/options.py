@@ -25,6 +25,7 @@ def register(app: App, services: Services) -> None:
                 exact = [incidents.get_incident(session, typed)] if typed else []
             except IncidentError:
                 exact = []
+            exact = [i for i in exact if i.status in incidents.ACTIVE_STATUSES]
             query.text = None if exact else typed or None
             found = exact or incidents.list_incidents(session, query).items
             ack(options=[blocks.incident_option(i).to_dict() for i in found])
