@@ -32,8 +32,9 @@ class UsageError(InvalidInput):
 
 
 def _split(text: str) -> tuple[str, str]:
-    head, _, rest = text.strip().partition(" ")
-    return head, rest.strip()
+    # Any whitespace separates words: people press Shift+Enter after an id.
+    head, *rest = re.split(r"\s+", text.strip(), maxsplit=1)
+    return head, rest[0].strip() if rest else ""
 
 
 def _need_id(name: str, rest: str) -> tuple[str, str]:
