@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time, timedelta
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,65 @@ def test_normalize_url_refusal_does_not_echo_a_password() -> None:
 
     assert "DATABASE_URL" in str(raised.value)
     assert "s3cret-pw" not in str(raised.value)
+
+
+def test_scheduler_settings_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.reminder_cadences == {
+        "SEV1": timedelta(minutes=15),
+        "SEV2": timedelta(minutes=30),
+        "SEV3": timedelta(hours=4),
+        "SEV4": None,
+    }
+    assert settings.quiet_hours is None
+    assert settings.digest_time == time(9, 0)
+    assert settings.auto_close_after == timedelta(days=7)
+    assert settings.scheduler_interval == timedelta(seconds=10)
+
+
+def test_scheduler_settings_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "REMINDER_CADENCES": "sev3=10m, SEV4=2d, SEV1=off",
+            "QUIET_HOURS": "22:00-07:30",
+            "TIMEZONE": "Europe/Paris",
+            "DIGEST_TIME": "off",
+            "AUTO_CLOSE_AFTER_DAYS": "0",
+            "SCHEDULER_INTERVAL": "90s",
+        }
+    )
+    assert settings.reminder_cadences["SEV1"] is None
+    assert settings.reminder_cadences["SEV2"] == timedelta(minutes=30)  # untouched default
+    assert settings.reminder_cadences["SEV3"] == timedelta(minutes=10)
+    assert settings.reminder_cadences["SEV4"] == timedelta(days=2)
+    assert settings.quiet_hours == (time(22, 0), time(7, 30))
+    assert str(settings.timezone) == "Europe/Paris"
+    assert settings.digest_time is None
+    assert settings.auto_close_after is None
+    assert settings.scheduler_interval == timedelta(seconds=90)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"REMINDER_CADENCES": "SEV5=10m"}, "should look like SEV1=15m"),
+        ({"REMINDER_CADENCES": "SEV1=10"}, "'10' is not a duration"),
+        ({"REMINDER_CADENCES": "SEV1=-5m"}, "is not a duration"),
+        ({"QUIET_HOURS": "22:00"}, "should look like 22:00-07:00"),
+        ({"QUIET_HOURS": "25:00-07:00"}, "is not a time"),
+        ({"TIMEZONE": "Mars/Olympus"}, "unknown time zone"),
+        ({"DIGEST_TIME": "9am"}, "DIGEST_TIME: '9am' is not a time"),
+        ({"AUTO_CLOSE_AFTER_DAYS": "a week"}, "AUTO_CLOSE_AFTER_DAYS must be a number"),
+        ({"SCHEDULER_INTERVAL": "off"}, "can't be off"),
+        ({"MAX_SCREENSHOT_BYTES": "16MB"}, "MAX_SCREENSHOT_BYTES must be a number"),
+        ({"ATTACH_THREAD_FILES": "maybe"}, "ATTACH_THREAD_FILES must be true or false"),
+        ({"INCIDENT_CHANNEL": "#incidents"}, "INCIDENT_CHANNEL must be a channel id"),
+        ({"SLACK_APP_TOKEN": "xoxb-1"}, "must be an app-level token"),
+        ({"SLACK_API_URL": "slack.com/api"}, "must be an http(s) URL"),
+        ({"PORT": "http"}, "PORT must be a TCP port"),
+    ],
+)
+def test_bad_settings_are_refused_with_a_clear_message(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(env)
+    assert message in str(raised.value)
