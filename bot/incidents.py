@@ -333,20 +333,33 @@ def touch(incident: Incident, now: datetime) -> None:
 
 
 def notify(
-    session: Session, incident: Incident, events: Sequence[IncidentEvent], *, card: bool = True
+    session: Session,
+    incident: Incident,
+    events: Sequence[IncidentEvent],
+    *,
+    now: datetime,
+    card: bool = True,
 ) -> None:
-    """Queue the card edit and one threaded reply for `events`; nothing when there is no card."""
+    """Queue the card edit and one threaded reply for `events`; nothing when there is no card.
+
+    The rows are due at `now`, the change's own time, so a drain right after it sends them.
+    """
     session.flush()  # event ids, for the outbox and for callers that show them
     if not events or incident.slack_channel_id is None:
         return
     if card:
-        session.add(Delivery(incident_id=incident.id, action=DeliveryAction.UPDATE_CARD))
+        session.add(
+            Delivery(
+                incident_id=incident.id, action=DeliveryAction.UPDATE_CARD, next_attempt_at=now
+            )
+        )
     session.add(
         Delivery(
             incident_id=incident.id,
             event_id=events[0].id,
             action=DeliveryAction.POST_THREAD,
             payload={"event_ids": [e.id for e in events]},
+            next_attempt_at=now,
         )
     )
 
@@ -416,7 +429,9 @@ def declare(
     record_event(session, incident, EventKind.CREATED, actor, now, to_value=incident.severity.value)
     session.flush()
     if incident.slack_channel_id is not None:
-        session.add(Delivery(incident_id=incident.id, action=DeliveryAction.POST_CARD))
+        session.add(
+            Delivery(incident_id=incident.id, action=DeliveryAction.POST_CARD, next_attempt_at=now)
+        )
     log.info(
         "%s declared (%s) by %s, card channel %s",
         format_incident_id(incident.id),
@@ -477,7 +492,7 @@ def change_status(
         text=note,
         details=details,
     )
-    notify(session, incident, [event])
+    notify(session, incident, [event], now=now)
     log.info(
         "%s status %s -> %s by %s",
         format_incident_id(incident.id),
@@ -518,7 +533,7 @@ def change_severity(
         to_value=new.value,
         text=note,
     )
-    notify(session, incident, [event])
+    notify(session, incident, [event], now=now)
     log.info("%s severity %s -> %s by %s", format_incident_id(incident.id), old, new, actor.user_id)
     return incident
 
@@ -571,7 +586,7 @@ def edit(
         )
     if events:
         touch(incident, now)
-        notify(session, incident, events)
+        notify(session, incident, events, now=now)
         log.info(
             "%s edited (%s) by %s",
             format_incident_id(incident.id),
@@ -628,7 +643,7 @@ def assign(
         )
         raise InvalidInput(f"Nothing changed: the {who}.")
     touch(incident, now)
-    notify(session, incident, events)
+    notify(session, incident, events, now=now)
     log.info(
         "%s assigned (%s) by %s",
         format_incident_id(incident.id),
@@ -666,7 +681,7 @@ def add_note(
         details=details,
     )
     touch(incident, now)
-    notify(session, incident, [event])
+    notify(session, incident, [event], now=now)
     log.info("%s note added by %s", format_incident_id(incident.id), actor.user_id)
     return event
 
@@ -703,7 +718,7 @@ def delete_note(
         session, incident, EventKind.NOTE_DELETED, actor, now, details={"note_id": note.id}
     )
     touch(incident, now)
-    notify(session, incident, [event])
+    notify(session, incident, [event], now=now)
     log.info("%s note %d deleted by %s", format_incident_id(incident.id), note_id, actor.user_id)
     return event
 
@@ -741,7 +756,7 @@ def remind(
         },
     )
     incident.next_reminder_at = next_at
-    notify(session, incident, [event], card=False)
+    notify(session, incident, [event], now=now, card=False)
     log.info(
         "%s reminder to %s after %s without an update",
         format_incident_id(incident.id),
@@ -779,7 +794,7 @@ def snooze_reminders(
         now,
         to_value=until.isoformat(),
     )
-    notify(session, incident, [event], card=False)
+    notify(session, incident, [event], now=now, card=False)
     log.info(
         "%s reminders snoozed until %s by %s", format_incident_id(incident.id), until, actor.user_id
     )

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Connection, Engine, case, delete, select, text, update
+from sqlalchemy import Connection, DateTime, Engine, case, delete, null, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -60,15 +60,22 @@ class Jobs:
 
     # --- reminders ------------------------------------------------------------------------------
 
-    def _cadence_sql(self) -> Any:
-        cadences = {
-            severity: self.settings.reminder_cadences.get(severity.value) for severity in Severity
+    def _cadences(self) -> dict[Severity, timedelta]:
+        return {
+            severity: cadence
+            for severity in Severity
+            if (cadence := self.settings.reminder_cadences.get(severity.value)) is not None
         }
+
+    def _cadence_sql(self) -> Any:
+        """When an incident's update is due, from its severity; NULL for severities with none."""
+        cadences = self._cadences()
+        if not cadences:
+            return null().cast(DateTime(timezone=True))
         return case(
             *[
                 (Incident.severity == severity, Incident.updated_at + cadence)
                 for severity, cadence in cadences.items()
-                if cadence is not None
             ],
             else_=None,
         )
@@ -100,6 +107,8 @@ class Jobs:
                     select(Incident)
                     .where(
                         Incident.status.in_(ACTIVE_STATUSES),
+                        # A snooze can set a due time on a severity that has no reminders.
+                        Incident.severity.in_(list(self._cadences())),
                         Incident.next_reminder_at <= now,
                     )
                     .order_by(Incident.next_reminder_at)
@@ -178,6 +187,7 @@ class Jobs:
                         "blocks": [b.to_dict() for b in rendered],
                         "ref": "the daily digest",
                     },
+                    next_attempt_at=now,
                 )
             )
         log.info("digest for %s queued for %s", local.date(), settings.incident_channel)

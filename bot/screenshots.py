@@ -209,7 +209,7 @@ def record_attachment(
     )
     if attachment.stored:
         touch(incident, now)
-    notify(session, incident, [event])
+    notify(session, incident, [event], now=now)
     log.info(
         "%s screenshots by %s: %d stored, %d already there, %d refused",
         format_incident_id(incident.id),
@@ -265,7 +265,7 @@ def delete_screenshot(
         details={"screenshot_id": screenshot_id, "name": name},
     )
     touch(incident, now)
-    notify(session, incident, [event])
+    notify(session, incident, [event], now=now)
     log.info(
         "%s screenshot %d (%s) deleted by %s",
         format_incident_id(incident.id),
