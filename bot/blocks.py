@@ -759,18 +759,11 @@ def incident_detail(
         for shot in shown:
             accessory = None
             if shot.uploaded_by == viewer.user_id or viewer.is_admin:
-                accessory = ButtonElement(
-                    text="Delete",
-                    action_id=ids.DELETE_SCREENSHOT_ACTION,
-                    value=metadata(screenshot=shot.id, id=incident.id),
-                    style="danger",
-                    confirm=ConfirmObject(
-                        title="Delete this screenshot?",
-                        text="The stored copy is removed; the timeline keeps that it was.",
-                        confirm="Delete",
-                        deny="Keep",
-                        style="danger",
-                    ),
+                accessory = _delete_button(
+                    ids.DELETE_SCREENSHOT_ACTION,
+                    metadata(screenshot=shot.id, id=incident.id),
+                    "Delete this screenshot?",
+                    "The stored copy is removed; the timeline keeps that it was.",
                 )
             blocks.append(SectionBlock(text=_mrkdwn(screenshot_line(shot)), accessory=accessory))
     blocks.append(_context(f"*Timeline* (last {len(events)})"))
@@ -782,22 +775,30 @@ def incident_detail(
         accessory = None
         can_delete = event.actor == viewer.user_id or viewer.is_admin
         if event.kind == EventKind.NOTE and event.deleted_at is None and can_delete:
-            accessory = ButtonElement(
-                text="Delete",
-                action_id=ids.DELETE_NOTE_ACTION,
-                value=metadata(note=event.id, id=incident.id),
-                style="danger",
-                confirm=ConfirmObject(
-                    title="Delete this note?",
-                    text="The timeline will keep that a note was deleted, and by whom.",
-                    confirm="Delete",
-                    deny="Keep",
-                    style="danger",
-                ),
+            accessory = _delete_button(
+                ids.DELETE_NOTE_ACTION,
+                metadata(note=event.id, id=incident.id),
+                "Delete this note?",
+                "The timeline will keep that a note was deleted, and by whom.",
             )
         # Short entries: ten full-length notes would pass Slack's cumulative text limit.
         blocks.append(SectionBlock(text=_mrkdwn(truncate(text, 800)), accessory=accessory))
     return blocks
+
+
+def _delete_button(
+    action_id: str, value: str, question: str, consequence: str, *, label: str = "Delete"
+) -> ButtonElement:
+    """A danger button that asks Slack's confirmation dialog first."""
+    return ButtonElement(
+        text=label,
+        action_id=action_id,
+        value=value,
+        style="danger",
+        confirm=ConfirmObject(
+            title=question, text=consequence, confirm="Delete", deny="Keep", style="danger"
+        ),
+    )
 
 
 def delete_confirmation(incident: Incident) -> list[Block]:
@@ -810,18 +811,12 @@ def delete_confirmation(incident: Incident) -> list[Block]:
         ActionsBlock(
             block_id="delete_incident",
             elements=[
-                ButtonElement(
-                    text=f"Delete {ref(incident)}",
-                    action_id=ids.DELETE_INCIDENT_ACTION,
-                    value=metadata(id=incident.id),
-                    style="danger",
-                    confirm=ConfirmObject(
-                        title="Really delete?",
-                        text=f"{ref(incident)} and its timeline will be gone for everyone.",
-                        confirm="Delete",
-                        deny="Keep",
-                        style="danger",
-                    ),
+                _delete_button(
+                    ids.DELETE_INCIDENT_ACTION,
+                    metadata(id=incident.id),
+                    "Really delete?",
+                    f"{ref(incident)} and its timeline will be gone for everyone.",
+                    label=f"Delete {ref(incident)}",
                 )
             ],
         ),
