@@ -8,6 +8,7 @@ import random
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, text
 
@@ -164,12 +165,21 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         settings.scheduler_interval,
     )
     scheduler.start()
+    try:
+        _serve(settings, app, engine)
+    finally:
+        # Let a job in flight finish: a reply posted but not yet recorded would be sent again.
+        scheduler.stop()
+    return 0
+
+
+def _serve(settings: Settings, app: Any, engine: Engine) -> None:
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         log.info("Starting in Socket Mode against %s", settings.slack_api_url)
         SocketModeHandler(app, settings.slack_app_token).start()
-        return 0
+        return
     import waitress
 
     from bot.web import SLACK_PATH, make_wsgi_app
@@ -180,7 +190,6 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         SLACK_PATH,
     )
     waitress.serve(make_wsgi_app(app, engine), host="0.0.0.0", port=settings.port, threads=8)
-    return 0
 
 
 def _stop_cleanly_on_sigterm() -> None:

@@ -27,6 +27,10 @@ MAX_REDIRECTS = 3
 class FileRefused(Exception):
     """The file was not fetched; `str()` says why, for the person who attached it."""
 
+    def __init__(self, reason: str, name: str | None = None) -> None:
+        super().__init__(reason)
+        self.name = name
+
 
 @dataclass
 class SlackFile:
@@ -123,11 +127,15 @@ def fetch(client: WebClient, file: dict[str, Any], *, api_url: str, max_bytes: i
                 f"Slack would not describe it ({error.response.get('error')})"
             ) from None
     name = str(file.get("name") or file.get("title") or file_id or "file")
-    size = file.get("size")
-    if isinstance(size, int) and size > max_bytes:
-        raise FileRefused(_too_big(size, max_bytes))
-    url = file.get("url_private_download") or file.get("url_private")
-    if not url:
-        raise FileRefused("Slack gave no download address for it")
-    data = download(url, token=client.token or "", api_url=api_url, max_bytes=max_bytes)
+    try:
+        size = file.get("size")
+        if isinstance(size, int) and size > max_bytes:
+            raise FileRefused(_too_big(size, max_bytes))
+        url = file.get("url_private_download") or file.get("url_private")
+        if not url:
+            raise FileRefused("Slack gave no download address for it")
+        data = download(url, token=client.token or "", api_url=api_url, max_bytes=max_bytes)
+    except FileRefused as refused:
+        refused.name = name  # the file's real name, now that Slack has described it
+        raise
     return SlackFile(id=file_id, name=name, data=data)

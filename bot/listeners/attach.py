@@ -49,6 +49,7 @@ def attach_files(
                 api_url=services.settings.slack_api_url,
                 max_bytes=services.settings.max_screenshot_bytes,
             )
+            name = fetched.name
             image = screenshots.validate_image(fetched.name, fetched.data)
             del fetched
             with services.sessions.begin() as session:
@@ -62,6 +63,7 @@ def attach_files(
                     slack_file_id=file.get("id"),
                 )
         except (FileRefused, NotAnImage) as error:
+            name = getattr(error, "name", None) or name
             log.info("INC-%d: %s from %s not kept: %s", incident_id, name, user_id, error)
             attachment.refused.append((name, str(error)))
             continue

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from bot import blocks, incidents, screenshots
 from bot.app import Services
 from bot.incidents import IncidentQuery
+from bot.screenshots import CAPTION_MAX
 from db.models import ProcessedEvent, Severity, Status
 
 from .attach import attach_files
@@ -108,7 +109,8 @@ def register(app: App, services: Services) -> None:
             incident_id,
             event["user"],
             files,
-            caption=blocks.unescape(event.get("text") or "") or None,
+            # The message is the caption; a long one is cut, never a reason to drop the images.
+            caption=blocks.truncate(blocks.unescape(event.get("text") or ""), CAPTION_MAX) or None,
             source_permalink=permalink_of(client, channel, event.get("ts")),
             feedback_channel=channel,
         )
