@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-ack bench-screenshot
+.PHONY: run test lint format bench bench-ack bench-screenshot bench-faults
 
 run: $(INSTALLED)
 	$(BIN)/python -m bot run
@@ -28,6 +28,9 @@ bench-ack: $(INSTALLED)
 
 bench-screenshot: $(INSTALLED)
 	$(BIN)/python -m bench.screenshots
+
+bench-faults: $(INSTALLED)
+	$(BIN)/python -m bench.delivery_faults
 
 # Reinstalls whenever a requirements file changes.
 $(INSTALLED): requirements.txt requirements-dev.txt

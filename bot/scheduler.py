@@ -266,6 +266,9 @@ class Scheduler:
 
     def _run_while_holding(self, connection: Connection, check_every: float) -> None:
         log.info("scheduler: this process is the leader; running jobs every %s", self.interval)
+        # A sweep still running when its next turn comes is skipped by design (max_instances=1);
+        # APScheduler would log that as a warning each time.
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         self.is_leader.set()
         self._scheduler = BackgroundScheduler(timezone=UTC)
         seconds = self.interval.total_seconds()

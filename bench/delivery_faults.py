@@ -1,0 +1,137 @@
+"""Fault run: Slack fails half its calls for a while; does every update arrive, once, in order?
+
+    make bench-faults                       # embedded PostgreSQL in a temporary folder
+    TEST_DATABASE_URL=... make bench-faults # a throwaway database on that server
+
+In real time: 5 incidents get 40 changes while the fake Slack answers 50% of chat.postMessage
+and chat.update calls with HTTP 500 (the bot's own client retries once, as in production). Each
+change is drained right away, as the listeners do, and the real Scheduler (leader lock, 1 s
+interval) retries the rest. After FAULT_SECONDS Slack recovers. Reports changes made, replies
+delivered, duplicates, order violations, and the delay from each change to its reply in Slack.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bot import incidents
+from bot.app import make_client
+from bot.delivery import Deliverer
+from bot.incidents import Actor, IncidentDraft
+from bot.scheduler import Jobs, Scheduler
+from db import migrate
+from db.models import Delivery, EventKind, Incident, IncidentEvent
+from db.session import make_engine, make_session_factory
+from tests.fakeslack import FakeSlack, defaults
+from tests.pg import temporary_database
+from tests.slackbot import bot_settings
+
+INCIDENTS = 5
+CHANGES = 40
+FAULT_SECONDS = 20
+CHANNEL = defaults.CHANNEL_ID
+
+
+def run(url: str) -> None:
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    sessions = make_session_factory(engine)
+    rng = random.Random(5)
+    with FakeSlack() as fake:
+        settings = replace(bot_settings(fake), scheduler_interval=timedelta(seconds=1))
+        deliverer = Deliverer(sessions, make_client(settings))
+        actor = Actor(defaults.USER_ID)
+        ids = []
+        for n in range(INCIDENTS):
+            with sessions.begin() as session:
+                draft = IncidentDraft(
+                    title=f"Fault run {n}", severity="SEV3", slack_channel_id=CHANNEL
+                )
+                ids.append(incidents.declare(session, draft, actor).id)
+            deliverer.drain(incident_id=ids[-1])
+        scheduler = Scheduler(
+            engine, Jobs(settings, sessions, deliverer), settings.scheduler_interval
+        )
+        scheduler.start()
+        fake.fail_ratio(0.5, methods=["chat.postMessage", "chat.update"], seed=7, status=500)
+        started = time.monotonic()
+        for n in range(CHANGES):
+            incident_id = rng.choice(ids)
+            with sessions.begin() as session:
+                incidents.add_note(session, incident_id, actor, f"update {n}")
+            deliverer.drain(incident_id=incident_id)  # what a listener does after its change
+            time.sleep(FAULT_SECONDS / CHANGES)
+        while time.monotonic() - started < FAULT_SECONDS:
+            time.sleep(0.1)
+        fake.clear_faults()
+        recovered = time.monotonic()
+        while True:
+            with sessions() as session:
+                pending = session.scalar(
+                    select(func.count()).where(
+                        Delivery.delivered_at.is_(None), Delivery.failed_at.is_(None)
+                    )
+                )
+            if not pending:
+                break
+            time.sleep(0.2)
+        drained_after = time.monotonic() - recovered
+        scheduler.stop()
+        report(sessions, fake, ids, drained_after)
+    engine.dispose()
+
+
+def report(sessions, fake: FakeSlack, ids: list[int], drained_after: float) -> None:
+    delays, delivered, duplicates, out_of_order = [], 0, 0, 0
+    with sessions() as session:
+        for incident_id in ids:
+            card_ts = session.get_one(Incident, incident_id).card_ts
+            notes = session.execute(
+                select(IncidentEvent.text, IncidentEvent.recorded_at)
+                .where(
+                    IncidentEvent.incident_id == incident_id, IncidentEvent.kind == EventKind.NOTE
+                )
+                .order_by(IncidentEvent.id)
+            ).all()
+            replies = [m for m in fake.thread(CHANNEL, card_ts)]
+            texts = [m["text"] for m in replies]
+            seen = [t.split("\n> ", 1)[-1] for t in texts]
+            duplicates += len(seen) - len(set(seen))
+            expected = [text for text, _ in notes]
+            if [s for s in seen if s in expected] != expected:
+                out_of_order += 1
+            for text, recorded_at in notes:
+                arrivals = [float(m["ts"]) for m in replies if m["text"].endswith(f"> {text}")]
+                if arrivals:
+                    delivered += 1
+                    delays.append(arrivals[0] - recorded_at.timestamp())
+        retried = session.scalar(select(func.sum(Delivery.attempts - 1))) or 0
+    print(f"changes: {CHANGES} notes on {INCIDENTS} incidents during {FAULT_SECONDS} s of faults")
+    print(f"replies delivered: {delivered}; duplicates: {duplicates}; out of order: {out_of_order}")
+    print(f"outbox attempts that failed and were retried: {retried}")
+    print(
+        f"delay change -> reply in Slack: p50 {statistics.median(delays):.1f} s, "
+        f"worst {max(delays):.1f} s; all delivered {drained_after:.1f} s after Slack recovered"
+    )
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="incident-bench-") as work_dir:
+        server = os.environ.get("TEST_DATABASE_URL")
+        print(f"Database: {'TEST_DATABASE_URL server' if server else 'embedded PostgreSQL'}")
+        print(f"Started {datetime.now(UTC):%H:%M:%S} UTC; takes about {FAULT_SECONDS + 30} s")
+        with temporary_database(server, Path(work_dir), "incident_bench") as url:
+            run(url)
+
+
+if __name__ == "__main__":
+    main()
