@@ -12,17 +12,15 @@ delivered, duplicates, order violations, and the delay from each change to its r
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
-import tempfile
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import func, select
 
+from bench import bench_database
 from bot import incidents
 from bot.app import make_client
 from bot.delivery import Deliverer
@@ -32,7 +30,6 @@ from db import migrate
 from db.models import Delivery, EventKind, Incident, IncidentEvent
 from db.session import make_engine, make_session_factory
 from tests.fakeslack import FakeSlack, defaults
-from tests.pg import temporary_database
 from tests.slackbot import bot_settings
 
 INCIDENTS = 5
@@ -125,12 +122,9 @@ def report(sessions, fake: FakeSlack, ids: list[int], drained_after: float) -> N
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="incident-bench-") as work_dir:
-        server = os.environ.get("TEST_DATABASE_URL")
-        print(f"Database: {'TEST_DATABASE_URL server' if server else 'embedded PostgreSQL'}")
-        print(f"Started {datetime.now(UTC):%H:%M:%S} UTC; takes about {FAULT_SECONDS + 30} s")
-        with temporary_database(server, Path(work_dir), "incident_bench") as url:
-            run(url)
+    print(f"Started {datetime.now(UTC):%H:%M:%S} UTC; takes about {FAULT_SECONDS + 30} s")
+    with bench_database() as url:
+        run(url)
 
 
 if __name__ == "__main__":

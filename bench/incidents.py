@@ -10,22 +10,19 @@ domain for 100,000 incidents would take minutes and measure nothing we care abou
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from bench import bench_database
 from bot import incidents
 from bot.incidents import Actor, IncidentQuery
 from db import migrate
 from db.models import Severity, Status
 from db.session import make_engine, make_session_factory
-from tests.pg import temporary_database
 
 SEED_SQL = """
 WITH src AS (
@@ -157,14 +154,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="incident-bench-") as work_dir:
-        server = os.environ.get("TEST_DATABASE_URL")
-        print(f"Database: {'TEST_DATABASE_URL server' if server else 'embedded PostgreSQL'}")
-        with temporary_database(server, Path(work_dir), "incident_bench") as url:
-            engine = make_engine(url)
-            migrate.upgrade(engine)
-            run(engine, args.count, args.runs)
-            engine.dispose()
+    with bench_database() as url:
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        run(engine, args.count, args.runs)
+        engine.dispose()
 
 
 if __name__ == "__main__":

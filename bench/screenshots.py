@@ -14,23 +14,20 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import random
 import resource
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from PIL import Image
 
+from bench import bench_database
 from bot import incidents, screenshots, slack_files
 from bot.incidents import Actor, IncidentDraft
 from db import migrate
 from db.session import make_engine, make_session_factory
 from tests.fakeslack import FakeSlack, defaults
-from tests.pg import temporary_database
 
 CAP = 16 * 1024 * 1024
 
@@ -79,44 +76,38 @@ def parent() -> None:
     big = noise_png(2300)
     assert len(big) <= CAP, len(big)
     small = noise_png(64)
-    with tempfile.TemporaryDirectory(prefix="incident-bench-") as work_dir:
-        server = os.environ.get("TEST_DATABASE_URL")
-        print(f"Database: {'TEST_DATABASE_URL server' if server else 'embedded PostgreSQL'}")
-        with (
-            temporary_database(server, Path(work_dir), "incident_bench") as url,
-            FakeSlack() as fake,
-        ):
-            engine = make_engine(url)
-            migrate.upgrade(engine)
-            with make_session_factory(engine).begin() as session:
-                incident = incidents.declare(
-                    session, IncidentDraft(title="Bench", severity="SEV3"), Actor("U0BENCH")
-                )
-                incident_id = incident.id
-            engine.dispose()
-            big_file = fake.add_file("big.png", big, "image/png")
-            small_file = fake.add_file("small.png", small, "image/png")
-            result = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.screenshots",
-                    "--child",
-                    "--database-url",
-                    url,
-                    "--api-url",
-                    fake.api_url,
-                    "--incident-id",
-                    str(incident_id),
-                    "--big-url",
-                    big_file["url_private_download"],
-                    "--small-url",
-                    small_file["url_private_download"],
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
+    with bench_database() as url, FakeSlack() as fake:
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        with make_session_factory(engine).begin() as session:
+            incident = incidents.declare(
+                session, IncidentDraft(title="Bench", severity="SEV3"), Actor("U0BENCH")
             )
+            incident_id = incident.id
+        engine.dispose()
+        big_file = fake.add_file("big.png", big, "image/png")
+        small_file = fake.add_file("small.png", small, "image/png")
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.screenshots",
+                "--child",
+                "--database-url",
+                url,
+                "--api-url",
+                fake.api_url,
+                "--incident-id",
+                str(incident_id),
+                "--big-url",
+                big_file["url_private_download"],
+                "--small-url",
+                small_file["url_private_download"],
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     growth = figures["peak"] - figures["baseline"]
     mib = 1024 * 1024

@@ -12,18 +12,15 @@ list reached the response_url.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import tempfile
 import threading
 import time
-from pathlib import Path
 
+from bench import bench_database
 from bench.incidents import seed
 from db import migrate
 from db.session import make_engine
 from tests.fakeslack import FakeSlack, defaults, payloads, post_payload
-from tests.pg import temporary_database
 from tests.test_run import bot_process, free_port, stop, wait_until_healthy
 
 
@@ -91,11 +88,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=20)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="incident-bench-") as work_dir:
-        server = os.environ.get("TEST_DATABASE_URL")
-        print(f"Database: {'TEST_DATABASE_URL server' if server else 'embedded PostgreSQL'}")
-        with temporary_database(server, Path(work_dir), "incident_bench") as url:
-            run(url, args.rounds, args.concurrency)
+    with bench_database() as url:
+        run(url, args.rounds, args.concurrency)
 
 
 if __name__ == "__main__":

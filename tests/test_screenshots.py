@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from sqlalchemy import Engine, event, func, inspect, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import blocks, incidents, screenshots, slack_files
@@ -514,19 +514,6 @@ def test_someone_else_may_not_delete_a_screenshot(session: Session) -> None:
     assert session.scalar(select(func.count()).select_from(IncidentEvent)) == events_before
     with pytest.raises(NotFound):
         screenshots.delete_screenshot(session, kept + 1_000, ADMIN)
-
-
-@pytest.fixture
-def statements(engine: Engine) -> Iterator[list[str]]:
-    """Every SQL statement sent while the test runs."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
 
 
 def selects_content(statements: list[str]) -> list[str]:

@@ -12,7 +12,6 @@ import io
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from bot import incidents, screenshots
@@ -34,6 +33,7 @@ from bot.incidents import Actor, IncidentDraft
 from db.models import EventKind, IncidentEvent, Screenshot
 from tests.fakeslack import FakeSlack, defaults, payloads
 from tests.slackbot import ADMIN_ID, Bot, running_bot
+from tests.test_screenshots import selects_content
 
 USER = defaults.USER_ID
 BOB = "U0BOB000001"
@@ -75,27 +75,6 @@ def bot(slackbot: Bot) -> Bot:
     for user_id, name in ((BOB, "bob"), (CAROL, "carol")):
         slackbot.fake.add_user(user_id, name)
     return slackbot
-
-
-@pytest.fixture
-def statements(engine: Engine) -> Iterator[list[str]]:
-    """Every SQL statement sent (by the bot too: it shares the engine) while the test runs."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
-
-
-def selects_content(statements: list[str]) -> list[str]:
-    return [
-        s
-        for s in statements
-        if s.lstrip().upper().startswith("SELECT") and re.search(r"\bscreenshots\.content\b", s)
-    ]
 
 
 def with_card(
