@@ -422,6 +422,19 @@ def _category_option(category: str) -> Option:
     return Option(value=category, text=category.capitalize())
 
 
+def _category_input(categories: Sequence[str], current: str | None = None) -> InputBlock:
+    return InputBlock(
+        block_id=ids.CATEGORY_BLOCK,
+        label="Category",
+        optional=True,
+        element=StaticSelectElement(
+            action_id=ids.CATEGORY_BLOCK,
+            options=[_category_option(c) for c in categories],
+            initial_option=_category_option(current) if current else None,
+        ),
+    )
+
+
 def _modal(
     callback_id: str, title: str, submit: str, blocks: list[Block], private_metadata: str
 ) -> View:
@@ -467,15 +480,7 @@ def declare_modal(
                 options=[_severity_option(s) for s in Severity],
             ),
         ),
-        InputBlock(
-            block_id=ids.CATEGORY_BLOCK,
-            label="Category",
-            optional=True,
-            element=StaticSelectElement(
-                action_id=ids.CATEGORY_BLOCK,
-                options=[_category_option(c) for c in categories],
-            ),
-        ),
+        _category_input(categories),
         _text_input(ids.SERVICE_BLOCK, "Service", max_length=incidents.SERVICE_MAX, optional=True),
         _text_input(
             ids.DESCRIPTION_BLOCK,
@@ -532,22 +537,11 @@ def edit_modal(incident: Incident, categories: Sequence[str]) -> View:
                 optional=optional,
             )
         )
-    hashes[ids.CATEGORY_BLOCK] = fingerprint(incident.category)
-    blocks.insert(
-        2,
-        InputBlock(
-            block_id=ids.CATEGORY_BLOCK,
-            label="Category",
-            optional=True,
-            element=StaticSelectElement(
-                action_id=ids.CATEGORY_BLOCK,
-                options=[_category_option(c) for c in categories],
-                initial_option=_category_option(incident.category)
-                if incident.category in categories
-                else None,
-            ),
-        ),
-    )
+    # A category since removed from the configured list is not offered; the form then shows
+    # none, and leaving it so keeps the old one.
+    shown = incident.category if incident.category in categories else None
+    hashes[ids.CATEGORY_BLOCK] = fingerprint(shown)
+    blocks.insert(2, _category_input(categories, shown))
     if too_long:
         blocks.append(
             _context(

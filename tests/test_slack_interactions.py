@@ -17,6 +17,8 @@ import pytest
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import incidents
+from bot.incidents import Actor, IncidentDraft
 from db.models import Delivery, EventKind, Incident, IncidentEvent, Status
 from tests.fakeslack import FakeSlack, defaults, payloads
 from tests.slackbot import ADMIN_ID, Bot, running_bot
@@ -1286,3 +1288,25 @@ def test_incident_show_reply_escapes_the_title_in_its_text(bot: Bot):
     )
     assert f"INC-{incident_id}" in reply["text"]
     assert unescaped_mentions(bot) == []
+
+
+def test_editing_keeps_a_category_that_is_no_longer_configured(slackbot: Bot) -> None:
+    """The category list changed since; an edit that doesn't touch the category keeps it."""
+    with slackbot.sessions.begin() as session:
+        incident = incidents.declare(
+            session,
+            IncidentDraft(title="Legacy incident", severity="SEV3", category="vendor"),
+            Actor(USER),
+            categories=("vendor", "other"),
+        )
+        incident_id = incident.id
+    status, _, _ = slackbot.command(f"edit {incident_id}")
+    assert status == 200
+    modal = slackbot.fake.wait_for(lambda: slackbot.fake.top_view())
+    status, _, body = slackbot.post(
+        payloads.view_submission(modal, {"title": "Legacy incident, renamed"}, fake=slackbot.fake)
+    )
+    assert status == 200 and body == ""
+    with slackbot.sessions() as session:
+        stored = session.get_one(Incident, incident_id)
+        assert (stored.title, stored.category) == ("Legacy incident, renamed", "vendor")
