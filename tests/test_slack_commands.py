@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from bot import incidents
 from bot import slack_ids as ids
+from bot.blocks import escape
 from bot.delivery import Deliverer
 from bot.incidents import Actor, IncidentDraft
 from db.models import Delivery, EventKind, Incident, IncidentEvent, Severity, Status
@@ -972,7 +973,8 @@ def test_malformed_commands_are_answered_in_the_ack(slackbot: Bot, text: str, me
     with_card(slackbot, owner=USER)
     before = snapshot(slackbot)
 
-    url = run(slackbot, text, expect=message)
+    # Sent escaped: Slack shows `<id>` literally instead of reading it as a link.
+    url = run(slackbot, text, expect=escape(message))
 
     settle(slackbot)
     assert slackbot.fake.responses(url) == []
@@ -1199,3 +1201,20 @@ def test_ack_comes_before_slow_slack_work(slackbot: Bot) -> None:
 
     wait_thread_reply(slackbot, card_ts)
     slackbot.fake.wait_for_call("views.open")
+
+
+def test_error_messages_echoing_user_text_mention_nobody(slackbot: Bot) -> None:
+    """A refusal quotes what was typed; what was typed must not ping anyone in it."""
+    with slackbot.sessions.begin() as session:
+        incident_id = incidents.declare(
+            session, IncidentDraft(title="Checkout", severity="SEV3"), Actor(defaults.USER_ID)
+        ).id
+    for text, mention in (
+        ("status <!channel> resolved", "!channel"),
+        (f"sev {incident_id} <!here>", "!here"),
+        (f"status {incident_id} <@U0OTHER>", "@U0OTHER"),
+    ):
+        status, _, body = slackbot.command(text)
+        assert status == 200
+        assert f"<{mention}>" not in body
+        assert f"&lt;{mention}&gt;" in body

@@ -57,7 +57,7 @@ def register(app: App, services: Services) -> None:
                 )
                 incident_id = incident.id
         except IncidentError as error:
-            tell_user(client, user_id, channel_id, str(error))
+            tell_user(client, user_id, channel_id, blocks.escape(str(error)))
             return
         deliver_and_report(services, client, incident_id, user_id, channel_id)
 
@@ -69,7 +69,7 @@ def register(app: App, services: Services) -> None:
             with services.sessions() as session:
                 view = render(incidents.get_incident(session, read_value(action).get("id", 0)))
         except IncidentError as error:
-            tell_user(client, user_id, _where(body), str(error))
+            tell_user(client, user_id, _where(body), blocks.escape(str(error)))
             return
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
@@ -115,7 +115,7 @@ def register(app: App, services: Services) -> None:
                     session, int(value.get("screenshot", 0)), services.actor(user_id)
                 )
         except IncidentError as error:
-            respond(text=str(error), replace_original=False)
+            respond(text=blocks.escape(str(error)), replace_original=False)
             return
         incident_id = int(value.get("id", 0))
         respond(
@@ -137,7 +137,7 @@ def register(app: App, services: Services) -> None:
                     timedelta(minutes=int(value.get("minutes", 60))),
                 )
         except IncidentError as error:
-            tell_user(client, user_id, channel_id, str(error))
+            tell_user(client, user_id, channel_id, blocks.escape(str(error)))
             return
         deliver_and_report(services, client, int(value.get("id", 0)), user_id, channel_id)
 
@@ -167,7 +167,7 @@ def register(app: App, services: Services) -> None:
                 )
                 incident_id = event.incident_id
         except IncidentError as error:
-            respond(text=str(error), replace_original=False)
+            respond(text=blocks.escape(str(error)), replace_original=False)
             return
         respond(text=f"Note deleted from INC-{incident_id}.", replace_original=False)
         deliver_and_report(services, client, incident_id, user_id, _where(body))
@@ -184,7 +184,7 @@ def register(app: App, services: Services) -> None:
                     session, read_value(action).get("id", 0), services.actor(user_id)
                 )
         except IncidentError as error:
-            respond(text=str(error), replace_original=True)
+            respond(text=blocks.escape(str(error)), replace_original=True)
             return
         reference = incidents.format_incident_id(int(read_value(action)["id"]))
         respond(text=f"Deleted {reference} ({title}).", replace_original=True)

@@ -116,7 +116,7 @@ def repost_screenshots(
             )
             ids = [s.id for s in screenshots.list_screenshots(session, incident.id)]
     except IncidentError as error:
-        tell_user(client, user_id, channel, str(error))
+        tell_user(client, user_id, channel, blocks.escape(str(error)))
         return
     if not ids:
         tell_user(client, user_id, channel, f"{ref} has no screenshots.")

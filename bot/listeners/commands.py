@@ -31,7 +31,7 @@ def register(app: App, services: Services) -> None:
         try:
             command = commands.parse(unescaped(body.get("text")), user_id)
         except IncidentError as error:
-            ack(text=str(error))
+            ack(text=blocks.escape(str(error)))
             return
         if command.name == "declare":
             ack()
@@ -49,7 +49,7 @@ def register(app: App, services: Services) -> None:
                 return
             handle(services, client, respond, command, user_id, channel_id)
         except IncidentError as error:
-            respond(text=str(error))
+            respond(text=blocks.escape(str(error)))
 
 
 def open_declare_modal(
