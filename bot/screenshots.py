@@ -122,7 +122,7 @@ def validate_image(filename: str, data: bytes, *, max_pixels: int = MAX_PIXELS) 
     )
 
 
-def _clean_caption(caption: str | None) -> str | None:
+def clean_caption(caption: str | None) -> str | None:
     caption = (caption or "").strip() or None
     if caption and len(caption) > CAPTION_MAX:
         raise InvalidInput(
@@ -163,7 +163,7 @@ def store_image(
             slack_file_id=slack_file_id,
             uploaded_by=actor.user_id,
             source_permalink=source_permalink,
-            caption=_clean_caption(caption),
+            caption=clean_caption(caption),
             created_at=now or datetime.now(UTC),
         )
         .on_conflict_do_nothing(constraint="uq_screenshots_incident_sha256")
@@ -199,7 +199,7 @@ def record_attachment(
         EventKind.SCREENSHOT_ADDED,
         actor,
         now,
-        text=_clean_caption(caption),
+        text=clean_caption(caption),
         details={
             "stored": attachment.stored,
             "duplicates": attachment.duplicates,

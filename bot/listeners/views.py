@@ -199,12 +199,7 @@ def register(app: App, services: Services) -> None:
     ) -> int | None:
         """Validate what can be checked before downloading; errors go back inline."""
         try:
-            if caption and len(caption.strip()) > screenshots.CAPTION_MAX:
-                raise InvalidInput(
-                    f"Caption is too long: {len(caption.strip()):,} characters, the limit is "
-                    f"{screenshots.CAPTION_MAX:,}.",
-                    ids.CAPTION_BLOCK,
-                )
+            screenshots.clean_caption(caption)
             with services.sessions() as session:
                 incident_id = incidents.get_incident(session, incident_ref).id
         except IncidentError as error:
