@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt import App, BoltResponse
@@ -45,17 +46,13 @@ def publish_home(
         sort="severity",
     )
     with services.sessions() as session:
-        mine_query = IncidentQuery(
-            **{**query.__dict__, "involving": user_id, "page_size": HOME_MINE}
-        )
-        mine = incidents.list_incidents(session, mine_query).items
-        others = [
-            i
-            for i in incidents.list_incidents(
-                session, IncidentQuery(**{**query.__dict__, "page_size": HOME_OTHERS + HOME_MINE})
-            ).items
-            if i not in mine
-        ][:HOME_OTHERS]
+        mine = incidents.list_incidents(
+            session, replace(query, involving=user_id, page_size=HOME_MINE)
+        ).items
+        everyone = incidents.list_incidents(
+            session, replace(query, page_size=HOME_OTHERS + HOME_MINE)
+        ).items
+        others = [i for i in everyone if i not in mine][:HOME_OTHERS]
         view = blocks.home(user_id, mine, others, severity=severity, status=status)
     client.views_publish(user_id=user_id, view=view)
 
