@@ -180,16 +180,14 @@ def _serve(settings: Settings, app: Any, engine: Engine) -> None:
         log.info("Starting in Socket Mode against %s", settings.slack_api_url)
         SocketModeHandler(app, settings.slack_app_token).start()
         return
-    import waitress
-
-    from bot.web import SLACK_PATH, make_wsgi_app
+    from bot.web import SLACK_PATH, make_server, make_wsgi_app
 
     log.info(
         "Starting in HTTP mode on port %d: Slack requests on %s, health on /healthz",
         settings.port,
         SLACK_PATH,
     )
-    waitress.serve(make_wsgi_app(app, engine), host="0.0.0.0", port=settings.port, threads=8)
+    make_server(make_wsgi_app(app, engine, settings), settings, "0.0.0.0", settings.port).run()
 
 
 def _stop_cleanly_on_sigterm() -> None:

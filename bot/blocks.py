@@ -66,8 +66,7 @@ STATUS_VERB = {
 }
 # Slack's input elements take at most 3,000 characters, whatever the domain allows.
 INPUT_MAX = 3_000
-_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+_CONVERSATION_ID = re.compile(r"^[CGD][A-Z0-9]+$")
 
 
 # --- Text helpers ------------------------------------------------------------------------------
@@ -104,11 +103,11 @@ def user(user_id: str | None) -> str:
     """A mention for a real user id; anything else is shown as escaped text."""
     if not user_id:
         return "nobody"
-    return f"<@{user_id}>" if _USER_ID.match(user_id) else escape(user_id)
+    return f"<@{user_id}>" if ids.USER_ID.match(user_id) else escape(user_id)
 
 
 def channel(channel_id: str) -> str:
-    return f"<#{channel_id}>" if _CHANNEL_ID.match(channel_id) else escape(channel_id)
+    return f"<#{channel_id}>" if _CONVERSATION_ID.match(channel_id) else escape(channel_id)
 
 
 def when(moment: datetime) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from bot.settings import DEFAULT_CATEGORIES
+from bot.slack_ids import CHANNEL_ID, USER_ID
 from db.models import (
     USER_REF_LENGTH,
     Delivery,
@@ -165,9 +166,18 @@ def parse_status(value: str | Status) -> Status:
 _INCIDENT_ID = re.compile(r"^\s*(?:inc[-_ ]?|#)?0*(\d{1,9})\s*$", re.IGNORECASE)
 
 
-def parse_incident_id(value: str | int) -> int:
-    if isinstance(value, int):
+# incidents.id is a PostgreSQL integer.
+INCIDENT_ID_MAX = 2**31 - 1
+
+
+def parse_incident_id(value: object) -> int:
+    """12, "12", "#12", "INC-12" or "inc 12"; anything else (None, a list, 0, -3) is refused."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= INCIDENT_ID_MAX:
+            raise InvalidInput(f"{value} is not an incident id. Use INC-12, #12 or 12.", "incident")
         return value
+    if not isinstance(value, str):
+        raise InvalidInput("That is not an incident id. Use INC-12, #12 or 12.", "incident")
     match = _INCIDENT_ID.match(value)
     if not match or int(match.group(1)) == 0:
         raise InvalidInput(
@@ -260,7 +270,7 @@ def _clean(
     """Trim `value`; None when empty. Lengths are counted in characters, emoji included."""
     cleaned = "" if value is None else value.strip()
     if "\x00" in cleaned:
-        raise InvalidInput(f"{label} contains a NUL character, which can't be stored.", field)
+        raise InvalidInput(f"{label} contains a NUL character, which isn't allowed.", field)
     if len(cleaned) > max_len:
         raise InvalidInput(
             f"{label} is too long: {len(cleaned):,} characters, the limit is {max_len:,}.", field
@@ -289,7 +299,33 @@ def _clean_category(value: str | None, categories: Sequence[str]) -> str | None:
 
 
 def _clean_user(value: str | None, field: str) -> str | None:
-    return _clean(value, field, USER_REF_LENGTH, label=field.capitalize())
+    """A person's Slack user id (U… or W…), or None; a mention such as <!channel> is refused."""
+    user = _clean(value, field, USER_REF_LENGTH, label=field.capitalize())
+    if user is not None and not USER_ID.match(user):
+        raise InvalidInput(
+            f"{field.capitalize()} must be a person (a Slack user id such as U0123ABCD).", field
+        )
+    return user
+
+
+def _clean_card_channel(value: str | None) -> str | None:
+    """Where the card goes: a public or private channel's id, never a person or a DM."""
+    if value is not None and not CHANNEL_ID.match(value):
+        raise InvalidInput("Pick a channel for the incident's card.", "channel")
+    return value
+
+
+# Slack was launched in 2013; a message "from" before then, or from the future, is forged.
+EARLIEST_MESSAGE = datetime(2013, 1, 1, tzinfo=UTC)
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _check_occurred_at(occurred_at: datetime | None, now: datetime) -> None:
+    if occurred_at is not None and not EARLIEST_MESSAGE <= occurred_at <= now + CLOCK_SKEW:
+        raise InvalidInput(
+            f"The message's time ({occurred_at:%Y-%m-%d %H:%M} UTC) is not a real message time.",
+            "note",
+        )
 
 
 def _reporter(actor: Actor) -> str:
@@ -364,7 +400,7 @@ def notify(
     )
 
 
-def lock_incident(session: Session, incident_id: int | str) -> Incident:
+def lock_incident(session: Session, incident_id: object) -> Incident:
     number = parse_incident_id(incident_id)
     incident = session.execute(
         select(Incident)
@@ -423,7 +459,7 @@ def declare(
         created_at=now,
         updated_at=now,
         slack_team_id=draft.slack_team_id,
-        slack_channel_id=draft.slack_channel_id,
+        slack_channel_id=_clean_card_channel(draft.slack_channel_id),
     )
     session.add(incident)
     record_event(session, incident, EventKind.CREATED, actor, now, to_value=incident.severity.value)
@@ -668,6 +704,7 @@ def add_note(
     if body is None:
         raise InvalidInput("A note needs some text.", "note")
     now = _now(now)
+    _check_occurred_at(occurred_at, now)
     incident = lock_incident(session, incident_id)
     details = {"source_url": source_url} if source_url else {}
     event = record_event(
@@ -695,9 +732,11 @@ def link_note_source(session: Session, note_id: int, source_url: str) -> None:
 
 
 def delete_note(
-    session: Session, note_id: int, actor: Actor, *, now: datetime | None = None
+    session: Session, note_id: int | None, actor: Actor, *, now: datetime | None = None
 ) -> IncidentEvent:
     """Remove a note's text; the timeline keeps that it existed and who deleted it."""
+    if note_id is None:
+        raise NotFound("That is not a note of any incident.")
     now = _now(now)
     note = session.execute(
         select(IncidentEvent)
@@ -824,7 +863,7 @@ def delete_incident(session: Session, incident_id: int | str, actor: Actor) -> s
 # --- Queries -----------------------------------------------------------------------------------
 
 
-def get_incident(session: Session, incident_id: int | str) -> Incident:
+def get_incident(session: Session, incident_id: object) -> Incident:
     number = parse_incident_id(incident_id)
     incident = session.get(Incident, number)
     if incident is None:
@@ -935,15 +974,35 @@ def _filtered(query: IncidentQuery) -> Select[tuple[Incident]]:
     return stmt
 
 
-def list_incidents(session: Session, query: IncidentQuery) -> Page:
+SEARCH_MAX = 500
+# Far past any real list; keeps OFFSET inside PostgreSQL's bigint.
+PAGE_MAX = 10_000_000
+
+
+def _check_query(query: IncidentQuery) -> None:
+    """Filters are typed by people (and forged by some): refuse what can't be searched for."""
+    for field_name, value, max_len in (
+        ("text", query.text, SEARCH_MAX),
+        ("service", query.service, SERVICE_MAX),
+        ("category", query.category, 64),
+        ("owner", query.owner, USER_REF_LENGTH),
+        ("reporter", query.reporter, USER_REF_LENGTH),
+        ("involving", query.involving, USER_REF_LENGTH),
+    ):
+        label = "The search" if field_name == "text" else f"The {field_name} filter"
+        _clean(value, field_name, max_len, label=label)
     if query.sort not in SORT_KEYS:
         raise InvalidInput(
             f"Can't sort by {query.sort!r}. Use one of: {', '.join(SORT_KEYS)}.", "sort"
         )
     if not 1 <= query.page_size <= PAGE_SIZE_MAX:
         raise InvalidInput(f"Page size must be between 1 and {PAGE_SIZE_MAX}.", "page_size")
-    if query.page < 1:
-        raise InvalidInput("Pages are numbered from 1.", "page")
+    if not 1 <= query.page <= PAGE_MAX:
+        raise InvalidInput(f"Pages are numbered from 1 to {PAGE_MAX:,}.", "page")
+
+
+def list_incidents(session: Session, query: IncidentQuery) -> Page:
+    _check_query(query)
     stmt = _filtered(query)
     counted = session.scalar(select(func.count()).select_from(stmt.limit(COUNT_CAP + 1).subquery()))
     total = min(counted or 0, COUNT_CAP)

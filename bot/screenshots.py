@@ -30,7 +30,7 @@ from bot.incidents import (
     record_event,
     touch,
 )
-from db.models import EventKind, Screenshot
+from db.models import EventKind, IncidentEvent, Screenshot
 
 log = logging.getLogger(__name__)
 
@@ -244,9 +244,11 @@ def list_screenshots(session: Session, incident_id: int) -> list[Screenshot]:
 
 
 def delete_screenshot(
-    session: Session, screenshot_id: int, actor: Actor, *, now: datetime | None = None
-) -> str:
-    """Delete a screenshot (its uploader or an admin); the timeline records it."""
+    session: Session, screenshot_id: int | None, actor: Actor, *, now: datetime | None = None
+) -> IncidentEvent:
+    """Delete a screenshot (its uploader or an admin); the timeline records it (with its name)."""
+    if screenshot_id is None:
+        raise NotFound("That is not a screenshot of any incident.")
     now = now or datetime.now(UTC)
     screenshot = session.get(Screenshot, screenshot_id)
     if screenshot is None:
@@ -273,4 +275,4 @@ def delete_screenshot(
         name,
         actor.user_id,
     )
-    return name
+    return event

@@ -10,6 +10,8 @@ from datetime import time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.slack_ids import CHANNEL_ID
+
 DEFAULT_CATEGORIES = ("outage", "degradation", "security", "data", "other")
 # How long an active incident may go without an update before its owner is reminded.
 DEFAULT_CADENCES = "SEV1=15m,SEV2=30m,SEV3=4h,SEV4=off"
@@ -58,7 +60,6 @@ def _split_list(raw: str | None) -> tuple[str, ...]:
 
 
 SLACK_API_URL = "https://slack.com/api/"
-_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class Settings:
     # Where cards go; unset means the channel the incident was declared in.
     incident_channel: str | None = None
     port: int = 3000
+    # Slack's own payloads stay far below this; a larger body on /slack/events is refused unread.
+    slack_max_body_bytes: int = 1024 * 1024
     max_screenshot_bytes: int = 16 * 1024 * 1024
     # Files posted as replies under a card are attached; needs channels:history (see README).
     attach_thread_files: bool = False
@@ -123,7 +126,7 @@ class Settings:
         if not re.match(r"^https?://[^/\s]+", api_url):
             raise SettingsError(f"SLACK_API_URL must be an http(s) URL, not {api_url!r}")
         channel = environ.get("INCIDENT_CHANNEL") or None
-        if channel is not None and not _CHANNEL_ID.match(channel):
+        if channel is not None and not CHANNEL_ID.match(channel):
             raise SettingsError(
                 "INCIDENT_CHANNEL must be a channel id such as C0123456789 (in Slack: channel "
                 f"details, at the bottom), not {channel!r}"
@@ -134,6 +137,12 @@ class Settings:
         port = environ.get("PORT") or "3000"
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise SettingsError(f"PORT must be a TCP port number, not {port!r}")
+        max_body = environ.get("SLACK_MAX_BODY_BYTES") or str(1024 * 1024)
+        if not max_body.isdigit() or int(max_body) < 64 * 1024:
+            raise SettingsError(
+                "SLACK_MAX_BODY_BYTES must be a number of bytes, at least 65536 (Slack's modal "
+                f"submissions can be tens of KiB), not {max_body!r}"
+            )
         max_bytes = environ.get("MAX_SCREENSHOT_BYTES") or str(16 * 1024 * 1024)
         if not max_bytes.isdigit() or int(max_bytes) < 1024:
             raise SettingsError(
@@ -178,6 +187,7 @@ class Settings:
             slack_api_url=api_url if api_url.endswith("/") else api_url + "/",
             incident_channel=channel,
             port=int(port),
+            slack_max_body_bytes=int(max_body),
             max_screenshot_bytes=int(max_bytes),
             attach_thread_files=thread_files in {"true", "1", "yes"},
             reminder_cadences=cadences,

@@ -2,48 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import create_app, make_client
 from bot.settings import Settings
-from bot.web import SLACK_PATH, make_wsgi_app
+from bot.web import SLACK_PATH, make_server, make_wsgi_app
 from tests.fakeslack import FakeSlack, defaults, payloads, post_payload
 
 ADMIN_ID = "U0ADMIN0001"
 
 
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @contextmanager
-def serve_wsgi(wsgi: Any) -> Iterator[str]:
-    server = make_server(
-        "127.0.0.1", 0, wsgi, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
-    )
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
+def serve_wsgi(wsgi: Any, settings: Settings) -> Iterator[str]:
+    """The production server (waitress, as `python -m bot run` starts it) on a free port."""
+    server = make_server(wsgi, settings, "127.0.0.1", 0)
+
+    def run() -> None:
+        with contextlib.suppress(OSError):  # close() from this thread can end select() with EBADF
+            server.run()
+
+    thread = threading.Thread(target=run, name="waitress", daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield f"http://127.0.0.1:{server.effective_port}"
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
         thread.join(timeout=5)
+        server.task_dispatcher.shutdown()
 
 
 def bot_settings(fake: FakeSlack, **overrides: Any) -> Settings:
@@ -97,7 +90,7 @@ def running_bot(
 ) -> Iterator[Bot]:
     settings = bot_settings(fake, **overrides)
     app = create_app(settings, sessions, make_client(settings))
-    with serve_wsgi(make_wsgi_app(app, engine)) as base_url:
+    with serve_wsgi(make_wsgi_app(app, engine, settings), settings) as base_url:
         yield Bot(fake=fake, base_url=base_url, settings=settings, sessions=sessions)
     # Listeners go on after their ack; let them finish before the fake Slack goes away.
     app.listener_runner.listener_executor.shutdown(wait=True)

@@ -465,9 +465,11 @@ def test_page_size_limits_are_accepted(db: Session, page_size: int) -> None:
     assert page.pages == (3 if page_size == 1 else 1)
 
 
-@pytest.mark.parametrize("page", [0, -3])
-def test_page_before_the_first_is_refused(db: Session, page: int) -> None:
-    with pytest.raises(InvalidInput, match=r"^Pages are numbered from 1\.$") as raised:
+@pytest.mark.parametrize("page", [0, -3, 10_000_001, 2**63])
+def test_page_outside_the_numbered_range_is_refused(db: Session, page: int) -> None:
+    with pytest.raises(
+        InvalidInput, match=r"^Pages are numbered from 1 to 10,000,000\.$"
+    ) as raised:
         list_incidents(db, IncidentQuery(page=page))
     assert raised.value.field == "page"
 

@@ -238,7 +238,7 @@ def test_the_bot_survives_a_database_restart(tmp_path: Path):
             command = payloads.slash_command("/incident", "list all", fake=fake)
             assert post_payload(f"{bot.base_url}/slack/events", command)[0] == 200
             told = fake.wait_for(lambda: fake.calls_to("chat.postEphemeral"), timeout=20)
-            assert "database is unreachable" in told[0]["text"]
+            assert "database stopped answering" in told[0]["text"]
 
             server.ensure_postgres_running()
             wait_for(lambda: _status(bot.base_url) == 200, 30, "/healthz to recover")

@@ -478,9 +478,9 @@ def test_the_uploader_or_an_admin_deletes_a_screenshot_and_the_timeline_says_so(
     assert kept is not None
     before = session.scalar(select(func.max(Delivery.id)))
 
-    name = screenshots.delete_screenshot(session, kept, deleter, now=T0 + timedelta(minutes=9))
+    deleted = screenshots.delete_screenshot(session, kept, deleter, now=T0 + timedelta(minutes=9))
 
-    assert name == "graph.png"
+    assert (deleted.incident_id, deleted.details["name"]) == (incident_id, "graph.png")
     assert rows(session, incident_id) == []
     assert stored_bytes(session, kept) is None
     last = session.scalars(

@@ -36,7 +36,7 @@ def test_healthz_is_503_when_the_database_does_not_answer(
     settings = bot_settings(fake_slack)
     app = create_app(settings, committing_sessions, make_client(settings))
     unreachable: Engine = make_engine("postgresql://postgres@127.0.0.1:1/nothing")
-    with serve_wsgi(make_wsgi_app(app, unreachable)) as base_url:
+    with serve_wsgi(make_wsgi_app(app, unreachable, settings), settings) as base_url:
         assert fetch(f"{base_url}/healthz") == (503, "database unreachable\n")
 
 

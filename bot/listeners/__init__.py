@@ -3,7 +3,8 @@
 import logging
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import OperationalError
@@ -20,32 +21,66 @@ def register(app: App, services: Services) -> None:
         surface.register(app, services)
 
     @app.error
-    def listener_failed(error: Exception, body: dict[str, Any], client: WebClient) -> None:
-        """Nothing fails silently: log it, and tell the person what happened if we can."""
-        user_id = body.get("user_id") or (body.get("user") or {}).get("id")
-        channel_id = body.get("channel_id") or (body.get("channel") or {}).get("id")
+    def listener_failed(
+        error: Exception, body: dict[str, Any], client: WebClient
+    ) -> BoltResponse | None:
+        """Nothing fails silently: log it, and tell the person what happened if we can.
+
+        Every body that gets here was verified (bot.slack_http) or came over Socket Mode.
+        """
+        if isinstance(error, BoltUnhandledRequestError):
+            # A link button, a view closed, an event we did not subscribe to: nothing to do.
+            log.info("no listener for %s; answered 200", _kind(body))
+            return BoltResponse(status=200, body="")
+        user_id = body.get("user_id") or _id_of(body.get("user"))
+        channel_id = body.get("channel_id") or _id_of(body.get("channel"))
         log.error(
             "%s from %s failed: %r",
-            body.get("type") or body.get("command") or "request",
+            _kind(body),
             user_id,
             error,
             exc_info=error,
         )
-        if not user_id:
-            return
+        if not isinstance(user_id, str) or not user_id:
+            return None
         if isinstance(error, SlackApiError):
             message = (
                 f"Slack refused a step of that ({error.response.get('error')}). Anything you "
                 "had already saved is kept; please try again."
             )
         elif isinstance(error, OperationalError):
+            # The failure may have come after a commit (or during one): never claim that nothing
+            # changed, or a resubmission would store the change twice.
             message = (
-                "The incident database is unreachable right now, so nothing was changed. "
-                "Please try again in a minute."
+                "The incident database stopped answering, so that may not have been saved. "
+                "Check with `/incident show <id>` before you try again."
             )
         else:
             message = (
                 "Something went wrong on our side (it is logged). `/incident show <id>` shows "
                 "what was saved."
             )
-        tell_user(client, user_id, channel_id, f"⚠️ {message}")
+        tell_user(
+            client, user_id, channel_id if isinstance(channel_id, str) else None, f"⚠️ {message}"
+        )
+        return None
+
+
+def _id_of(value: Any) -> Any:
+    return value.get("id") if isinstance(value, dict) else None
+
+
+def _kind(body: dict[str, Any]) -> str:
+    """What the request was, for the log: its type and the id it names, never its content."""
+    kind = body.get("type") or body.get("command") or "request"
+    event = body.get("event") if isinstance(body.get("event"), dict) else {}
+    actions = body.get("actions") if isinstance(body.get("actions"), list) else []
+    view = body.get("view") if isinstance(body.get("view"), dict) else {}
+    named = (
+        event.get("type")
+        or (actions[0].get("action_id") if actions and isinstance(actions[0], dict) else None)
+        or view.get("callback_id")
+        or body.get("callback_id")
+        or body.get("action_id")
+    )
+    return f"{kind} {str(named)[:80]}" if named else str(kind)[:80]

@@ -16,14 +16,25 @@ from bot.incidents import IncidentError
 from db.models import Status
 
 from .attach import repost_screenshots
-from .common import deliver_and_report, read_metadata, read_value, tell_user
+from .common import (
+    as_dict,
+    deliver_and_report,
+    integer,
+    known_status,
+    read_metadata,
+    read_value,
+    string,
+    tell_user,
+)
 from .events import publish_home
 
 log = logging.getLogger(__name__)
 
 
 def _where(body: dict[str, Any]) -> str | None:
-    return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    return string(as_dict(body.get("channel")), "id") or string(
+        as_dict(body.get("container")), "channel_id"
+    )
 
 
 def register(app: App, services: Services) -> None:
@@ -33,12 +44,12 @@ def register(app: App, services: Services) -> None:
         user_id, channel_id = body["user"]["id"], _where(body)
         value = read_value(action)
         target = action["action_id"].split(":", 1)[1]
-        seen = Status(value["status"]) if value.get("status") in set(Status) else None
+        seen = known_status(string(value, "status"))
         try:
             if target == Status.RESOLVED:
                 # Resolving asks what fixed it and why, so the modal opens first.
                 with services.sessions() as session:
-                    incident = incidents.get_incident(session, value.get("id", 0))
+                    incident = incidents.get_incident(session, value.get("id"))
                     if seen is not None and incident.status != seen:
                         raise incidents.Conflict(
                             f"{blocks.ref(incident)} changed while you were looking: it is now "
@@ -50,7 +61,7 @@ def register(app: App, services: Services) -> None:
             with services.sessions.begin() as session:
                 incident = incidents.change_status(
                     session,
-                    value.get("id", 0),
+                    value.get("id"),
                     target,
                     services.actor(user_id),
                     expected_status=seen,
@@ -67,7 +78,7 @@ def register(app: App, services: Services) -> None:
         user_id = body["user"]["id"]
         try:
             with services.sessions() as session:
-                view = render(incidents.get_incident(session, read_value(action).get("id", 0)))
+                view = render(incidents.get_incident(session, read_value(action).get("id")))
         except IncidentError as error:
             tell_user(client, user_id, _where(body), blocks.escape(str(error)))
             return
@@ -99,7 +110,7 @@ def register(app: App, services: Services) -> None:
     ):
         ack()
         repost_screenshots(
-            services, client, read_value(action).get("id", 0), body["user"]["id"], _where(body)
+            services, client, read_value(action).get("id"), body["user"]["id"], _where(body)
         )
 
     @app.action(ids.DELETE_SCREENSHOT_ACTION)
@@ -108,18 +119,18 @@ def register(app: App, services: Services) -> None:
     ):
         ack()
         user_id = body["user"]["id"]
-        value = read_value(action)
         try:
             with services.sessions.begin() as session:
-                name = screenshots.delete_screenshot(
-                    session, int(value.get("screenshot", 0)), services.actor(user_id)
+                event = screenshots.delete_screenshot(
+                    session, integer(read_value(action), "screenshot"), services.actor(user_id)
                 )
+                incident_id, name = event.incident_id, str(event.details["name"])
         except IncidentError as error:
             respond(text=blocks.escape(str(error)), replace_original=False)
             return
-        incident_id = int(value.get("id", 0))
         respond(
-            text=f"Deleted {blocks.escape(name)} from INC-{incident_id}.", replace_original=False
+            text=f"Deleted {blocks.escape(name)} from {incidents.format_incident_id(incident_id)}.",
+            replace_original=False,
         )
         deliver_and_report(services, client, incident_id, user_id, _where(body))
 
@@ -128,29 +139,35 @@ def register(app: App, services: Services) -> None:
         ack()
         user_id, channel_id = body["user"]["id"], _where(body)
         value = read_value(action)
+        minutes = integer(value, "minutes")
         try:
             with services.sessions.begin() as session:
-                incidents.snooze_reminders(
+                incident_id = incidents.snooze_reminders(
                     session,
-                    value.get("id", 0),
+                    value.get("id"),
                     services.actor(user_id),
-                    timedelta(minutes=int(value.get("minutes", 60))),
-                )
+                    # A missing or forged length reads as 0 minutes, which the domain refuses.
+                    timedelta(minutes=minutes or 0),
+                ).id
         except IncidentError as error:
             tell_user(client, user_id, channel_id, blocks.escape(str(error)))
             return
-        deliver_and_report(services, client, int(value.get("id", 0)), user_id, channel_id)
+        deliver_and_report(services, client, incident_id, user_id, channel_id)
 
     @app.action(ids.LIST_PAGE_ACTION_PATTERN)
     def list_page_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond):
         ack()
         value = read_value(action)
-        filters = str(value.get("q", ""))
-        query = commands.parse_list_filters(filters, body["user"]["id"])
-        query.page = max(1, int(value.get("page", 1)))
-        with services.sessions() as session:
-            page = incidents.list_incidents(session, query)
-            rendered = blocks.incident_list(page, filters)
+        filters = string(value, "q") or ""
+        try:
+            query = commands.parse_list_filters(filters, body["user"]["id"])
+            query.page = integer(value, "page") or 1
+            with services.sessions() as session:
+                page = incidents.list_incidents(session, query)
+                rendered = blocks.incident_list(page, filters)
+        except IncidentError as error:
+            respond(text=blocks.escape(str(error)), replace_original=False)
+            return
         respond(text=f"{page.total} incidents", blocks=rendered, replace_original=True)
 
     @app.action(ids.DELETE_NOTE_ACTION)
@@ -163,7 +180,7 @@ def register(app: App, services: Services) -> None:
         try:
             with services.sessions.begin() as session:
                 event = incidents.delete_note(
-                    session, int(value.get("note", 0)), services.actor(user_id)
+                    session, integer(value, "note"), services.actor(user_id)
                 )
                 incident_id = event.incident_id
         except IncidentError as error:
@@ -179,15 +196,14 @@ def register(app: App, services: Services) -> None:
         ack()
         user_id = body["user"]["id"]
         try:
+            number = incidents.parse_incident_id(read_value(action).get("id"))
             with services.sessions.begin() as session:
-                title = incidents.delete_incident(
-                    session, read_value(action).get("id", 0), services.actor(user_id)
-                )
+                title = incidents.delete_incident(session, number, services.actor(user_id))
         except IncidentError as error:
             respond(text=blocks.escape(str(error)), replace_original=True)
             return
-        reference = incidents.format_incident_id(int(read_value(action)["id"]))
-        respond(text=f"Deleted {reference} ({title}).", replace_original=True)
+        reference = incidents.format_incident_id(number)
+        respond(text=f"Deleted {reference} ({blocks.escape(title)}).", replace_original=True)
         deliver_and_report(services, client, None, user_id, _where(body))
 
     @app.action(ids.HOME_DECLARE_ACTION)
@@ -208,9 +224,9 @@ def register(app: App, services: Services) -> None:
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
     ):
         ack()
-        current = read_metadata(body.get("view") or {})
-        picked = (action.get("selected_option") or {}).get("value")
-        severity, status = current.get("severity"), current.get("status") or "active"
+        current = read_metadata(as_dict(body.get("view")))
+        picked = string(as_dict(action.get("selected_option")), "value")
+        severity, status = string(current, "severity"), string(current, "status") or "active"
         if action["action_id"] == ids.HOME_SEVERITY_FILTER:
             severity = None if picked == "any" else picked
         else:

@@ -8,42 +8,78 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import blocks
 from bot.app import Services
 from bot.delivery import Problem
+from db.models import Status
 
 log = logging.getLogger(__name__)
 
 
+# Payloads are Slack's, verified; the values in them that the bot wrote itself (button values,
+# private_metadata) or that a client fills in (view state) are still read by type, never trusted
+# to have one: a wrong type reads as missing, and the domain says what is missing.
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def string(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) else None
+
+
+# Bounded so that arithmetic on it (pages, minutes) stays inside PostgreSQL's and Python's types.
+_INT_LIMIT = 2**31
+
+
+def integer(data: dict[str, Any], key: str) -> int | None:
+    """An int, or a string of digits; None for anything else or beyond ±2**31."""
+    value = data.get(key)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 12:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < _INT_LIMIT:
+        return value
+    return None
+
+
+def known_status(value: str | None) -> Status | None:
+    """The status a button or form was drawn with, if it names one."""
+    return Status(value) if value in {status.value for status in Status} else None
+
+
+def element(values: dict[str, Any], block_id: str, action_id: str | None = None) -> dict[str, Any]:
+    """The state of one input element of a submitted view."""
+    return as_dict(as_dict(values.get(block_id)).get(action_id or block_id))
+
+
 def text_value(values: dict[str, Any], block_id: str) -> str | None:
     """A plain_text_input's value, as typed (view state text is not mrkdwn-escaped)."""
-    element = values.get(block_id, {}).get(block_id) or {}
-    return element.get("value")
+    return string(element(values, block_id), "value")
 
 
 def selected_value(
     values: dict[str, Any], block_id: str, action_id: str | None = None
 ) -> str | None:
-    element = values.get(block_id, {}).get(action_id or block_id) or {}
-    option = element.get("selected_option") or {}
-    return option.get("value")
+    return string(as_dict(element(values, block_id, action_id).get("selected_option")), "value")
 
 
 def read_metadata(view: dict[str, Any]) -> dict[str, Any]:
-    try:
-        data = json.loads(view.get("private_metadata") or "{}")
-    except json.JSONDecodeError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    return _json_dict(view.get("private_metadata"))
 
 
 def read_value(action: dict[str, Any]) -> dict[str, Any]:
+    return _json_dict(action.get("value"))
+
+
+def _json_dict(raw: Any) -> dict[str, Any]:
     try:
-        data = json.loads(action.get("value") or "{}")
-    except json.JSONDecodeError:
+        return as_dict(json.loads(raw)) if isinstance(raw, str) and raw else {}
+    except (ValueError, RecursionError):
         return {}
-    return data if isinstance(data, dict) else {}
 
 
 def modal_errors(view: dict[str, Any], field: str | None, message: str) -> dict[str, str]:
@@ -73,6 +109,23 @@ def explain_problems(problems: list[Problem]) -> str | None:
     return "\n".join(f"⚠️ {line}" for line in lines) or None
 
 
+def deliver_now(services: Services, incident_id: int | None) -> str | None:
+    """Send the incident's queued Slack updates now; what the user must know, if anything.
+
+    Runs after the change was committed: a database failure here loses nothing (the retry job
+    sends the rows later) and must not reach the error handler, which could not tell the user
+    that the change itself was saved.
+    """
+    try:
+        result = services.deliverer.drain(incident_id=incident_id)
+    except SQLAlchemyError as error:
+        log.warning(
+            "INC-%s: saved, but its Slack updates wait for the retry job: %s", incident_id, error
+        )
+        return None
+    return explain_problems(result.problems)
+
+
 def deliver_and_report(
     services: Services,
     client: WebClient,
@@ -81,8 +134,7 @@ def deliver_and_report(
     channel_id: str | None,
 ) -> None:
     """Send the incident's queued Slack updates now; tell the user if any did not go through."""
-    result = services.deliverer.drain(incident_id=incident_id)
-    message = explain_problems(result.problems)
+    message = deliver_now(services, incident_id)
     if message:
         tell_user(client, user_id, channel_id, message)
 

@@ -18,7 +18,7 @@ from bot.screenshots import CAPTION_MAX
 from db.models import ProcessedEvent, Severity, Status
 
 from .attach import attach_files
-from .common import permalink_of
+from .common import as_dict, permalink_of, string
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def publish_home(
     """Active incidents by severity, the person's own first, under their chosen filters."""
     if status not in blocks.HOME_STATUS_CHOICES:
         status = "active"
-    if severity not in set(Severity):
+    if severity not in {s.value for s in Severity}:
         severity = None
     query = IncidentQuery(
         active=status == "active",
@@ -77,25 +77,28 @@ def register(app: App, services: Services) -> None:
 
     @app.event("app_home_opened")
     def home_opened(event: dict[str, Any], client: WebClient):
-        if event.get("tab", "home") != "home":
+        user_id = string(event, "user")
+        if event.get("tab", "home") != "home" or not user_id:
             return
-        publish_home(services, client, event["user"])
+        publish_home(services, client, user_id)
 
     @app.event({"type": "message", "subtype": "file_share"})
     def file_posted(event: dict[str, Any], client: WebClient):
         """Files posted as a reply under an incident's card are attached (ATTACH_THREAD_FILES)."""
-        thread_ts, channel = event.get("thread_ts"), event.get("channel")
-        if not services.settings.attach_thread_files or not thread_ts or not channel:
+        thread_ts, channel = string(event, "thread_ts"), string(event, "channel")
+        user_id = string(event, "user")
+        if not services.settings.attach_thread_files or not thread_ts or not channel or not user_id:
             return
         with services.sessions() as session:
             incident = incidents.find_by_card(session, channel, thread_ts)
             if incident is None:
                 return
             # Slack redelivers events; a file already stored from this message is not news.
+            posted = event.get("files") if isinstance(event.get("files"), list) else []
             files = [
                 f
-                for f in event.get("files") or []
-                if f.get("id") and not screenshots.has_slack_file(session, incident.id, f["id"])
+                for f in map(as_dict, posted)
+                if string(f, "id") and not screenshots.has_slack_file(session, incident.id, f["id"])
             ]
             incident_id = incident.id
         if not files:
@@ -104,11 +107,12 @@ def register(app: App, services: Services) -> None:
             services,
             client,
             incident_id,
-            event["user"],
+            user_id,
             files,
             # The message is the caption; a long one is cut, never a reason to drop the images.
-            caption=blocks.truncate(blocks.unescape(event.get("text") or ""), CAPTION_MAX) or None,
-            source_permalink=permalink_of(client, channel, event.get("ts")),
+            caption=blocks.truncate(blocks.unescape(string(event, "text") or ""), CAPTION_MAX)
+            or None,
+            source_permalink=permalink_of(client, channel, string(event, "ts")),
             feedback_channel=channel,
         )
 

@@ -17,7 +17,7 @@ PICKER_SIZE = 20
 def register(app: App, services: Services) -> None:
     @app.options(ids.INCIDENT_PICKER)
     def incident_options(ack: Ack, body: dict[str, Any]):
-        typed = (body.get("value") or "").strip()
+        typed = body["value"].strip()
         query = IncidentQuery(active=True, sort="updated", page_size=PICKER_SIZE)
         with services.sessions() as session:
             try:
@@ -27,5 +27,8 @@ def register(app: App, services: Services) -> None:
                 exact = []
             exact = [i for i in exact if i.status in incidents.ACTIVE_STATUSES]
             query.text = None if exact else typed or None
-            found = exact or incidents.list_incidents(session, query).items
+            try:
+                found = exact or incidents.list_incidents(session, query).items
+            except IncidentError:
+                found = []  # typed text that can't be searched for (a NUL) matches nothing
             ack(options=[blocks.incident_option(i).to_dict() for i in found])

@@ -12,7 +12,7 @@ from bot import slack_ids as ids
 from bot.app import Services
 
 from .commands import open_declare_modal
-from .common import unescaped
+from .common import as_dict, string, unescaped
 
 
 def register(app: App, services: Services) -> None:
@@ -24,13 +24,13 @@ def register(app: App, services: Services) -> None:
     @app.message_shortcut(ids.TIMELINE_SHORTCUT)
     def add_to_timeline(ack: Ack, body: dict[str, Any], client: WebClient):
         ack()
-        message = body.get("message") or {}
+        message = as_dict(body.get("message"))
         client.views_open(
             trigger_id=body["trigger_id"],
             view=blocks.timeline_note_modal(
-                unescaped(message.get("text")),
+                unescaped(string(message, "text")),
                 blocks.metadata(
-                    channel=(body.get("channel") or {}).get("id"), ts=message.get("ts")
+                    channel=string(as_dict(body.get("channel")), "id"), ts=string(message, "ts")
                 ),
             ),
         )
@@ -38,8 +38,9 @@ def register(app: App, services: Services) -> None:
     @app.message_shortcut(ids.ATTACH_SHORTCUT)
     def attach_screenshots(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond):
         ack()
-        message = body.get("message") or {}
-        file_ids = [f["id"] for f in message.get("files") or [] if f.get("id")]
+        message = as_dict(body.get("message"))
+        files = message.get("files") if isinstance(message.get("files"), list) else []
+        file_ids = [file_id for f in files if (file_id := string(as_dict(f), "id"))]
         if not file_ids:
             respond(text="That message has no files to attach.", response_type="ephemeral")
             return
@@ -48,8 +49,8 @@ def register(app: App, services: Services) -> None:
             view=blocks.attach_from_message_modal(
                 len(file_ids),
                 blocks.metadata(
-                    channel=(body.get("channel") or {}).get("id"),
-                    ts=message.get("ts"),
+                    channel=string(as_dict(body.get("channel")), "id"),
+                    ts=string(message, "ts"),
                     files=file_ids,
                 ),
             ),

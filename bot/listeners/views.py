@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -15,21 +16,26 @@ from bot import blocks, incidents, screenshots
 from bot import slack_ids as ids
 from bot.app import Services
 from bot.incidents import IncidentDraft, IncidentError, InvalidInput
-from db.models import Status
 
 from .attach import attach_files
 from .common import (
+    as_dict,
     deliver_and_report,
-    explain_problems,
+    deliver_now,
+    element,
+    known_status,
     modal_errors,
     permalink_of,
     read_metadata,
     selected_value,
+    string,
     tell_user,
     text_value,
 )
 
 log = logging.getLogger(__name__)
+
+STALE_FORM = "This form's data is not valid any more. Close it and start again."
 
 
 def register(app: App, services: Services) -> None:
@@ -37,9 +43,10 @@ def register(app: App, services: Services) -> None:
     def declare_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
         values = view["state"]["values"]
         user_id = body["user"]["id"]
-        channel = (values.get(ids.CHANNEL_BLOCK, {}).get(ids.CHANNEL_BLOCK) or {}).get(
-            "selected_conversation"
-        ) or services.settings.incident_channel
+        channel = (
+            string(element(values, ids.CHANNEL_BLOCK), "selected_conversation")
+            or services.settings.incident_channel
+        )
         if not channel:
             ack(
                 response_action="errors",
@@ -52,8 +59,8 @@ def register(app: App, services: Services) -> None:
             description=text_value(values, ids.DESCRIPTION_BLOCK),
             service=text_value(values, ids.SERVICE_BLOCK),
             category=selected_value(values, ids.CATEGORY_BLOCK),
-            owner=(values.get(ids.OWNER_BLOCK, {}).get(ids.OWNER_BLOCK) or {}).get("selected_user"),
-            slack_team_id=(body.get("team") or {}).get("id"),
+            owner=string(element(values, ids.OWNER_BLOCK), "selected_user"),
+            slack_team_id=string(as_dict(body.get("team")), "id"),
             slack_channel_id=channel,
         )
         try:
@@ -66,8 +73,8 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors=modal_errors(view, error.field, str(error)))
             return
         ack()
-        origin = read_metadata(view).get("origin")
-        problems = explain_problems(services.deliverer.drain(incident_id=incident_id).problems)
+        origin = string(read_metadata(view), "origin")
+        problems = deliver_now(services, incident_id)
         if problems:
             tell_user(client, user_id, origin, problems)
         elif origin != channel:
@@ -83,7 +90,10 @@ def register(app: App, services: Services) -> None:
     def edit_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
         values = view["state"]["values"]
         meta = read_metadata(view)
-        shown: dict[str, str] = meta.get("h", {})
+        shown = as_dict(meta.get("h"))
+        if not all(isinstance(value, str) for value in shown.values()):
+            ack(response_action="errors", errors=modal_errors(view, None, STALE_FORM))
+            return
         submitted = {
             field: (
                 selected_value(values, field)
@@ -106,7 +116,7 @@ def register(app: App, services: Services) -> None:
             lambda session: (
                 incidents.edit(
                     session,
-                    meta.get("id", 0),
+                    meta.get("id"),
                     services.actor(user_id),
                     changes,
                     categories=services.settings.categories,
@@ -126,7 +136,7 @@ def register(app: App, services: Services) -> None:
             view,
             lambda session: (
                 incidents.add_note(
-                    session, read_metadata(view).get("id", 0), services.actor(user_id), note
+                    session, read_metadata(view).get("id"), services.actor(user_id), note
                 ).incident_id
             ),
         )
@@ -145,13 +155,13 @@ def register(app: App, services: Services) -> None:
             lambda session: (
                 incidents.change_status(
                     session,
-                    meta.get("id", 0),
-                    meta.get("to", ""),
+                    meta.get("id"),
+                    string(meta, "to") or "",
                     services.actor(user_id),
                     note=text_value(values, ids.NOTE_BLOCK),
                     cause=text_value(values, ids.CAUSE_BLOCK),
                     resolution=text_value(values, ids.RESOLUTION_BLOCK),
-                    expected_status=Status(meta["status"]) if meta.get("status") else None,
+                    expected_status=known_status(string(meta, "status")),
                 ).id
             ),
         )
@@ -169,7 +179,11 @@ def register(app: App, services: Services) -> None:
         if not picked:
             ack(response_action="errors", errors={ids.INCIDENT_BLOCK: "Pick an incident."})
             return
-        said_at = _message_time(meta.get("ts"))
+        ts, channel = string(meta, "ts"), string(meta, "channel")
+        said_at = _message_time(ts)
+        if ts is not None and said_at is None:
+            ack(response_action="errors", errors={ids.NOTE_BLOCK: STALE_FORM})
+            return
         note_ids: list[int] = []
 
         def add(session: Session) -> int:
@@ -188,7 +202,7 @@ def register(app: App, services: Services) -> None:
             return
         # Fetched after the ack (it is a Slack call); the reply is rendered from the database
         # when it is sent, so the link still makes it into the thread.
-        permalink = permalink_of(client, meta.get("channel"), meta.get("ts"))
+        permalink = permalink_of(client, channel, ts)
         if permalink:
             with services.sessions.begin() as session:
                 incidents.link_note_source(session, note_ids[0], permalink)
@@ -218,7 +232,7 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors={ids.FILES_BLOCK: "Add at least one image."})
             return
         caption = text_value(values, ids.CAPTION_BLOCK)
-        incident_id = check_attach(ack, view, read_metadata(view).get("id", 0), caption)
+        incident_id = check_attach(ack, view, read_metadata(view).get("id"), caption)
         if incident_id is None:
             return
         ack()
@@ -243,6 +257,10 @@ def register(app: App, services: Services) -> None:
         if not picked:
             ack(response_action="errors", errors={ids.INCIDENT_BLOCK: "Pick an incident."})
             return
+        file_ids = meta.get("files")
+        if not isinstance(file_ids, list) or not all(isinstance(f, str) for f in file_ids):
+            ack(response_action="errors", errors={ids.INCIDENT_BLOCK: STALE_FORM})
+            return
         caption = text_value(values, ids.CAPTION_BLOCK)
         incident_id = check_attach(ack, view, picked, caption)
         if incident_id is None:
@@ -253,16 +271,17 @@ def register(app: App, services: Services) -> None:
             client,
             incident_id,
             body["user"]["id"],
-            [{"id": file_id} for file_id in meta.get("files", [])],
+            [{"id": file_id} for file_id in file_ids],
             caption=caption,
-            source_permalink=permalink_of(client, meta.get("channel"), meta.get("ts")),
+            source_permalink=permalink_of(client, string(meta, "channel"), string(meta, "ts")),
             feedback_channel=None,
         )
 
 
 def _files_of(values: dict[str, Any]) -> list[dict[str, Any]]:
     # Read as plain dicts: slack_sdk's ViewState cannot parse a file_input value.
-    return list((values.get(ids.FILES_BLOCK, {}).get(ids.FILES_BLOCK) or {}).get("files") or [])
+    files = element(values, ids.FILES_BLOCK).get("files")
+    return [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
 
 
 def _run_or_errors(
@@ -282,8 +301,12 @@ def _run_or_errors(
     return incident_id
 
 
+# A Slack message ts: Unix seconds and microseconds, e.g. "1700000000.123456".
+_MESSAGE_TS = re.compile(r"[0-9]{1,10}\.[0-9]{6}")
+
+
 def _message_time(ts: str | None) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(float(ts), UTC) if ts else None
-    except ValueError:
+    """When the message was posted; None when `ts` is missing or not a message ts."""
+    if ts is None or not _MESSAGE_TS.fullmatch(ts):
         return None
+    return datetime.fromtimestamp(float(ts), UTC)
