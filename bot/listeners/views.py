@@ -90,8 +90,8 @@ def register(app: App, services: Services) -> None:
     def edit_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
         values = view["state"]["values"]
         meta = read_metadata(view)
-        shown = as_dict(meta.get("h"))
-        if not all(isinstance(value, str) for value in shown.values()):
+        shown = meta.get("h")
+        if not isinstance(shown, dict) or not all(isinstance(v, str) for v in shown.values()):
             ack(response_action="errors", errors=modal_errors(view, None, STALE_FORM))
             return
         submitted = {
