@@ -60,13 +60,16 @@ def session(engine: Engine) -> Iterator[Session]:
 def committing_sessions(engine: Engine) -> Iterator[sessionmaker[Session]]:
     """Real commits, for tests where several connections must see each other's work.
 
-    The tables are emptied afterwards so the rolled-back tests around them stay isolated.
+    The tables are emptied afterwards so the rolled-back tests around them stay isolated, and
+    their ids restarted before too: a rolled-back test still advances the sequences, and tests
+    here may count on INC-1 being the first incident they declare.
     """
+    empty = text("TRUNCATE incidents, incident_events, screenshots, deliveries RESTART IDENTITY")
+    with engine.begin() as connection:
+        connection.execute(empty)
     yield sessionmaker(engine, expire_on_commit=False)
     with engine.begin() as connection:
-        connection.execute(
-            text("TRUNCATE incidents, incident_events, screenshots, deliveries RESTART IDENTITY")
-        )
+        connection.execute(empty)
 
 
 @pytest.fixture
