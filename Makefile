@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-ack bench-screenshot bench-faults
+.PHONY: run test lint format bench bench-ack bench-screenshot bench-faults bench-bodies
 
 run: $(INSTALLED)
 	$(BIN)/python -m bot run
@@ -31,6 +31,9 @@ bench-screenshot: $(INSTALLED)
 
 bench-faults: $(INSTALLED)
 	$(BIN)/python -m bench.delivery_faults
+
+bench-bodies: $(INSTALLED)
+	$(BIN)/python -m bench.oversized_bodies
 
 # Reinstalls whenever a requirements file changes.
 $(INSTALLED): requirements.txt requirements-dev.txt

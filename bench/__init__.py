@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.fakeslack import FakeSlack, defaults
 from tests.pg import temporary_database
+from tests.test_run import bot_process, free_port, wait_until_healthy
 
 
 @contextmanager
@@ -21,3 +24,21 @@ def bench_database() -> Iterator[str]:
         temporary_database(server, Path(work_dir), "incident_bench") as url,
     ):
         yield url
+
+
+@contextmanager
+def http_bot(
+    database_url: str, fake: FakeSlack, log_level: str = "WARNING"
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """`python -m bot run` in HTTP mode on a free port, healthy; yields the process and port."""
+    port = free_port()
+    with bot_process(
+        DATABASE_URL=database_url,
+        SLACK_BOT_TOKEN=defaults.BOT_TOKEN,
+        SLACK_SIGNING_SECRET=defaults.SIGNING_SECRET,
+        SLACK_API_URL=fake.api_url,
+        PORT=str(port),
+        LOG_LEVEL=log_level,
+    ) as process:
+        wait_until_healthy(process, f"http://127.0.0.1:{port}")
+        yield process, port

@@ -16,12 +16,12 @@ import statistics
 import threading
 import time
 
-from bench import bench_database
+from bench import bench_database, http_bot
 from bench.incidents import seed
 from db import migrate
 from db.session import make_engine
-from tests.fakeslack import FakeSlack, defaults, payloads, post_payload
-from tests.test_run import bot_process, free_port, stop, wait_until_healthy
+from tests.fakeslack import FakeSlack, payloads, post_payload
+from tests.test_run import stop
 
 
 def percentile(values: list[float], pct: int) -> float:
@@ -33,20 +33,8 @@ def run(database_url: str, rounds: int, concurrency: int) -> None:
     migrate.upgrade(engine)
     seed(engine, 1_000)
     engine.dispose()
-    port = free_port()
-    with (
-        FakeSlack() as fake,
-        bot_process(
-            DATABASE_URL=database_url,
-            SLACK_BOT_TOKEN=defaults.BOT_TOKEN,
-            SLACK_SIGNING_SECRET=defaults.SIGNING_SECRET,
-            SLACK_API_URL=fake.api_url,
-            PORT=str(port),
-            LOG_LEVEL="WARNING",
-        ) as process,
-    ):
+    with FakeSlack() as fake, http_bot(database_url, fake) as (process, port):
         url = f"http://127.0.0.1:{port}/slack/events"
-        wait_until_healthy(process, f"http://127.0.0.1:{port}")
         acks: list[float] = []
         answered: list[float] = []
         lock = threading.Lock()
