@@ -151,6 +151,11 @@ def test_normalize_url_refusal_does_not_echo_a_password() -> None:
     assert "s3cret-pw" not in str(raised.value)
 
 
+def test_slack_body_limit_defaults_to_one_mebibyte_and_can_be_set() -> None:
+    assert Settings.from_env({}).slack_max_body_bytes == 1024 * 1024
+    assert Settings.from_env({"SLACK_MAX_BODY_BYTES": "65536"}).slack_max_body_bytes == 65536
+
+
 def test_scheduler_settings_defaults() -> None:
     settings = Settings.from_env({})
     assert settings.reminder_cadences == {
@@ -200,6 +205,8 @@ def test_scheduler_settings_from_the_environment() -> None:
         ({"AUTO_CLOSE_AFTER_DAYS": "a week"}, "AUTO_CLOSE_AFTER_DAYS must be a number"),
         ({"SCHEDULER_INTERVAL": "off"}, "can't be off"),
         ({"MAX_SCREENSHOT_BYTES": "16MB"}, "MAX_SCREENSHOT_BYTES must be a number"),
+        ({"SLACK_MAX_BODY_BYTES": "1MiB"}, "SLACK_MAX_BODY_BYTES must be a number of bytes"),
+        ({"SLACK_MAX_BODY_BYTES": "65535"}, "at least 65536"),
         ({"ATTACH_THREAD_FILES": "maybe"}, "ATTACH_THREAD_FILES must be true or false"),
         ({"INCIDENT_CHANNEL": "#incidents"}, "INCIDENT_CHANNEL must be a channel id"),
         ({"SLACK_APP_TOKEN": "xoxb-1"}, "must be an app-level token"),

@@ -60,3 +60,18 @@ def test_a_redelivered_event_is_handled_once(
     socket_fake.socket_mode.wait_ack(again)
     socket_fake.wait_for(lambda: "Ev0SOCKET0001 was already handled" in caplog.text)
     assert len(socket_fake.calls_to("views.publish")) == 1
+
+
+def test_a_button_the_bot_does_not_handle_is_acked_without_a_word(
+    socket_fake: FakeSlack, connected: None
+):
+    clicked = payloads.block_actions(
+        payloads.action("some_link_button", block_id="b", value="x"), fake=socket_fake
+    )
+    envelope = socket_fake.socket_mode.send_envelope(None, clicked)
+    assert socket_fake.socket_mode.wait_ack(envelope)["envelope_id"] == envelope
+    command = payloads.slash_command("/incident", "help", fake=socket_fake)
+    socket_fake.socket_mode.wait_ack(socket_fake.socket_mode.send_envelope(None, command))
+    socket_fake.wait_for(lambda: socket_fake.responses(command["response_url"]))
+    told = [c.method for c in socket_fake.calls if c.method.startswith("chat.")]
+    assert told == []
