@@ -146,12 +146,14 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from slack_bolt.error import BoltError
 
     from bot.app import create_app, make_client
+    from bot.work import WorkQueue
 
     engine = _database(settings)
     migrate.upgrade(engine)
     sessions = make_session_factory(engine)
+    work = WorkQueue(settings.work_queue_limit)
     try:
-        app = create_app(settings, sessions, make_client(settings))
+        app = create_app(settings, sessions, make_client(settings), work)
     except BoltError as error:
         print(f"Slack refused the bot token: {error}. {SETUP_HINT}", file=sys.stderr)
         return 2
@@ -168,7 +170,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         _serve(settings, app, engine)
     finally:
-        # Let a job in flight finish: a reply posted but not yet recorded would be sent again.
+        # Finish what was acked but not yet done, and let a scheduler job in flight finish: a
+        # reply posted but not yet recorded would be sent again.
+        work.shutdown()
         scheduler.stop()
     return 0
 

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.delivery import Deliverer
 from bot.incidents import Actor
 from bot.settings import Settings
+from bot.work import WorkQueue
 
 log = logging.getLogger(__name__)
 
-LISTENER_THREADS = 32
+
+# The ack path's transaction gives up on a busy row or a slow statement long before Slack's
+# 3-second deadline, so the person is told "busy, try again" instead of seeing a timeout.
+LOCK_TIMEOUT = "1s"
+STATEMENT_TIMEOUT = "2s"
 
 
 @dataclass
@@ -28,9 +35,23 @@ class Services:
     settings: Settings
     sessions: sessionmaker[Session]
     deliverer: Deliverer
+    work: WorkQueue
 
     def actor(self, user_id: str) -> Actor:
         return Actor.of(user_id, self.settings.incident_admins)
+
+    @contextmanager
+    def change(self) -> Iterator[Session]:
+        """One short transaction for a change acked on the request's thread; commits on exit."""
+        with self.sessions.begin() as session:
+            session.execute(
+                text(
+                    "SELECT set_config('lock_timeout', :lock, true),"
+                    " set_config('statement_timeout', :statement, true)"
+                ),
+                {"lock": LOCK_TIMEOUT, "statement": STATEMENT_TIMEOUT},
+            )
+            yield session
 
 
 def make_client(settings: Settings) -> WebClient:
@@ -50,8 +71,14 @@ def make_client(settings: Settings) -> WebClient:
     )
 
 
-def create_app(settings: Settings, sessions: sessionmaker[Session], client: WebClient) -> App:
-    """Build the Bolt app. It calls `auth.test` once, so a bad token fails here, loudly."""
+def create_app(
+    settings: Settings, sessions: sessionmaker[Session], client: WebClient, work: WorkQueue
+) -> App:
+    """Build the Bolt app. It calls `auth.test` once, so a bad token fails here, loudly.
+
+    Listeners run on the request's own thread and ack once the change is committed (acked means
+    saved); what follows the ack goes to `work`, which the caller starts and shuts down.
+    """
     from bot.listeners import register
 
     app = App(
@@ -62,14 +89,17 @@ def create_app(settings: Settings, sessions: sessionmaker[Session], client: WebC
         # Well-formed requests for something the bot does not handle (a link button, a retired
         # callback) reach the error handler, which answers a quiet 200 without logging the body.
         raise_error_for_unhandled_request=True,
-        process_before_response=False,
-        # Listeners keep their worker after ack() while they talk to Slack; Bolt's default of 5
-        # workers would make the 6th simultaneous request wait for its ack.
-        listener_executor=ThreadPoolExecutor(
-            max_workers=LISTENER_THREADS, thread_name_prefix="listener"
-        ),
+        # The response goes out when the listener returns: no 10 ms ack-polling loop, and no
+        # listener thread pool for acks to queue behind (slow work goes to `work`).
+        process_before_response=True,
     )
     register(
-        app, Services(settings=settings, sessions=sessions, deliverer=Deliverer(sessions, client))
+        app,
+        Services(
+            settings=settings,
+            sessions=sessions,
+            deliverer=Deliverer(sessions, client),
+            work=work,
+        ),
     )
     return app

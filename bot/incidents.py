@@ -501,11 +501,7 @@ def change_status(
     cause = _clean(cause, "cause", CAUSE_MAX, label="Cause")
     resolution = _clean(resolution, "resolution", RESOLUTION_MAX, label="Resolution")
     incident = lock_incident(session, incident_id)
-    if expected_status is not None and incident.status != expected_status:
-        raise Conflict(
-            f"{format_incident_id(incident.id)} changed while you were looking: it is now "
-            f"{incident.status.value}, not {expected_status.value}. Nothing was changed."
-        )
+    check_as_seen(incident, expected_status)
     _check_transition(incident, new, actor)
     old = incident.status
     _stamp_milestones(incident, new, now)
@@ -537,6 +533,15 @@ def change_status(
         actor.user_id,
     )
     return incident
+
+
+def check_as_seen(incident: Incident, expected_status: Status | None) -> None:
+    """Refuse a change made against a status the incident has since left (a stale button)."""
+    if expected_status is not None and incident.status != expected_status:
+        raise Conflict(
+            f"{format_incident_id(incident.id)} changed while you were looking: it is now "
+            f"{incident.status.value}, not {expected_status.value}. Nothing was changed."
+        )
 
 
 def change_severity(

@@ -79,6 +79,9 @@ class Settings:
     port: int = 3000
     # Slack's own payloads stay far below this; a larger body on /slack/events is refused unread.
     slack_max_body_bytes: int = 1024 * 1024
+    # Jobs that follow acks (lists, modals, Slack updates) waiting for a worker; past this the
+    # ack says the bot is busy.
+    work_queue_limit: int = 200
     max_screenshot_bytes: int = 16 * 1024 * 1024
     # Files posted as replies under a card are attached; needs channels:history (see README).
     attach_thread_files: bool = False
@@ -143,6 +146,11 @@ class Settings:
                 "SLACK_MAX_BODY_BYTES must be a number of bytes, at least 65536 (Slack's modal "
                 f"submissions can be tens of KiB), not {max_body!r}"
             )
+        queue_limit = environ.get("WORK_QUEUE_LIMIT") or "200"
+        if not queue_limit.isdigit() or int(queue_limit) < 1:
+            raise SettingsError(
+                f"WORK_QUEUE_LIMIT must be a number of jobs, at least 1, not {queue_limit!r}"
+            )
         max_bytes = environ.get("MAX_SCREENSHOT_BYTES") or str(16 * 1024 * 1024)
         if not max_bytes.isdigit() or int(max_bytes) < 1024:
             raise SettingsError(
@@ -188,6 +196,7 @@ class Settings:
             incident_channel=channel,
             port=int(port),
             slack_max_body_bytes=int(max_body),
+            work_queue_limit=int(queue_limit),
             max_screenshot_bytes=int(max_bytes),
             attach_thread_files=thread_files in {"true", "1", "yes"},
             reminder_cadences=cadences,

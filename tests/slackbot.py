@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.app import create_app, make_client
 from bot.settings import Settings
 from bot.web import SLACK_PATH, make_server, make_wsgi_app
+from bot.work import WorkQueue
 from tests.fakeslack import FakeSlack, defaults, payloads, post_payload
 
 ADMIN_ID = "U0ADMIN0001"
@@ -90,8 +91,11 @@ def running_bot(
     fake: FakeSlack, engine: Engine, sessions: sessionmaker[Session], **overrides: Any
 ) -> Iterator[Bot]:
     settings = bot_settings(fake, **overrides)
-    app = create_app(settings, sessions, make_client(settings))
-    with serve_wsgi(make_wsgi_app(app, engine, settings), settings) as base_url:
-        yield Bot(fake=fake, base_url=base_url, settings=settings, sessions=sessions)
-    # Listeners go on after their ack; let them finish before the fake Slack goes away.
-    app.listener_runner.listener_executor.shutdown(wait=True)
+    work = WorkQueue(settings.work_queue_limit)
+    app = create_app(settings, sessions, make_client(settings), work)
+    try:
+        with serve_wsgi(make_wsgi_app(app, engine, settings), settings) as base_url:
+            yield Bot(fake=fake, base_url=base_url, settings=settings, sessions=sessions)
+    finally:
+        # Work goes on after the ack; let it finish before the fake Slack goes away.
+        work.shutdown()

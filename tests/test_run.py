@@ -94,10 +94,13 @@ def test_http_mode_with_the_embedded_database(tmp_path: Path):
         assert get(f"{base_url}/healthz") == (200, "ok\n")
 
         command = payloads.slash_command("/incident", "help", fake=fake)
-        status, _, _ = post_payload(f"{base_url}/slack/events", command)
+        status, _, body = post_payload(f"{base_url}/slack/events", command)
         assert status == 200
+        assert "/incident list [filters]" in body  # help is answered in the ack
+        command = payloads.slash_command("/incident", "list", fake=fake)
+        assert post_payload(f"{base_url}/slack/events", command)[0] == 200
         fake.wait_for(lambda: fake.calls_to("response_url"))
-        assert "/incident list [filters]" in fake.calls_to("response_url")[0]["text"]
+        assert fake.calls_to("response_url")[0]["text"] == "0 incidents"
 
         forged = payloads.slash_command("/incident", "help", fake=fake)
         status, _, _ = post_payload(f"{base_url}/slack/events", forged, secret="not-the-secret")

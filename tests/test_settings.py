@@ -156,6 +156,11 @@ def test_slack_body_limit_defaults_to_one_mebibyte_and_can_be_set() -> None:
     assert Settings.from_env({"SLACK_MAX_BODY_BYTES": "65536"}).slack_max_body_bytes == 65536
 
 
+def test_work_queue_limit_defaults_to_200_and_can_be_set() -> None:
+    assert Settings.from_env({}).work_queue_limit == 200
+    assert Settings.from_env({"WORK_QUEUE_LIMIT": "5"}).work_queue_limit == 5
+
+
 def test_scheduler_settings_defaults() -> None:
     settings = Settings.from_env({})
     assert settings.reminder_cadences == {
@@ -207,6 +212,8 @@ def test_scheduler_settings_from_the_environment() -> None:
         ({"MAX_SCREENSHOT_BYTES": "16MB"}, "MAX_SCREENSHOT_BYTES must be a number"),
         ({"SLACK_MAX_BODY_BYTES": "1MiB"}, "SLACK_MAX_BODY_BYTES must be a number of bytes"),
         ({"SLACK_MAX_BODY_BYTES": "65535"}, "at least 65536"),
+        ({"WORK_QUEUE_LIMIT": "0"}, "WORK_QUEUE_LIMIT must be a number of jobs, at least 1"),
+        ({"WORK_QUEUE_LIMIT": "lots"}, "WORK_QUEUE_LIMIT must be a number of jobs"),
         ({"ATTACH_THREAD_FILES": "maybe"}, "ATTACH_THREAD_FILES must be true or false"),
         ({"INCIDENT_CHANNEL": "#incidents"}, "INCIDENT_CHANNEL must be a channel id"),
         ({"SLACK_APP_TOKEN": "xoxb-1"}, "must be an app-level token"),

@@ -38,8 +38,15 @@ ACK_DEADLINE = 3.0
 # --- Talking to the bot ------------------------------------------------------------------------
 
 
-def run(bot: Bot, text: str, *, user: str = USER, channel: str = CHANNEL, expect: str = "") -> str:
-    """Send `/incident <text>`, check the ack (200, in time, body `expect`); its response_url."""
+# What each command's ack said, by its response_url: a change is confirmed in the ack itself.
+ACKS: dict[str, str] = {}
+
+
+def run(
+    bot: Bot, text: str, *, user: str = USER, channel: str = CHANNEL, expect: str | None = None
+) -> str:
+    """Send `/incident <text>`, check the ack (200, in time, body `expect` if given); returns
+    its response_url."""
     payload = payloads.slash_command(
         "/incident", text, fake=bot.fake, user_id=user, channel_id=channel
     )
@@ -47,8 +54,10 @@ def run(bot: Bot, text: str, *, user: str = USER, channel: str = CHANNEL, expect
     status, _, body = bot.post(payload)
     elapsed = time.monotonic() - started
     assert status == 200, (status, body)
-    assert body == expect
+    if expect is not None:
+        assert body == expect
     assert elapsed < ACK_DEADLINE, f"/incident {text[:40]!r} acked after {elapsed:.2f}s"
+    ACKS[payload["response_url"]] = body
     return payload["response_url"]
 
 
@@ -62,7 +71,10 @@ def warnings(bot: Bot) -> list[str]:
 
 
 def answer(bot: Bot, response_url: str, index: int = 0) -> dict[str, Any]:
-    """What the bot posted to `response_url` (waiting for it), checked to be ephemeral."""
+    """The command's answer: its ack's text, or else what the bot posted to `response_url`
+    (waiting for it), checked to be ephemeral."""
+    if index == 0 and ACKS.get(response_url):
+        return {"text": ACKS[response_url]}
     bot.fake.wait_for(lambda: len(bot.fake.responses(response_url)) > index or warnings(bot))
     posts = bot.fake.responses(response_url)
     assert len(posts) > index, f"no answer; the bot said instead: {warnings(bot)}"
@@ -1109,6 +1121,8 @@ def test_user_text_never_mentions_anyone(slackbot: Bot) -> None:
         for method, params in slackbot.fake.calls
         if method.startswith("chat.") or method == "response_url"
     ]
+    # The four changes are confirmed in their acks, which are messages too.
+    sent += [("ack", {"text": body}) for body in ACKS.values() if body]
     assert len(sent) >= 15
     assert "&lt;@U0OTHER&gt; &lt;!here&gt;" in json.dumps(thread_replies(slackbot, card_ts))
     problems = [hit for method, params in sent for hit in live_mentions(params, method)]
@@ -1175,17 +1189,25 @@ def test_note_text_may_start_on_the_next_line(slackbot: Bot) -> None:
 # --- the 3-second rule -------------------------------------------------------------------------
 
 
-def test_ack_does_not_wait_for_a_locked_incident(slackbot: Bot) -> None:
-    """Someone else's change holds the incident's row: the command is acked anyway."""
+def test_a_locked_incident_is_answered_busy_within_the_ack_deadline(slackbot: Bot) -> None:
+    """Someone else's change holds the incident's row past the ack path's lock timeout: the
+    ack says so, in time, and nothing changed; once the row is free the same command works."""
     number, card_ts = with_card(slackbot)
 
     with slackbot.sessions.begin() as session:
         session.execute(select(Incident).where(Incident.id == number).with_for_update()).one()
+        started = time.monotonic()
         url = run(slackbot, f"status {number} investigating")
-        assert slackbot.fake.responses(url) == []  # still waiting for the lock
+        waited = time.monotonic() - started
 
+    assert answer(slackbot, url)["text"] == (
+        "That incident is busy (someone else is changing it right now), so nothing was "
+        "changed. Please try again in a moment."
+    )
+    assert 0.9 < waited < 2.0  # the 1 s lock timeout, well inside Slack's 3 s
+    assert load(slackbot, number).status == Status.OPEN
+    url = run(slackbot, f"status {number} investigating")
     assert answer(slackbot, url)["text"] == "INC-1 is now investigating."
-    assert load(slackbot, number).status == Status.INVESTIGATING
     wait_thread_reply(slackbot, card_ts)
 
 

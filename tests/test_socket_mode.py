@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import create_app, make_client
+from bot.work import WorkQueue
 from tests.fakeslack import FakeSlack, defaults, payloads
 from tests.slackbot import bot_settings
 
@@ -24,10 +25,11 @@ def connected(socket_fake: FakeSlack, committing_sessions: sessionmaker[Session]
     settings = bot_settings(
         socket_fake, slack_app_token=defaults.APP_TOKEN, slack_signing_secret=None
     )
-    app = create_app(settings, committing_sessions, make_client(settings))
+    work = WorkQueue(settings.work_queue_limit)
+    app = create_app(settings, committing_sessions, make_client(settings), work)
     with socket_fake.socket_mode_app(app):
         yield
-    app.listener_runner.listener_executor.shutdown(wait=True)
+    work.shutdown()
 
 
 def test_a_command_over_socket_mode_is_acked_and_answered(socket_fake: FakeSlack, connected: None):
@@ -70,7 +72,7 @@ def test_a_button_the_bot_does_not_handle_is_acked_without_a_word(
     )
     envelope = socket_fake.socket_mode.send_envelope(None, clicked)
     assert socket_fake.socket_mode.wait_ack(envelope)["envelope_id"] == envelope
-    command = payloads.slash_command("/incident", "help", fake=socket_fake)
+    command = payloads.slash_command("/incident", "list", fake=socket_fake)
     socket_fake.socket_mode.wait_ack(socket_fake.socket_mode.send_envelope(None, command))
     socket_fake.wait_for(lambda: socket_fake.responses(command["response_url"]))
     told = [c.method for c in socket_fake.calls if c.method.startswith("chat.")]

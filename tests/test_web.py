@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import create_app, make_client
 from bot.web import make_wsgi_app
+from bot.work import WorkQueue
 from db.session import make_engine
 from tests.fakeslack import FakeSlack, payloads
 from tests.slackbot import Bot, bot_settings, serve_wsgi
@@ -34,10 +35,12 @@ def test_healthz_is_503_when_the_database_does_not_answer(
     fake_slack: FakeSlack, committing_sessions: sessionmaker[Session]
 ):
     settings = bot_settings(fake_slack)
-    app = create_app(settings, committing_sessions, make_client(settings))
+    work = WorkQueue(1)
+    app = create_app(settings, committing_sessions, make_client(settings), work)
     unreachable: Engine = make_engine("postgresql://postgres@127.0.0.1:1/nothing")
     with serve_wsgi(make_wsgi_app(app, unreachable, settings), settings) as base_url:
         assert fetch(f"{base_url}/healthz") == (503, "database unreachable\n")
+    work.shutdown()
 
 
 def test_other_paths_and_methods_are_not_found(slackbot: Bot):

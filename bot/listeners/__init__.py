@@ -6,12 +6,11 @@ from typing import Any
 from slack_bolt import App, BoltResponse
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-from sqlalchemy.exc import OperationalError
 
+from bot import blocks
 from bot.app import Services
 from bot.listeners import actions, commands, events, options, shortcuts, views
-from bot.listeners.common import tell_user
+from bot.listeners.common import failure_message, tell_user
 
 log = logging.getLogger(__name__)
 
@@ -43,25 +42,13 @@ def register(app: App, services: Services) -> None:
         )
         if not isinstance(user_id, str) or not user_id:
             return None
-        if isinstance(error, SlackApiError):
-            message = (
-                f"Slack refused a step of that ({error.response.get('error')}). Anything you "
-                "had already saved is kept; please try again."
-            )
-        elif isinstance(error, OperationalError):
-            # The failure may have come after a commit (or during one): never claim that nothing
-            # changed, or a resubmission would store the change twice.
-            message = (
-                "The incident database stopped answering, so that may not have been saved. "
-                "Check with `/incident show <id>` before you try again."
-            )
-        else:
-            message = (
-                "Something went wrong on our side (it is logged). `/incident show <id>` shows "
-                "what was saved."
-            )
-        tell_user(
-            client, user_id, channel_id if isinstance(channel_id, str) else None, f"⚠️ {message}"
+        # Told after the response: the person's message is a Slack call, and the ack is due.
+        services.work.submit(
+            tell_user,
+            client,
+            user_id,
+            channel_id if isinstance(channel_id, str) else None,
+            f"⚠️ {blocks.escape(failure_message(error))}",
         )
         return None
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
+from sqlalchemy.orm import Session
 
 from bot import blocks, commands, incidents, screenshots
 from bot import slack_ids as ids
@@ -16,11 +17,14 @@ from bot.incidents import IncidentError
 from db.models import Status
 
 from .attach import repost_screenshots
+from .commands import open_declare_modal
 from .common import (
     as_dict,
-    deliver_and_report,
+    deliver_later,
     integer,
     known_status,
+    later,
+    press,
     read_metadata,
     read_value,
     string,
@@ -40,59 +44,69 @@ def _where(body: dict[str, Any]) -> str | None:
 def register(app: App, services: Services) -> None:
     @app.action(ids.STATUS_ACTION_PATTERN)
     def status_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient):
-        ack()
         user_id, channel_id = body["user"]["id"], _where(body)
         value = read_value(action)
         target = action["action_id"].split(":", 1)[1]
         seen = known_status(string(value, "status"))
-        try:
-            if target == Status.RESOLVED:
-                # Resolving asks what fixed it and why, so the modal opens first.
-                with services.sessions() as session:
-                    incident = incidents.get_incident(session, value.get("id"))
-                    if seen is not None and incident.status != seen:
-                        raise incidents.Conflict(
-                            f"{blocks.ref(incident)} changed while you were looking: it is now "
-                            f"{incident.status.value}. Nothing was changed."
-                        )
-                    view = blocks.resolve_modal(incident, Status.RESOLVED)
-                client.views_open(trigger_id=body["trigger_id"], view=view)
-                return
-            with services.sessions.begin() as session:
-                incident = incidents.change_status(
-                    session,
-                    value.get("id"),
-                    target,
-                    services.actor(user_id),
-                    expected_status=seen,
-                )
-                incident_id = incident.id
-        except IncidentError as error:
-            tell_user(client, user_id, channel_id, blocks.escape(str(error)))
+        if target == Status.RESOLVED:
+            # Resolving asks what fixed it and why: the form opens first, and saves.
+            ack()
+            later(
+                services,
+                client,
+                user_id,
+                channel_id,
+                open_resolve_modal,
+                services,
+                client,
+                body["trigger_id"],
+                value.get("id"),
+                seen,
+                user_id,
+                channel_id,
+            )
             return
-        deliver_and_report(services, client, incident_id, user_id, channel_id)
+        incident_id = press(
+            services,
+            ack,
+            lambda session: (
+                incidents.change_status(
+                    session, value.get("id"), target, services.actor(user_id), expected_status=seen
+                ).id
+            ),
+            lambda message: tell_user(client, user_id, channel_id, message),
+        )
+        if incident_id is not None:
+            deliver_later(services, client, incident_id, user_id, channel_id)
 
     def open_modal_for(
-        body: dict[str, Any], action: dict[str, Any], client: WebClient, render: Any
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, render: Any
     ) -> None:
-        user_id = body["user"]["id"]
-        try:
-            with services.sessions() as session:
-                view = render(incidents.get_incident(session, read_value(action).get("id")))
-        except IncidentError as error:
-            tell_user(client, user_id, _where(body), blocks.escape(str(error)))
-            return
-        client.views_open(trigger_id=body["trigger_id"], view=view)
+        ack()
+        user_id, channel_id = body["user"]["id"], _where(body)
+        later(
+            services,
+            client,
+            user_id,
+            channel_id,
+            open_modal,
+            services,
+            client,
+            body["trigger_id"],
+            read_value(action).get("id"),
+            render,
+            user_id,
+            channel_id,
+        )
 
     @app.action(ids.ADD_NOTE_ACTION)
     def add_note_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient):
-        ack()
-        open_modal_for(body, action, client, blocks.note_modal)
+        open_modal_for(ack, body, action, client, blocks.note_modal)
 
     @app.action(ids.EDIT_ACTION)
     def edit_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient):
-        ack()
         open_modal_for(
+            ack,
             body,
             action,
             client,
@@ -101,121 +115,139 @@ def register(app: App, services: Services) -> None:
 
     @app.action(ids.ATTACH_ACTION)
     def attach_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient):
-        ack()
-        open_modal_for(body, action, client, blocks.attach_modal)
+        open_modal_for(ack, body, action, client, blocks.attach_modal)
 
     @app.action(ids.SCREENSHOTS_ACTION)
     def screenshots_clicked(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
     ):
         ack()
-        repost_screenshots(
-            services, client, read_value(action).get("id"), body["user"]["id"], _where(body)
+        user_id, channel_id = body["user"]["id"], _where(body)
+        later(
+            services,
+            client,
+            user_id,
+            channel_id,
+            repost_screenshots,
+            services,
+            client,
+            read_value(action).get("id"),
+            user_id,
+            channel_id,
         )
 
     @app.action(ids.DELETE_SCREENSHOT_ACTION)
     def delete_screenshot_clicked(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
     ):
-        ack()
         user_id = body["user"]["id"]
-        try:
-            with services.sessions.begin() as session:
-                event = screenshots.delete_screenshot(
-                    session, integer(read_value(action), "screenshot"), services.actor(user_id)
-                )
-                incident_id, name = event.incident_id, str(event.details["name"])
-        except IncidentError as error:
-            respond(text=blocks.escape(str(error)), replace_original=False)
-            return
-        respond(
-            text=f"Deleted {blocks.escape(name)} from {incidents.format_incident_id(incident_id)}.",
-            replace_original=False,
-        )
-        deliver_and_report(services, client, incident_id, user_id, _where(body))
+
+        def delete(session: Session) -> tuple[int, str]:
+            event = screenshots.delete_screenshot(
+                session, integer(read_value(action), "screenshot"), services.actor(user_id)
+            )
+            return event.incident_id, str(event.details["name"])
+
+        deleted = press(services, ack, delete, lambda message: reply(respond, message))
+        if deleted is not None:
+            incident_id, name = deleted
+            ref = incidents.format_incident_id(incident_id)
+            services.work.submit(reply, respond, f"Deleted {blocks.escape(name)} from {ref}.")
+            deliver_later(services, client, incident_id, user_id, _where(body))
 
     @app.action(ids.SNOOZE_ACTION_PATTERN)
     def snooze_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient):
-        ack()
         user_id, channel_id = body["user"]["id"], _where(body)
         value = read_value(action)
-        minutes = integer(value, "minutes")
-        try:
-            with services.sessions.begin() as session:
-                incident_id = incidents.snooze_reminders(
-                    session,
-                    value.get("id"),
-                    services.actor(user_id),
-                    # A missing or forged length reads as 0 minutes, which the domain refuses.
-                    timedelta(minutes=minutes or 0),
+        # A missing or forged length reads as 0 minutes, which the domain refuses.
+        minutes = integer(value, "minutes") or 0
+        incident_id = press(
+            services,
+            ack,
+            lambda session: (
+                incidents.snooze_reminders(
+                    session, value.get("id"), services.actor(user_id), timedelta(minutes=minutes)
                 ).id
-        except IncidentError as error:
-            tell_user(client, user_id, channel_id, blocks.escape(str(error)))
-            return
-        deliver_and_report(services, client, incident_id, user_id, channel_id)
+            ),
+            lambda message: tell_user(client, user_id, channel_id, message),
+        )
+        if incident_id is not None:
+            deliver_later(services, client, incident_id, user_id, channel_id)
 
     @app.action(ids.LIST_PAGE_ACTION_PATTERN)
-    def list_page_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond):
+    def list_page_clicked(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
+    ):
         ack()
-        value = read_value(action)
-        filters = string(value, "q") or ""
-        try:
-            query = commands.parse_list_filters(filters, body["user"]["id"])
-            query.page = integer(value, "page") or 1
-            with services.sessions() as session:
-                page = incidents.list_incidents(session, query)
-                rendered = blocks.incident_list(page, filters)
-        except IncidentError as error:
-            respond(text=blocks.escape(str(error)), replace_original=False)
-            return
-        respond(text=f"{page.total} incidents", blocks=rendered, replace_original=True)
+        user_id = body["user"]["id"]
+        later(
+            services,
+            client,
+            user_id,
+            _where(body),
+            list_page,
+            services,
+            respond,
+            read_value(action),
+            user_id,
+        )
 
     @app.action(ids.DELETE_NOTE_ACTION)
     def delete_note_clicked(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
     ):
-        ack()
         user_id = body["user"]["id"]
-        value = read_value(action)
-        try:
-            with services.sessions.begin() as session:
-                event = incidents.delete_note(
-                    session, integer(value, "note"), services.actor(user_id)
-                )
-                incident_id = event.incident_id
-        except IncidentError as error:
-            respond(text=blocks.escape(str(error)), replace_original=False)
-            return
-        respond(text=f"Note deleted from INC-{incident_id}.", replace_original=False)
-        deliver_and_report(services, client, incident_id, user_id, _where(body))
+        incident_id = press(
+            services,
+            ack,
+            lambda session: (
+                incidents.delete_note(
+                    session, integer(read_value(action), "note"), services.actor(user_id)
+                ).incident_id
+            ),
+            lambda message: reply(respond, message),
+        )
+        if incident_id is not None:
+            ref = incidents.format_incident_id(incident_id)
+            services.work.submit(reply, respond, f"Note deleted from {ref}.")
+            deliver_later(services, client, incident_id, user_id, _where(body))
 
     @app.action(ids.DELETE_INCIDENT_ACTION)
     def delete_incident_clicked(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
     ):
-        ack()
         user_id = body["user"]["id"]
-        try:
+
+        def delete(session: Session) -> tuple[str, str]:
             number = incidents.parse_incident_id(read_value(action).get("id"))
-            with services.sessions.begin() as session:
-                title = incidents.delete_incident(session, number, services.actor(user_id))
-        except IncidentError as error:
-            respond(text=blocks.escape(str(error)), replace_original=True)
-            return
-        reference = incidents.format_incident_id(number)
-        respond(text=f"Deleted {reference} ({blocks.escape(title)}).", replace_original=True)
-        deliver_and_report(services, client, None, user_id, _where(body))
+            title = incidents.delete_incident(session, number, services.actor(user_id))
+            return incidents.format_incident_id(number), title
+
+        deleted = press(
+            services, ack, delete, lambda message: reply(respond, message, replace=True)
+        )
+        if deleted is not None:
+            ref, title = deleted
+            services.work.submit(
+                reply, respond, f"Deleted {ref} ({blocks.escape(title)}).", replace=True
+            )
+            deliver_later(services, client, None, user_id, _where(body))
 
     @app.action(ids.HOME_DECLARE_ACTION)
     def home_declare_clicked(ack: Ack, body: dict[str, Any], client: WebClient):
         ack()
-        client.views_open(
-            trigger_id=body["trigger_id"],
-            view=blocks.declare_modal(
-                categories=services.settings.categories,
-                reporter=body["user"]["id"],
-                channel_id=services.settings.incident_channel,
-            ),
+        user_id = body["user"]["id"]
+        later(
+            services,
+            client,
+            user_id,
+            None,
+            open_declare_modal,
+            services,
+            client,
+            body["trigger_id"],
+            user_id,
+            None,
         )
 
     @app.action(ids.HOME_SEVERITY_FILTER)
@@ -231,9 +263,78 @@ def register(app: App, services: Services) -> None:
             severity = None if picked == "any" else picked
         else:
             status = picked or "active"
-        publish_home(services, client, body["user"]["id"], severity=severity, status=status)
+        user_id = body["user"]["id"]
+        later(
+            services,
+            client,
+            user_id,
+            None,
+            publish_home,
+            services,
+            client,
+            user_id,
+            severity=severity,
+            status=status,
+        )
 
     @app.action("open_card")
     def open_card_clicked(ack: Ack):
         # A link button: Slack opens the URL, but still tells us, and wants an ack.
         ack()
+
+
+def reply(respond: Respond, text: str, *, replace: bool = False) -> None:
+    """A line in place of the message the button was on (`replace`), or below it."""
+    respond(text=text, replace_original=replace)
+
+
+def open_modal(
+    services: Services,
+    client: WebClient,
+    trigger_id: str,
+    incident_ref: object,
+    render: Any,
+    user_id: str,
+    channel_id: str | None,
+) -> None:
+    try:
+        with services.sessions() as session:
+            view = render(incidents.get_incident(session, incident_ref))
+    except IncidentError as error:
+        tell_user(client, user_id, channel_id, blocks.escape(str(error)))
+        return
+    client.views_open(trigger_id=trigger_id, view=view)
+
+
+def open_resolve_modal(
+    services: Services,
+    client: WebClient,
+    trigger_id: str,
+    incident_ref: object,
+    seen: Status | None,
+    user_id: str,
+    channel_id: str | None,
+) -> None:
+    try:
+        with services.sessions() as session:
+            incident = incidents.get_incident(session, incident_ref)
+            incidents.check_as_seen(incident, seen)
+            view = blocks.resolve_modal(incident, Status.RESOLVED)
+    except IncidentError as error:
+        tell_user(client, user_id, channel_id, blocks.escape(str(error)))
+        return
+    client.views_open(trigger_id=trigger_id, view=view)
+
+
+def list_page(services: Services, respond: Respond, value: dict[str, Any], user_id: str) -> None:
+    filters = string(value, "q") or ""
+    try:
+        query = commands.parse_list_filters(filters, user_id)
+        query.page = integer(value, "page") or 1
+        with services.sessions() as session:
+            page = incidents.list_incidents(session, query)
+            rendered = blocks.incident_list(page, filters)
+    except IncidentError as error:
+        respond(text=blocks.escape(str(error)), replace_original=False)
+        return
+    respond(text=f"{page.total} incidents", blocks=rendered, replace_original=True)

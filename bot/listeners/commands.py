@@ -1,4 +1,4 @@
-"""`/incident`: ack at once, then do the work and answer with an ephemeral message."""
+"""`/incident`: a change is saved and confirmed in the ack; reading and forms follow it."""
 
 from __future__ import annotations
 
@@ -8,20 +8,25 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bot import blocks, commands, incidents, screenshots
 from bot import slack_ids as ids
 from bot.app import Services
 from bot.commands import Command
-from bot.incidents import IncidentError
+from bot.incidents import Actor, IncidentError
 from db.models import Delivery
 
 from .attach import repost_screenshots
-from .common import deliver_and_report, permalink_of, unescaped
+from .common import BUSY, Refusal, deliver_later, later, permalink_of, save, unescaped
 
 log = logging.getLogger(__name__)
 
 TIMELINE_ENTRIES = 10
+
+
+# Commands that change an incident: saved before the ack, which carries the confirmation.
+CHANGES = {"status", "severity", "note", "assign"}
 
 
 def register(app: App, services: Services) -> None:
@@ -33,23 +38,86 @@ def register(app: App, services: Services) -> None:
         except IncidentError as error:
             ack(text=blocks.escape(str(error)))
             return
-        if command.name == "declare":
-            ack()
-            open_declare_modal(
-                services, client, body["trigger_id"], user_id, channel_id, command.text
-            )
+        if command.name == "help":
+            ack(text=blocks.HELP)
             return
-        ack()
-        try:
-            if command.name == "edit":
+        if command.name in CHANGES:
+            try:
+                reply, incident_id = save(
+                    services, lambda session: change(session, command, services.actor(user_id))
+                )
+            except Refusal as refusal:
+                ack(text=blocks.escape(str(refusal)))
+                return
+            ack(text=reply)
+            deliver_later(services, client, incident_id, user_id, channel_id)
+            return
+        # Reading, rendering and opening forms follow the ack.
+        if later(
+            services, client, user_id, channel_id, answer, services, client, respond, body, command
+        ):
+            ack()
+        else:
+            ack(text=BUSY)
+
+
+def answer(
+    services: Services, client: WebClient, respond: Respond, body: dict[str, Any], command: Command
+) -> None:
+    user_id, channel_id = body["user_id"], body.get("channel_id")
+    try:
+        match command.name:
+            case "declare":
+                open_declare_modal(
+                    services, client, body["trigger_id"], user_id, channel_id, command.text
+                )
+            case "edit":
                 with services.sessions() as session:
-                    incident = incidents.get_incident(session, command.incident or "")
+                    incident = incidents.get_incident(session, command.incident)
                     view = blocks.edit_modal(incident, services.settings.categories)
                 client.views_open(trigger_id=body["trigger_id"], view=view)
-                return
-            handle(services, client, respond, command, user_id, channel_id)
-        except IncidentError as error:
-            respond(text=blocks.escape(str(error)))
+            case "list":
+                with services.sessions() as session:
+                    page = incidents.list_incidents(session, command.query)
+                    rendered = blocks.incident_list(page, command.text)
+                respond(text=f"{page.total} incidents", blocks=rendered)
+            case "show":
+                respond(**show(services, client, command.incident or "", user_id))
+            case "screenshots":
+                respond(text="Posting the stored screenshots into the incident's thread…")
+                repost_screenshots(services, client, command.incident or "", user_id, channel_id)
+            case "delete":
+                with services.sessions() as session:
+                    incident = incidents.check_can_delete(
+                        session, command.incident, services.actor(user_id)
+                    )
+                    respond(text="Delete?", blocks=blocks.delete_confirmation(incident))
+    except IncidentError as error:
+        respond(text=blocks.escape(str(error)))
+
+
+def change(session: Session, command: Command, actor: Actor) -> tuple[str, int]:
+    """Make the command's change; the confirmation and the incident's id."""
+    ref = command.incident or ""
+    match command.name:
+        case "status":
+            incident = incidents.change_status(
+                session, ref, command.status, actor, note=command.text
+            )
+            return f"{blocks.ref(incident)} is now {incident.status.value}.", incident.id
+        case "severity":
+            incident = incidents.change_severity(
+                session, ref, command.severity, actor, note=command.text
+            )
+            return f"{blocks.ref(incident)} is now {incident.severity.value}.", incident.id
+        case "note":
+            event = incidents.add_note(session, ref, actor, command.text)
+            return f"Note added to {blocks.ref(event.incident)}.", event.incident_id
+        case "assign":
+            incident = incidents.assign(session, ref, actor, **{command.role: command.user})
+            who = blocks.user(command.user)
+            return f"{blocks.ref(incident)} {command.role}: {who}.", incident.id
+    raise AssertionError(f"{command.name} is not a change")
 
 
 def open_declare_modal(
@@ -76,63 +144,6 @@ def open_declare_modal(
 def _real_channel(channel_id: str | None) -> str | None:
     # A DM with the app is no place for a card; let the person pick a channel instead.
     return channel_id if channel_id and channel_id[0] in "CG" else None
-
-
-def handle(
-    services: Services,
-    client: WebClient,
-    respond: Respond,
-    command: Command,
-    user_id: str,
-    channel_id: str | None,
-) -> None:
-    actor = services.actor(user_id)
-    match command.name:
-        case "help":
-            respond(text=blocks.HELP)
-            return
-        case "list":
-            with services.sessions() as session:
-                page = incidents.list_incidents(session, command.query)
-                rendered = blocks.incident_list(page, command.text)
-            respond(text=f"{page.total} incidents", blocks=rendered)
-            return
-        case "show":
-            respond(**show(services, client, command.incident or "", user_id))
-            return
-        case "screenshots":
-            respond(text="Posting the stored screenshots into the incident's thread…")
-            repost_screenshots(services, client, command.incident or "", user_id, channel_id)
-            return
-        case "delete":
-            with services.sessions() as session:
-                incident = incidents.check_can_delete(session, command.incident or "", actor)
-                respond(text="Delete?", blocks=blocks.delete_confirmation(incident))
-            return
-    with services.sessions.begin() as session:
-        match command.name:
-            case "status":
-                incident = incidents.change_status(
-                    session, command.incident or "", command.status, actor, note=command.text
-                )
-                reply = f"{blocks.ref(incident)} is now {incident.status.value}."
-            case "severity":
-                incident = incidents.change_severity(
-                    session, command.incident or "", command.severity, actor, note=command.text
-                )
-                reply = f"{blocks.ref(incident)} is now {incident.severity.value}."
-            case "note":
-                event = incidents.add_note(session, command.incident or "", actor, command.text)
-                incident = event.incident
-                reply = f"Note added to {blocks.ref(incident)}."
-            case "assign":
-                incident = incidents.assign(
-                    session, command.incident or "", actor, **{command.role: command.user}
-                )
-                reply = f"{blocks.ref(incident)} {command.role}: {blocks.user(command.user)}."
-        incident_id = incident.id
-    respond(text=reply)
-    deliver_and_report(services, client, incident_id, user_id, channel_id)
 
 
 def show(services: Services, client: WebClient, ref: str, user_id: str) -> dict[str, Any]:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from bot import blocks
 from bot.app import Services
 from bot.delivery import Problem
+from bot.incidents import IncidentError
 from db.models import Status
 
 log = logging.getLogger(__name__)
@@ -84,9 +89,141 @@ def _json_dict(raw: Any) -> dict[str, Any]:
 
 def modal_errors(view: dict[str, Any], field: str | None, message: str) -> dict[str, str]:
     """`response_action: errors` keyed on the input block the error is about (or the first)."""
-    input_blocks = [b["block_id"] for b in view.get("blocks", []) if b.get("type") == "input"]
-    block_id = field if field in input_blocks else input_blocks[0]
-    return {block_id: message}
+    blocks = view.get("blocks") if isinstance(view.get("blocks"), list) else []
+    input_blocks = [
+        string(block, "block_id") for block in map(as_dict, blocks) if block.get("type") == "input"
+    ]
+    block_id = field if field in input_blocks else (input_blocks or [field])[0]
+    return {str(block_id): message}
+
+
+# --- The request path: validate and commit, ack, then the rest as work ---------------------------
+
+BUSY = "The incident bot is busy right now. Please try again in a moment."
+# PostgreSQL's lock_not_available and query_canceled: the ack path's timeouts (Services.change).
+_TIMED_OUT = {"55P03", "57014"}
+
+
+T = TypeVar("T")
+
+
+class Refusal(Exception):
+    """The change was not made; `str()` is the sentence to show, `field` the form input."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def save(services: Services, change: Callable[[Session], T]) -> T:
+    """Validate and commit `change` before the ack that confirms it (acked means saved).
+
+    `change` returns plain values (ids, text), read before the commit. A rule that says no, a
+    busy incident or an unreachable database becomes a Refusal with the sentence to show.
+    """
+    try:
+        with services.change() as session:
+            return change(session)
+    except IncidentError as error:
+        raise Refusal(str(error), getattr(error, "field", None)) from error
+    except OperationalError as error:
+        log.warning("a change was not saved: %s", error)
+        raise Refusal(database_trouble(error)) from error
+
+
+def press(
+    services: Services,
+    ack: Ack,
+    change: Callable[[Session], T],
+    refused: Callable[[str], None],
+) -> T | None:
+    """A button's change: saved, then acked (Slack ignores the body of a button's ack). A
+    refusal is told, escaped, by `refused` after the ack; None then."""
+    try:
+        result = save(services, change)
+    except Refusal as refusal:
+        ack()
+        services.work.submit(refused, blocks.escape(str(refusal)))
+        return None
+    ack()
+    return result
+
+
+def database_trouble(error: OperationalError) -> str:
+    if getattr(error.orig, "pgcode", None) in _TIMED_OUT:
+        return (
+            "That incident is busy (someone else is changing it right now), so nothing was "
+            "changed. Please try again in a moment."
+        )
+    # The failure may have come during the commit: never claim that nothing changed, or a
+    # resubmission would store the change twice.
+    return (
+        "The incident database stopped answering, so that may not have been saved. "
+        "Check with `/incident show <id>` before you try again."
+    )
+
+
+def failure_message(error: Exception) -> str:
+    """What to tell a person whose request failed in an unexpected way (it is logged)."""
+    if isinstance(error, SlackApiError):
+        return (
+            f"Slack refused a step of that ({error.response.get('error')}). Anything you "
+            "had already saved is kept; please try again."
+        )
+    if isinstance(error, OperationalError):
+        return database_trouble(error)
+    return (
+        "Something went wrong on our side (it is logged). `/incident show <id>` shows what "
+        "was saved."
+    )
+
+
+def later(
+    services: Services,
+    client: WebClient,
+    user_id: str,
+    channel_id: str | None,
+    job: Callable[..., Any],
+    *args: Any,
+    **kwargs: Any,
+) -> bool:
+    """Run `job(*args, **kwargs)` after the ack, on the work queue; a failure is told to the
+    person. False when the queue is full: the caller's ack says the bot is busy.
+    """
+
+    @functools.wraps(job)
+    def run() -> None:
+        try:
+            job(*args, **kwargs)
+        except Exception as error:
+            name = getattr(job, "__name__", type(job).__name__)
+            log.error("%s for %s failed: %r", name, user_id, error, exc_info=error)
+            tell_user(client, user_id, channel_id, f"⚠️ {blocks.escape(failure_message(error))}")
+
+    return services.work.submit(run)
+
+
+def deliver_later(
+    services: Services,
+    client: WebClient,
+    incident_id: int | None,
+    user_id: str,
+    channel_id: str | None,
+) -> None:
+    """Send a committed change's Slack updates after the ack. With the work queue full, the
+    scheduler's retry sweep sends them: the rows are in the outbox either way."""
+    later(
+        services,
+        client,
+        user_id,
+        channel_id,
+        deliver_and_report,
+        services,
+        client,
+        incident_id,
+        user_id,
+        channel_id,
+    )
 
 
 def tell_user(client: WebClient, user_id: str, channel_id: str | None, text: str) -> None:

@@ -18,7 +18,7 @@ from bot.screenshots import CAPTION_MAX
 from db.models import ProcessedEvent, Severity, Status
 
 from .attach import attach_files
-from .common import as_dict, permalink_of, string
+from .common import as_dict, later, permalink_of, string
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,13 @@ def register(app: App, services: Services) -> None:
                 return BoltResponse(status=200, body="")
         return next()
 
+    # Events are acked when their listener returns; their work follows on the work queue.
     @app.event("app_home_opened")
     def home_opened(event: dict[str, Any], client: WebClient):
         user_id = string(event, "user")
         if event.get("tab", "home") != "home" or not user_id:
             return
-        publish_home(services, client, user_id)
+        later(services, client, user_id, None, publish_home, services, client, user_id)
 
     @app.event({"type": "message", "subtype": "file_share"})
     def file_posted(event: dict[str, Any], client: WebClient):
@@ -89,31 +90,18 @@ def register(app: App, services: Services) -> None:
         user_id = string(event, "user")
         if not services.settings.attach_thread_files or not thread_ts or not channel or not user_id:
             return
-        with services.sessions() as session:
-            incident = incidents.find_by_card(session, channel, thread_ts)
-            if incident is None:
-                return
-            # Slack redelivers events; a file already stored from this message is not news.
-            posted = event.get("files") if isinstance(event.get("files"), list) else []
-            files = [
-                f
-                for f in map(as_dict, posted)
-                if string(f, "id") and not screenshots.has_slack_file(session, incident.id, f["id"])
-            ]
-            incident_id = incident.id
-        if not files:
-            return
-        attach_files(
+        later(
             services,
             client,
-            incident_id,
             user_id,
-            files,
-            # The message is the caption; a long one is cut, never a reason to drop the images.
-            caption=blocks.truncate(blocks.unescape(string(event, "text") or ""), CAPTION_MAX)
-            or None,
-            source_permalink=permalink_of(client, channel, string(event, "ts")),
-            feedback_channel=channel,
+            channel,
+            attach_thread_files,
+            services,
+            client,
+            event,
+            user_id,
+            channel,
+            thread_ts,
         )
 
     @app.event("app_uninstalled")
@@ -124,3 +112,39 @@ def register(app: App, services: Services) -> None:
             event.get("type"),
             body.get("team_id"),
         )
+
+
+def attach_thread_files(
+    services: Services,
+    client: WebClient,
+    event: dict[str, Any],
+    user_id: str,
+    channel: str,
+    thread_ts: str,
+) -> None:
+    """Files posted as a reply under an incident's card are attached (ATTACH_THREAD_FILES)."""
+    with services.sessions() as session:
+        incident = incidents.find_by_card(session, channel, thread_ts)
+        if incident is None:
+            return
+        # Slack redelivers events; a file already stored from this message is not news.
+        posted = event.get("files") if isinstance(event.get("files"), list) else []
+        files = [
+            f
+            for f in map(as_dict, posted)
+            if string(f, "id") and not screenshots.has_slack_file(session, incident.id, f["id"])
+        ]
+        incident_id = incident.id
+    if not files:
+        return
+    attach_files(
+        services,
+        client,
+        incident_id,
+        user_id,
+        files,
+        # The message is the caption; a long one is cut, never a reason to drop the images.
+        caption=blocks.truncate(blocks.unescape(string(event, "text") or ""), CAPTION_MAX) or None,
+        source_permalink=permalink_of(client, channel, string(event, "ts")),
+        feedback_channel=channel,
+    )

@@ -1,4 +1,5 @@
-"""Global shortcut "Report incident" and message shortcut "Add to incident timeline"."""
+"""Shortcuts: "Report incident" (global), "Add to incident timeline" and "Attach to incident"
+(message). Each acks at once; its form opens after the ack, as work."""
 
 from __future__ import annotations
 
@@ -12,46 +13,60 @@ from bot import slack_ids as ids
 from bot.app import Services
 
 from .commands import open_declare_modal
-from .common import as_dict, string, unescaped
+from .common import as_dict, later, string, unescaped
 
 
 def register(app: App, services: Services) -> None:
     @app.global_shortcut(ids.DECLARE_SHORTCUT)
     def report_incident(ack: Ack, body: dict[str, Any], client: WebClient):
         ack()
-        open_declare_modal(services, client, body["trigger_id"], body["user"]["id"], None)
+        user_id = body["user"]["id"]
+        later(
+            services,
+            client,
+            user_id,
+            None,
+            open_declare_modal,
+            services,
+            client,
+            body["trigger_id"],
+            user_id,
+            None,
+        )
 
     @app.message_shortcut(ids.TIMELINE_SHORTCUT)
     def add_to_timeline(ack: Ack, body: dict[str, Any], client: WebClient):
         ack()
         message = as_dict(body.get("message"))
-        client.views_open(
-            trigger_id=body["trigger_id"],
-            view=blocks.timeline_note_modal(
-                unescaped(string(message, "text")),
-                blocks.metadata(
-                    channel=string(as_dict(body.get("channel")), "id"), ts=string(message, "ts")
-                ),
+        view = blocks.timeline_note_modal(
+            unescaped(string(message, "text")),
+            blocks.metadata(
+                channel=string(as_dict(body.get("channel")), "id"), ts=string(message, "ts")
             ),
         )
+        user_id = body["user"]["id"]
+        later(services, client, user_id, None, open_view, client, body["trigger_id"], view)
 
     @app.message_shortcut(ids.ATTACH_SHORTCUT)
     def attach_screenshots(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond):
-        ack()
         message = as_dict(body.get("message"))
         files = message.get("files") if isinstance(message.get("files"), list) else []
         file_ids = [file_id for f in files if (file_id := string(as_dict(f), "id"))]
+        ack()
+        user_id = body["user"]["id"]
         if not file_ids:
-            respond(text="That message has no files to attach.", response_type="ephemeral")
+            services.work.submit(respond, "That message has no files to attach.")
             return
-        client.views_open(
-            trigger_id=body["trigger_id"],
-            view=blocks.attach_from_message_modal(
-                len(file_ids),
-                blocks.metadata(
-                    channel=string(as_dict(body.get("channel")), "id"),
-                    ts=string(message, "ts"),
-                    files=file_ids,
-                ),
+        view = blocks.attach_from_message_modal(
+            len(file_ids),
+            blocks.metadata(
+                channel=string(as_dict(body.get("channel")), "id"),
+                ts=string(message, "ts"),
+                files=file_ids,
             ),
         )
+        later(services, client, user_id, None, open_view, client, body["trigger_id"], view)
+
+
+def open_view(client: WebClient, trigger_id: str, view: Any) -> None:
+    client.views_open(trigger_id=trigger_id, view=view)

@@ -1,4 +1,5 @@
-"""Modal submissions. Bad input goes back inline (`response_action: errors`) and changes nothing."""
+"""Modal submissions: saved before the ack that closes the form, or refused inline with
+`response_action: errors` (nothing changed); what follows (Slack updates, downloads) is work."""
 
 from __future__ import annotations
 
@@ -15,18 +16,23 @@ from sqlalchemy.orm import Session
 from bot import blocks, incidents, screenshots
 from bot import slack_ids as ids
 from bot.app import Services
-from bot.incidents import IncidentDraft, IncidentError, InvalidInput
+from bot.incidents import IncidentDraft, IncidentError
 
 from .attach import attach_files
 from .common import (
+    BUSY,
+    Refusal,
     as_dict,
     deliver_and_report,
+    deliver_later,
     deliver_now,
     element,
     known_status,
+    later,
     modal_errors,
     permalink_of,
     read_metadata,
+    save,
     selected_value,
     string,
     tell_user,
@@ -63,28 +69,34 @@ def register(app: App, services: Services) -> None:
             slack_team_id=string(as_dict(body.get("team")), "id"),
             slack_channel_id=channel,
         )
+
+        def declare(session: Session) -> tuple[int, str]:
+            incident = incidents.declare(
+                session, draft, services.actor(user_id), categories=services.settings.categories
+            )
+            return incident.id, blocks.ref(incident)
+
         try:
-            with services.sessions.begin() as session:
-                incident = incidents.declare(
-                    session, draft, services.actor(user_id), categories=services.settings.categories
-                )
-                incident_id, ref = incident.id, blocks.ref(incident)
-        except InvalidInput as error:
-            ack(response_action="errors", errors=modal_errors(view, error.field, str(error)))
+            incident_id, ref = save(services, declare)
+        except Refusal as refusal:
+            ack(response_action="errors", errors=modal_errors(view, refusal.field, str(refusal)))
             return
         ack()
         origin = string(read_metadata(view), "origin")
-        problems = deliver_now(services, incident_id)
-        if problems:
-            tell_user(client, user_id, origin, problems)
-        elif origin != channel:
-            # Declared elsewhere (another channel, a shortcut, the Home tab): say where it went.
-            tell_user(
-                client,
-                user_id,
-                origin,
-                f"Declared {ref}; its card is in {blocks.channel(channel)}.",
-            )
+        later(
+            services,
+            client,
+            user_id,
+            origin,
+            post_card,
+            services,
+            client,
+            incident_id,
+            ref,
+            user_id,
+            origin,
+            channel,
+        )
 
     @app.view(ids.EDIT_VIEW)
     def edit_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
@@ -124,7 +136,7 @@ def register(app: App, services: Services) -> None:
             ),
         )
         if incident_id is not None:
-            deliver_and_report(services, client, incident_id, user_id, None)
+            deliver_later(services, client, incident_id, user_id, None)
 
     @app.view(ids.NOTE_VIEW)
     def note_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
@@ -141,7 +153,7 @@ def register(app: App, services: Services) -> None:
             ),
         )
         if incident_id is not None:
-            deliver_and_report(services, client, incident_id, user_id, None)
+            deliver_later(services, client, incident_id, user_id, None)
 
     @app.view(ids.RESOLVE_VIEW)
     def resolve_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
@@ -166,7 +178,7 @@ def register(app: App, services: Services) -> None:
             ),
         )
         if incident_id is not None:
-            deliver_and_report(services, client, incident_id, user_id, None)
+            deliver_later(services, client, incident_id, user_id, None)
 
     @app.view(ids.TIMELINE_NOTE_VIEW)
     def timeline_note_submitted(
@@ -198,15 +210,21 @@ def register(app: App, services: Services) -> None:
             return event.incident_id
 
         incident_id = _run_or_errors(services, ack, view, add)
-        if incident_id is None:
-            return
-        # Fetched after the ack (it is a Slack call); the reply is rendered from the database
-        # when it is sent, so the link still makes it into the thread.
-        permalink = permalink_of(client, channel, ts)
-        if permalink:
-            with services.sessions.begin() as session:
-                incidents.link_note_source(session, note_ids[0], permalink)
-        deliver_and_report(services, client, incident_id, user_id, None)
+        if incident_id is not None:
+            later(
+                services,
+                client,
+                user_id,
+                None,
+                link_and_deliver,
+                services,
+                client,
+                incident_id,
+                note_ids[0],
+                user_id,
+                channel,
+                ts,
+            )
 
     def check_attach(
         ack: Ack, view: dict[str, Any], incident_ref: Any, caption: str | None
@@ -215,14 +233,13 @@ def register(app: App, services: Services) -> None:
         try:
             screenshots.clean_caption(caption)
             with services.sessions() as session:
-                incident_id = incidents.get_incident(session, incident_ref).id
+                return incidents.get_incident(session, incident_ref).id
         except IncidentError as error:
             ack(
                 response_action="errors",
                 errors=modal_errors(view, getattr(error, "field", None), str(error)),
             )
             return None
-        return incident_id
 
     @app.view(ids.ATTACH_VIEW)
     def attach_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
@@ -235,17 +252,23 @@ def register(app: App, services: Services) -> None:
         incident_id = check_attach(ack, view, read_metadata(view).get("id"), caption)
         if incident_id is None:
             return
-        ack()
-        attach_files(
+        user_id = body["user"]["id"]
+        queued = later(
+            services,
+            client,
+            user_id,
+            None,
+            attach_files,
             services,
             client,
             incident_id,
-            body["user"]["id"],
+            user_id,
             files,
             caption=caption,
             source_permalink=None,
             feedback_channel=None,
         )
+        ack() if queued else ack(response_action="errors", errors={ids.FILES_BLOCK: BUSY})
 
     @app.view(ids.ATTACH_FROM_MESSAGE_VIEW)
     def attach_from_message_submitted(
@@ -265,17 +288,23 @@ def register(app: App, services: Services) -> None:
         incident_id = check_attach(ack, view, picked, caption)
         if incident_id is None:
             return
-        ack()
-        attach_files(
+        user_id = body["user"]["id"]
+        queued = later(
+            services,
+            client,
+            user_id,
+            None,
+            attach_from_message,
             services,
             client,
             incident_id,
-            body["user"]["id"],
-            [{"id": file_id} for file_id in file_ids],
-            caption=caption,
-            source_permalink=permalink_of(client, string(meta, "channel"), string(meta, "ts")),
-            feedback_channel=None,
+            user_id,
+            file_ids,
+            caption,
+            string(meta, "channel"),
+            string(meta, "ts"),
         )
+        ack() if queued else ack(response_action="errors", errors={ids.INCIDENT_BLOCK: BUSY})
 
 
 def _files_of(values: dict[str, Any]) -> list[dict[str, Any]]:
@@ -289,16 +318,71 @@ def _run_or_errors(
 ) -> int | None:
     """Run `change` in a transaction; ack the modal closed, or with the domain's error inline."""
     try:
-        with services.sessions.begin() as session:
-            incident_id = change(session)
-    except IncidentError as error:
-        ack(
-            response_action="errors",
-            errors=modal_errors(view, getattr(error, "field", None), str(error)),
-        )
+        incident_id = save(services, change)
+    except Refusal as refusal:
+        ack(response_action="errors", errors=modal_errors(view, refusal.field, str(refusal)))
         return None
     ack()
     return incident_id
+
+
+def post_card(
+    services: Services,
+    client: WebClient,
+    incident_id: int,
+    ref: str,
+    user_id: str,
+    origin: str | None,
+    channel: str,
+) -> None:
+    problems = deliver_now(services, incident_id)
+    if problems:
+        tell_user(client, user_id, origin, problems)
+    elif origin != channel:
+        # Declared elsewhere (another channel, a shortcut, the Home tab): say where it went.
+        tell_user(
+            client, user_id, origin, f"Declared {ref}; its card is in {blocks.channel(channel)}."
+        )
+
+
+def link_and_deliver(
+    services: Services,
+    client: WebClient,
+    incident_id: int,
+    note_id: int,
+    user_id: str,
+    channel: str | None,
+    ts: str | None,
+) -> None:
+    """The note's source message link is a Slack call, so it is fetched after the ack; the
+    reply is rendered from the database when it is sent, so the link still reaches the thread."""
+    permalink = permalink_of(client, channel, ts)
+    if permalink:
+        with services.sessions.begin() as session:
+            incidents.link_note_source(session, note_id, permalink)
+    deliver_and_report(services, client, incident_id, user_id, None)
+
+
+def attach_from_message(
+    services: Services,
+    client: WebClient,
+    incident_id: int,
+    user_id: str,
+    file_ids: list[str],
+    caption: str | None,
+    channel: str | None,
+    ts: str | None,
+) -> None:
+    attach_files(
+        services,
+        client,
+        incident_id,
+        user_id,
+        [{"id": file_id} for file_id in file_ids],
+        caption=caption,
+        source_permalink=permalink_of(client, channel, ts),
+        feedback_channel=None,
+    )
 
 
 # A Slack message ts: Unix seconds and microseconds, e.g. "1700000000.123456".
