@@ -1,83 +1,219 @@
-"""Benchmark: ack latency of `/incident list` under 20 concurrent signed requests.
+"""Benchmark: the bot's acks beside a bare Bolt app that only acks, in one run.
 
     make bench-ack                       # embedded PostgreSQL in a temporary folder
     TEST_DATABASE_URL=... make bench-ack # a throwaway database on that server
 
-Runs the real `python -m bot run` (HTTP mode, waitress) against the fake Slack, with 1,000
-incidents in the database, and fires rounds of 20 simultaneous slash commands. Reports p50/p99 of
-the time to the HTTP answer (Slack's 3-second ack budget) and of the time until the ephemeral
-list reached the response_url.
+The bare app (bench/bare_app.py) is Bolt with its defaults (process_before_response=False) and
+an `/incident` listener that only calls ack(). Each runs as its own process, as in production,
+against the fake Slack in this one (the bot with 1,000 incidents in its database), and takes the
+same requests:
+
+- Socket Mode, bursts of 20 `/incident list active`: ack p50/p99;
+- Socket Mode, sequential `/incident note` (a change saved before its ack): ack p50;
+- HTTP (waitress), an open loop of `/incident list` at 100 a second for 10 s: ack p50/p99, and
+  for the bot whether every request was answered (the list, or "busy" in the ack).
+
+Each line prints the bot's figure, the bare app's and their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
 
-from bench import bench_database, http_bot
+from bench import bench_database
 from bench.incidents import seed
 from db import migrate
 from db.session import make_engine
-from tests.fakeslack import FakeSlack, payloads, post_payload
-from tests.test_run import stop
+from tests.fakeslack import FakeSlack, defaults, payloads, post_payload
+from tests.test_run import free_port
+
+BUSY = "The incident bot is busy right now. Please try again in a moment."
 
 
-def percentile(values: list[float], pct: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
+def pct(values: list[float], p: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
 
-def run(database_url: str, rounds: int, concurrency: int) -> None:
+@contextmanager
+def process(fake: FakeSlack, database_url: str, who: str, mode: str) -> Iterator[str]:
+    """The bot (`python -m bot run`) or the bare app as its own process; yields its URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SLACK_BOT_TOKEN": defaults.BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": defaults.SIGNING_SECRET if mode == "http" else "",
+        "SLACK_APP_TOKEN": defaults.APP_TOKEN if mode == "socket" else "",
+        "SLACK_API_URL": fake.api_url,
+        "PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+        "HTTPS_PROXY": "",
+        "HTTP_PROXY": "",
+    }
+    command = ["-m", "bot", "run"] if who == "bot" else ["-m", "bench.bare_app", mode, str(port)]
+    child = subprocess.Popen(
+        [sys.executable, *command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/slack/events"
+        if mode == "socket":
+            before = fake.socket_mode.connections_total
+            fake.socket_mode.wait_connected(count=before + 1, timeout=60)
+        else:
+            wait_listening(port)
+        yield url
+    finally:
+        child.terminate()
+        child.wait(timeout=20)
+        if mode == "socket":
+            fake.socket_mode.drop_connections()
+
+
+def wait_listening(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+def socket_acks(fake: FakeSlack, text: str, *, burst: int, rounds: int) -> list[float]:
+    """Ack times (ms) of `rounds` bursts of `burst` simultaneous commands over Socket Mode."""
+    times: list[float] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        command = payloads.slash_command("/incident", text, fake=fake)
+        started = time.perf_counter()
+        envelope = fake.socket_mode.send_envelope(None, command)
+        fake.socket_mode.wait_ack(envelope, timeout=30)
+        with lock:
+            times.append((time.perf_counter() - started) * 1000)
+
+    for number in range(rounds + 1):
+        threads = [threading.Thread(target=one) for _ in range(burst)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if number == 0:  # warm-up
+            times.clear()
+    return times
+
+
+def open_loop(url: str, fake: FakeSlack, rate: int, seconds: int) -> tuple[list[float], list[Any]]:
+    """POST `/incident list` on a fixed schedule; ack times (ms) and (response_url, ack body)."""
+    times: list[float] = []
+    sent: list[Any] = []
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.2
+
+    def one(n: int) -> None:
+        command = payloads.slash_command("/incident", "list", fake=fake)
+        time.sleep(max(0.0, start + n / rate - time.perf_counter()))
+        began = time.perf_counter()
+        status, _, body = post_payload(url, command, timeout=30)
+        elapsed = (time.perf_counter() - began) * 1000
+        with lock:
+            times.append(elapsed if status == 200 else float("inf"))
+            sent.append((command["response_url"], body))
+
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        list(pool.map(one, range(rate * seconds)))
+    return times, sent
+
+
+def compare(name: str, bot: list[float], bare: list[float], p: int) -> None:
+    ours, theirs = pct(bot, p), pct(bare, p)
+    print(f"{name:52} {ours:9.1f} {theirs:9.1f} {ours / theirs:7.2f}x")
+
+
+def run(database_url: str, rounds: int, rate: int, seconds: int) -> None:
     engine = make_engine(database_url)
     migrate.upgrade(engine)
     seed(engine, 1_000)
     engine.dispose()
-    with FakeSlack() as fake, http_bot(database_url, fake) as (process, port):
-        url = f"http://127.0.0.1:{port}/slack/events"
-        acks: list[float] = []
-        answered: list[float] = []
-        lock = threading.Lock()
+    results: dict[str, list[float]] = {}
 
-        def one(text: str) -> None:
-            command = payloads.slash_command("/incident", text, fake=fake)
-            started = time.perf_counter()
-            status, _, _ = post_payload(url, command)
-            acked = time.perf_counter() - started
-            assert status == 200, status
-            fake.wait_for(lambda: fake.responses(command["response_url"]), timeout=30)
-            with lock:
-                acks.append(acked * 1000)
-                answered.append((time.perf_counter() - started) * 1000)
+    with FakeSlack(socket_mode=True) as fake:
+        fake.start_socket_mode()
+        for who in ("bare", "bot"):
+            with process(fake, database_url, who, "socket"):
+                results[f"{who} burst"] = socket_acks(fake, "list active", burst=20, rounds=rounds)
+                results[f"{who} sequential"] = socket_acks(
+                    fake, "note 1 bench note", burst=1, rounds=50
+                )
 
-        filters = ["list", "list all", "list sev1 sev2", "list all checkout", "list resolved"]
-        for round_number in range(rounds + 1):
-            threads = [
-                threading.Thread(target=one, args=(filters[i % len(filters)],))
-                for i in range(concurrency)
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            if round_number == 0:  # warm-up round: connection pools, imports, caches
-                acks.clear()
-                answered.clear()
-        stop(process)
-    print(f"{rounds} rounds of {concurrency} concurrent `/incident list` requests")
-    print(f"{'':36} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-    for name, values in (("HTTP ack", acks), ("list posted to response_url", answered)):
-        p50, p99 = percentile(values, 50), percentile(values, 99)
-        print(f"{name:36} {p50:8.1f} {p99:8.1f} {max(values):8.1f}")
+    with FakeSlack() as fake:
+        with process(fake, database_url, "bare", "http") as url:
+            results["bare open"], _ = open_loop(url, fake, rate, seconds)
+        with process(fake, database_url, "bot", "http") as url:
+            results["bot open"], sent = open_loop(url, fake, rate, seconds)
+            answered = wait_answered(fake, sent)
+
+    print(f"{'':52} {'bot ms':>9} {'bare ms':>9} {'ratio':>8}")
+    compare(
+        "Socket Mode, bursts of 20 lists: ack p50", results["bot burst"], results["bare burst"], 50
+    )
+    compare(
+        "Socket Mode, bursts of 20 lists: ack p99", results["bot burst"], results["bare burst"], 99
+    )
+    compare(
+        "Socket Mode, sequential notes: ack p50",
+        results["bot sequential"],
+        results["bare sequential"],
+        50,
+    )
+    compare(
+        f"HTTP, {rate} lists/s for {seconds} s: ack p50",
+        results["bot open"],
+        results["bare open"],
+        50,
+    )
+    compare(
+        f"HTTP, {rate} lists/s for {seconds} s: ack p99",
+        results["bot open"],
+        results["bare open"],
+        99,
+    )
+    busy = sum(1 for _, body in sent if body == BUSY)
+    print(
+        f"HTTP open loop: {len(sent)} requests, {answered} answered with the list, "
+        f"{busy} answered busy, {len(sent) - answered - busy} unanswered"
+    )
+
+
+def wait_answered(fake: FakeSlack, sent: list[Any], timeout: float = 60) -> int:
+    """How many of the non-busy requests got their list at the response_url."""
+    waiting = [url for url, body in sent if body != BUSY]
+    deadline = time.monotonic() + timeout
+    answered: Callable[[], int] = lambda: sum(1 for url in waiting if fake.responses(url))  # noqa: E731
+    while answered() < len(waiting) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return answered()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--rate", type=int, default=100)
+    parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
     with bench_database() as url:
-        run(url, args.rounds, args.concurrency)
+        run(url, args.rounds, args.rate, args.seconds)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-WORK_THREADS = 8
+WORK_THREADS = 4
 _STOP = object()
 
 
