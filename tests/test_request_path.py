@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.work import WorkQueue
+from bot.work import WORK_THREADS, WorkQueue
 from db.models import EventKind, IncidentEvent
 from tests.fakeslack import FakeSlack, payloads
 from tests.slackbot import Bot, running_bot
@@ -55,7 +55,7 @@ def test_twenty_notes_sent_as_fast_as_acks_return_keep_their_order(slackbot: Bot
 def narrow_bot(
     fake_slack: FakeSlack, engine: Engine, committing_sessions: sessionmaker[Session]
 ) -> Iterator[Bot]:
-    """A work queue of 2 behind the 8 workers."""
+    """A work queue of 2 behind the workers."""
     with running_bot(fake_slack, engine, committing_sessions, work_queue_limit=2) as running:
         yield running
 
@@ -63,7 +63,7 @@ def narrow_bot(
 def test_past_the_queue_bound_the_ack_says_busy_and_every_request_is_answered(
     narrow_bot: Bot,
 ) -> None:
-    # Each answer takes Slack 2 s, so the 8 workers stay busy while the queue fills.
+    # Each answer takes Slack 2 s, so the workers stay busy while the queue fills.
     narrow_bot.fake.delay("response_url", 2.0)
     urls: list[str] = []
     acks: list[str] = []
@@ -78,8 +78,8 @@ def test_past_the_queue_bound_the_ack_says_busy_and_every_request_is_answered(
 
     busy = [url for url, body in zip(urls, acks, strict=True) if body == BUSY]
     queued = [url for url, body in zip(urls, acks, strict=True) if body == ""]
-    assert len(queued) == 10  # 8 at work and 2 waiting
-    assert len(busy) == 4
+    assert len(queued) == WORK_THREADS + 2  # one at work on each thread, and 2 waiting
+    assert len(busy) == 14 - len(queued)
     narrow_bot.fake.wait_for(
         lambda: all(narrow_bot.fake.responses(url) for url in queued), timeout=15
     )

@@ -57,8 +57,6 @@ def register(app: App, services: Services) -> None:
                 user_id,
                 channel_id,
                 open_resolve_modal,
-                services,
-                client,
                 body["trigger_id"],
                 value.get("id"),
                 seen,
@@ -90,8 +88,6 @@ def register(app: App, services: Services) -> None:
             user_id,
             channel_id,
             open_modal,
-            services,
-            client,
             body["trigger_id"],
             read_value(action).get("id"),
             render,
@@ -129,8 +125,6 @@ def register(app: App, services: Services) -> None:
             user_id,
             channel_id,
             repost_screenshots,
-            services,
-            client,
             read_value(action).get("id"),
             user_id,
             channel_id,
@@ -186,7 +180,6 @@ def register(app: App, services: Services) -> None:
             user_id,
             _where(body),
             list_page,
-            services,
             respond,
             read_value(action),
             user_id,
@@ -243,8 +236,6 @@ def register(app: App, services: Services) -> None:
             user_id,
             None,
             open_declare_modal,
-            services,
-            client,
             body["trigger_id"],
             user_id,
             None,
@@ -270,8 +261,6 @@ def register(app: App, services: Services) -> None:
             user_id,
             None,
             publish_home,
-            services,
-            client,
             user_id,
             severity=severity,
             status=status,
@@ -326,7 +315,9 @@ def open_resolve_modal(
     client.views_open(trigger_id=trigger_id, view=view)
 
 
-def list_page(services: Services, respond: Respond, value: dict[str, Any], user_id: str) -> None:
+def list_page(
+    services: Services, client: WebClient, respond: Respond, value: dict[str, Any], user_id: str
+) -> None:
     filters = string(value, "q") or ""
     try:
         query = commands.parse_list_filters(filters, user_id)

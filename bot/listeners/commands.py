@@ -53,9 +53,7 @@ def register(app: App, services: Services) -> None:
             deliver_later(services, client, incident_id, user_id, channel_id)
             return
         # Reading, rendering and opening forms follow the ack.
-        if later(
-            services, client, user_id, channel_id, answer, services, client, respond, body, command
-        ):
+        if later(services, client, user_id, channel_id, answer, respond, body, command):
             ack()
         else:
             ack(text=BUSY)

@@ -187,14 +187,14 @@ def later(
     *args: Any,
     **kwargs: Any,
 ) -> bool:
-    """Run `job(*args, **kwargs)` after the ack, on the work queue; a failure is told to the
-    person. False when the queue is full: the caller's ack says the bot is busy.
+    """Run `job(services, client, *args, **kwargs)` after the ack, on the work queue; a failure
+    is told to the person. False when the queue is full: the caller's ack says the bot is busy.
     """
 
     @functools.wraps(job)
     def run() -> None:
         try:
-            job(*args, **kwargs)
+            job(services, client, *args, **kwargs)
         except Exception as error:
             name = getattr(job, "__name__", type(job).__name__)
             log.error("%s for %s failed: %r", name, user_id, error, exc_info=error)
@@ -218,8 +218,6 @@ def deliver_later(
         user_id,
         channel_id,
         deliver_and_report,
-        services,
-        client,
         incident_id,
         user_id,
         channel_id,

@@ -81,7 +81,7 @@ def register(app: App, services: Services) -> None:
         user_id = string(event, "user")
         if event.get("tab", "home") != "home" or not user_id:
             return
-        later(services, client, user_id, None, publish_home, services, client, user_id)
+        later(services, client, user_id, None, publish_home, user_id)
 
     @app.event({"type": "message", "subtype": "file_share"})
     def file_posted(event: dict[str, Any], client: WebClient):
@@ -96,8 +96,6 @@ def register(app: App, services: Services) -> None:
             user_id,
             channel,
             attach_thread_files,
-            services,
-            client,
             event,
             user_id,
             channel,

@@ -27,8 +27,6 @@ def register(app: App, services: Services) -> None:
             user_id,
             None,
             open_declare_modal,
-            services,
-            client,
             body["trigger_id"],
             user_id,
             None,
@@ -45,7 +43,7 @@ def register(app: App, services: Services) -> None:
             ),
         )
         user_id = body["user"]["id"]
-        later(services, client, user_id, None, open_view, client, body["trigger_id"], view)
+        later(services, client, user_id, None, open_view, body["trigger_id"], view)
 
     @app.message_shortcut(ids.ATTACH_SHORTCUT)
     def attach_screenshots(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond):
@@ -65,8 +63,8 @@ def register(app: App, services: Services) -> None:
                 files=file_ids,
             ),
         )
-        later(services, client, user_id, None, open_view, client, body["trigger_id"], view)
+        later(services, client, user_id, None, open_view, body["trigger_id"], view)
 
 
-def open_view(client: WebClient, trigger_id: str, view: Any) -> None:
+def open_view(services: Services, client: WebClient, trigger_id: str, view: Any) -> None:
     client.views_open(trigger_id=trigger_id, view=view)
