@@ -23,8 +23,8 @@ import time
 from PIL import Image
 
 from bench import bench_database
-from bot import incidents, screenshots, slack_files
-from bot.incidents import Actor, IncidentDraft
+from bot import incidents, slack_files
+from bot.incidents import Actor, IncidentDraft, screenshots
 from db import migrate
 from db.session import make_engine, make_session_factory
 from tests.fakeslack import FakeSlack, defaults

@@ -24,7 +24,8 @@ SETUP_HINT = 'See "Create the Slack app from manifest.yml" in README.md.'
 def cmd_export_screenshots(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.orm import undefer
 
-    from bot import incidents, screenshots
+    from bot import incidents
+    from bot.incidents import screenshots
     from db.models import Screenshot
 
     folder = Path(args.folder)

@@ -103,7 +103,7 @@ def user(user_id: str | None) -> str:
     """A mention for a real user id; anything else is shown as escaped text."""
     if not user_id:
         return "nobody"
-    return f"<@{user_id}>" if ids.USER_ID.match(user_id) else escape(user_id)
+    return f"<@{user_id}>" if incidents.USER_ID.match(user_id) else escape(user_id)
 
 
 def channel(channel_id: str) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot import blocks
 from bot.incidents import format_incident_id
-from bot.screenshots import list_screenshots
+from bot.incidents.screenshots import list_screenshots
 from db.models import (
     Delivery,
     DeliveryAction,

@@ -10,9 +10,8 @@ from datetime import time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.slack_ids import CHANNEL_ID
+from bot.incidents.vocabulary import CHANNEL_ID, DEFAULT_CATEGORIES
 
-DEFAULT_CATEGORIES = ("outage", "degradation", "security", "data", "other")
 # How long an active incident may go without an update before its owner is reminded.
 DEFAULT_CADENCES = "SEV1=15m,SEV2=30m,SEV3=4h,SEV4=off"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

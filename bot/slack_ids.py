@@ -4,11 +4,6 @@ import re
 
 COMMAND = "/incident"
 
-# Slack's own ids: a person (U…, or W… on Enterprise Grid) and a channel that can hold a card
-# (public C…, private G…; never a DM).
-USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
-CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]+$")
-
 # Shortcuts (manifest.yml: features.shortcuts[].callback_id)
 DECLARE_SHORTCUT = "report_incident"
 TIMELINE_SHORTCUT = "add_to_incident_timeline"

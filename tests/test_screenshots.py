@@ -24,9 +24,16 @@ from PIL import Image
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import blocks, incidents, screenshots, slack_files
-from bot.incidents import Actor, IncidentDraft, InvalidInput, NotFound, PermissionDenied
-from bot.screenshots import Attachment, NotAnImage, ValidImage
+from bot import blocks, incidents, slack_files
+from bot.incidents import (
+    Actor,
+    IncidentDraft,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    screenshots,
+)
+from bot.incidents.screenshots import Attachment, NotAnImage, ValidImage
 from bot.slack_files import FileRefused
 from db.models import Delivery, DeliveryAction, EventKind, Incident, IncidentEvent, Screenshot
 from tests.fakeslack import FakeSlack, defaults

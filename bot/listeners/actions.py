@@ -10,10 +10,10 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
-from bot import blocks, commands, incidents, screenshots
+from bot import blocks, commands, incidents
 from bot import slack_ids as ids
 from bot.app import Services
-from bot.incidents import IncidentError
+from bot.incidents import IncidentError, screenshots
 from db.models import Status
 
 from .attach import repost_screenshots

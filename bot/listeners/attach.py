@@ -10,10 +10,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import undefer
 
-from bot import blocks, incidents, screenshots, slack_files
+from bot import blocks, incidents, slack_files
 from bot.app import Services
-from bot.incidents import IncidentError
-from bot.screenshots import Attachment, NotAnImage
+from bot.incidents import IncidentError, screenshots
+from bot.incidents.screenshots import Attachment, NotAnImage
 from bot.slack_files import FileRefused
 from db.models import Screenshot
 

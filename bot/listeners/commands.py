@@ -10,11 +10,11 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import blocks, commands, incidents, screenshots
+from bot import blocks, commands, incidents
 from bot import slack_ids as ids
 from bot.app import Services
 from bot.commands import Command
-from bot.incidents import Actor, IncidentError
+from bot.incidents import Actor, IncidentError, screenshots
 from db.models import Delivery
 
 from .attach import repost_screenshots

@@ -19,18 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from bot.incidents import (
-    Actor,
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
-    format_incident_id,
-    lock_incident,
-    notify,
-    record_event,
-    touch,
-)
 from db.models import EventKind, IncidentEvent, Screenshot
+
+from .recording import lock_incident, notify, record_event, touch
+from .vocabulary import Actor, InvalidInput, NotFound, PermissionDenied, format_incident_id
 
 log = logging.getLogger(__name__)
 

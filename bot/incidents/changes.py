@@ -1,0 +1,500 @@
+"""Every change to an incident: declare, move, edit, assign, notes, reminders, delete.
+
+Each locks the incident, checks the rules, and records its event and outbox rows in the caller's
+transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import (
+    Delivery,
+    DeliveryAction,
+    EventKind,
+    Incident,
+    IncidentEvent,
+    Severity,
+    Status,
+)
+
+from .queries import get_incident
+from .recording import (
+    _require_editable,
+    lock_incident,
+    notify,
+    record_event,
+    touch,
+)
+from .validation import (
+    _check_occurred_at,
+    _clean,
+    _clean_card_channel,
+    _clean_category,
+    _clean_title,
+    _clean_user,
+    _now,
+    _reporter,
+)
+from .vocabulary import (
+    CAUSE_MAX,
+    DEFAULT_CATEGORIES,
+    DESCRIPTION_MAX,
+    NOTE_MAX,
+    RESOLUTION_MAX,
+    SERVICE_MAX,
+    SYSTEM,
+    Actor,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    format_incident_id,
+    parse_severity,
+    parse_status,
+)
+from .workflow import (
+    ACTIVE_STATUSES,
+    _check_transition,
+    _stamp_milestones,
+    check_as_seen,
+)
+
+log = logging.getLogger("bot.incidents")
+
+# --- Commands ----------------------------------------------------------------------------------
+
+
+@dataclass
+class IncidentDraft:
+    title: str
+    severity: str | Severity
+    description: str | None = None
+    service: str | None = None
+    category: str | None = None
+    owner: str | None = None
+    assignee: str | None = None
+    # Where the card lives; opaque to the domain, which only knows whether there is one.
+    slack_team_id: str | None = None
+    slack_channel_id: str | None = None
+
+
+def declare(
+    session: Session,
+    draft: IncidentDraft,
+    actor: Actor,
+    *,
+    categories: Sequence[str] = DEFAULT_CATEGORIES,
+    now: datetime | None = None,
+) -> Incident:
+    now = _now(now)
+    incident = Incident(
+        title=_clean_title(draft.title),
+        severity=parse_severity(draft.severity),
+        description=_clean(draft.description, "description", DESCRIPTION_MAX, label="Description"),
+        service=_clean(draft.service, "service", SERVICE_MAX, label="Service"),
+        category=_clean_category(draft.category, categories),
+        status=Status.OPEN,
+        reporter=_reporter(actor),
+        owner=_clean_user(draft.owner, "owner"),
+        assignee=_clean_user(draft.assignee, "assignee"),
+        created_at=now,
+        updated_at=now,
+        slack_team_id=draft.slack_team_id,
+        slack_channel_id=_clean_card_channel(draft.slack_channel_id),
+    )
+    session.add(incident)
+    record_event(session, incident, EventKind.CREATED, actor, now, to_value=incident.severity.value)
+    session.flush()
+    if incident.slack_channel_id is not None:
+        session.add(
+            Delivery(incident_id=incident.id, action=DeliveryAction.POST_CARD, next_attempt_at=now)
+        )
+    log.info(
+        "%s declared (%s) by %s, card channel %s",
+        format_incident_id(incident.id),
+        incident.severity.value,
+        actor.user_id,
+        incident.slack_channel_id or "none",
+    )
+    return incident
+
+
+def change_status(
+    session: Session,
+    incident_id: int | str,
+    status: str | Status,
+    actor: Actor,
+    *,
+    note: str | None = None,
+    cause: str | None = None,
+    resolution: str | None = None,
+    expected_status: Status | None = None,
+    now: datetime | None = None,
+) -> Incident:
+    """Move an incident along the workflow.
+
+    `expected_status` is the status the person saw (a button on a card); if the incident moved
+    since, the change no longer applies and is refused rather than applied to a different state.
+    """
+    now = _now(now)
+    new = parse_status(status)
+    note = _clean(note, "note", NOTE_MAX, label="Note")
+    cause = _clean(cause, "cause", CAUSE_MAX, label="Cause")
+    resolution = _clean(resolution, "resolution", RESOLUTION_MAX, label="Resolution")
+    incident = lock_incident(session, incident_id)
+    check_as_seen(incident, expected_status)
+    _check_transition(incident, new, actor)
+    old = incident.status
+    _stamp_milestones(incident, new, now)
+    incident.status = new
+    details: dict[str, str] = {}
+    if cause is not None:
+        incident.cause = details["cause"] = cause
+    if resolution is not None:
+        incident.resolution = details["resolution"] = resolution
+    touch(incident, now)
+    event = record_event(
+        session,
+        incident,
+        EventKind.STATUS_CHANGED,
+        actor,
+        now,
+        field="status",
+        from_value=old.value,
+        to_value=new.value,
+        text=note,
+        details=details,
+    )
+    notify(session, incident, [event], now=now)
+    log.info(
+        "%s status %s -> %s by %s",
+        format_incident_id(incident.id),
+        old.value,
+        new.value,
+        actor.user_id,
+    )
+    return incident
+
+
+def change_severity(
+    session: Session,
+    incident_id: int | str,
+    severity: str | Severity,
+    actor: Actor,
+    *,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> Incident:
+    now = _now(now)
+    new = parse_severity(severity)
+    note = _clean(note, "note", NOTE_MAX, label="Note")
+    incident = lock_incident(session, incident_id)
+    _require_editable(incident, actor)
+    old = incident.severity
+    if new == old:
+        raise InvalidInput(f"{format_incident_id(incident.id)} is already {old.value}.", "severity")
+    incident.severity = new
+    touch(incident, now)
+    event = record_event(
+        session,
+        incident,
+        EventKind.SEVERITY_CHANGED,
+        actor,
+        now,
+        field="severity",
+        from_value=old.value,
+        to_value=new.value,
+        text=note,
+    )
+    notify(session, incident, [event], now=now)
+    log.info("%s severity %s -> %s by %s", format_incident_id(incident.id), old, new, actor.user_id)
+    return incident
+
+
+EDITABLE_FIELDS = ("title", "description", "service", "category", "cause", "resolution")
+
+
+def edit(
+    session: Session,
+    incident_id: int | str,
+    actor: Actor,
+    changes: dict[str, str | None],
+    *,
+    categories: Sequence[str] = DEFAULT_CATEGORIES,
+    now: datetime | None = None,
+) -> Incident:
+    """Set the given fields (a None or blank value clears an optional field)."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidInput(f"These fields can't be edited: {', '.join(sorted(unknown))}.")
+    cleaners = {
+        "title": _clean_title,
+        "description": lambda v: _clean(v, "description", DESCRIPTION_MAX, label="Description"),
+        "service": lambda v: _clean(v, "service", SERVICE_MAX, label="Service"),
+        "category": lambda v: _clean_category(v, categories),
+        "cause": lambda v: _clean(v, "cause", CAUSE_MAX, label="Cause"),
+        "resolution": lambda v: _clean(v, "resolution", RESOLUTION_MAX, label="Resolution"),
+    }
+    cleaned = {name: cleaners[name](value) for name, value in changes.items()}
+    now = _now(now)
+    incident = lock_incident(session, incident_id)
+    _require_editable(incident, actor)
+    events = []
+    for name, value in cleaned.items():
+        old = getattr(incident, name)
+        if old == value:
+            continue
+        setattr(incident, name, value)
+        events.append(
+            record_event(
+                session,
+                incident,
+                EventKind.FIELD_CHANGED,
+                actor,
+                now,
+                field=name,
+                from_value=old,
+                to_value=value,
+            )
+        )
+    if events:
+        touch(incident, now)
+        notify(session, incident, events, now=now)
+        log.info(
+            "%s edited (%s) by %s",
+            format_incident_id(incident.id),
+            ", ".join(e.field or "" for e in events),
+            actor.user_id,
+        )
+    return incident
+
+
+_UNCHANGED: Any = object()
+
+
+def assign(
+    session: Session,
+    incident_id: int | str,
+    actor: Actor,
+    *,
+    owner: str | None = _UNCHANGED,
+    assignee: str | None = _UNCHANGED,
+    now: datetime | None = None,
+) -> Incident:
+    """Set the owner (incident commander) and/or the assignee; None unassigns."""
+    wanted = {
+        name: _clean_user(value, name)
+        for name, value in (("owner", owner), ("assignee", assignee))
+        if value is not _UNCHANGED
+    }
+    if not wanted:
+        raise InvalidInput("Say who should be the owner or the assignee.")
+    now = _now(now)
+    incident = lock_incident(session, incident_id)
+    _require_editable(incident, actor)
+    events = []
+    for name, value in wanted.items():
+        old = getattr(incident, name)
+        if old == value:
+            continue
+        setattr(incident, name, value)
+        events.append(
+            record_event(
+                session,
+                incident,
+                EventKind.ASSIGNED,
+                actor,
+                now,
+                field=name,
+                from_value=old,
+                to_value=value,
+            )
+        )
+    if not events:
+        who = " and ".join(
+            f"{name} is already {value or 'nobody'}" for name, value in wanted.items()
+        )
+        raise InvalidInput(f"Nothing changed: the {who}.")
+    touch(incident, now)
+    notify(session, incident, events, now=now)
+    log.info(
+        "%s assigned (%s) by %s",
+        format_incident_id(incident.id),
+        ", ".join(f"{e.field}={e.to_value}" for e in events),
+        actor.user_id,
+    )
+    return incident
+
+
+def add_note(
+    session: Session,
+    incident_id: int | str,
+    actor: Actor,
+    text: str,
+    *,
+    occurred_at: datetime | None = None,
+    source_url: str | None = None,
+    now: datetime | None = None,
+) -> IncidentEvent:
+    """Add a note to the timeline, stamped at `occurred_at` (e.g. a Slack message's time)."""
+    body = _clean(text, "note", NOTE_MAX, label="Note")
+    if body is None:
+        raise InvalidInput("A note needs some text.", "note")
+    now = _now(now)
+    _check_occurred_at(occurred_at, now)
+    incident = lock_incident(session, incident_id)
+    details = {"source_url": source_url} if source_url else {}
+    event = record_event(
+        session,
+        incident,
+        EventKind.NOTE,
+        actor,
+        now,
+        text=body,
+        occurred_at=occurred_at,
+        details=details,
+    )
+    touch(incident, now)
+    notify(session, incident, [event], now=now)
+    log.info("%s note added by %s", format_incident_id(incident.id), actor.user_id)
+    return event
+
+
+def link_note_source(session: Session, note_id: int, source_url: str) -> None:
+    """Record where a note came from (a message's permalink, known only after the note)."""
+    note = session.get(IncidentEvent, note_id)
+    if note is None or note.kind != EventKind.NOTE:
+        raise NotFound(f"There is no note {note_id}.")
+    note.details = {**note.details, "source_url": source_url}
+
+
+def delete_note(
+    session: Session, note_id: int | None, actor: Actor, *, now: datetime | None = None
+) -> IncidentEvent:
+    """Remove a note's text; the timeline keeps that it existed and who deleted it."""
+    if note_id is None:
+        raise NotFound("That is not a note of any incident.")
+    now = _now(now)
+    note = session.execute(
+        select(IncidentEvent)
+        .where(IncidentEvent.id == note_id, IncidentEvent.kind == EventKind.NOTE)
+        .with_for_update()
+    ).scalar_one_or_none()
+    if note is None:
+        raise NotFound(f"There is no note {note_id}.")
+    if note.deleted_at is not None:
+        raise NotFound(f"Note {note_id} was already deleted.")
+    if note.actor != actor.user_id and not actor.is_admin:
+        raise PermissionDenied("Only the note's author or an incident admin can delete it.")
+    incident = lock_incident(session, note.incident_id)
+    note.deleted_at = now
+    note.deleted_by = actor.user_id
+    note.text = None
+    event = record_event(
+        session, incident, EventKind.NOTE_DELETED, actor, now, details={"note_id": note.id}
+    )
+    touch(incident, now)
+    notify(session, incident, [event], now=now)
+    log.info("%s note %d deleted by %s", format_incident_id(incident.id), note_id, actor.user_id)
+    return event
+
+
+def check_can_delete(session: Session, incident_id: int | str, actor: Actor) -> Incident:
+    """The incident, if `actor` may delete it (before asking them to confirm)."""
+    incident = get_incident(session, incident_id)
+    if not actor.is_admin:
+        raise PermissionDenied(
+            f"Only an incident admin can delete {format_incident_id(incident.id)}."
+        )
+    return incident
+
+
+def remind(
+    session: Session, incident: Incident, *, now: datetime, next_at: datetime | None
+) -> None:
+    """Post a "no update for a while" reminder (the scheduler calls this on a locked row).
+
+    A reminder is not an update: it leaves `updated_at` alone and sets when the next one is due.
+    """
+    silent = now - incident.updated_at
+    event = record_event(
+        session,
+        incident,
+        EventKind.REMINDER,
+        SYSTEM,
+        now,
+        details={
+            "who": incident.owner or incident.reporter,
+            "silent_minutes": int(silent.total_seconds() // 60),
+        },
+    )
+    incident.next_reminder_at = next_at
+    notify(session, incident, [event], now=now, card=False)
+    log.info(
+        "%s reminder to %s after %s without an update",
+        format_incident_id(incident.id),
+        incident.owner or incident.reporter,
+        silent,
+    )
+
+
+SNOOZE_MAX = timedelta(days=7)
+
+
+def snooze_reminders(
+    session: Session,
+    incident_id: int | str,
+    actor: Actor,
+    duration: timedelta,
+    *,
+    now: datetime | None = None,
+) -> Incident:
+    now = _now(now)
+    if not timedelta(minutes=1) <= duration <= SNOOZE_MAX:
+        raise InvalidInput("Reminders can be snoozed for a minute to a week.", "snooze")
+    incident = lock_incident(session, incident_id)
+    if incident.status not in ACTIVE_STATUSES:
+        raise InvalidInput(
+            f"{format_incident_id(incident.id)} is {incident.status.value}: no reminders to snooze."
+        )
+    until = now + duration
+    incident.next_reminder_at = until
+    event = record_event(
+        session,
+        incident,
+        EventKind.REMINDERS_SNOOZED,
+        actor,
+        now,
+        to_value=until.isoformat(),
+    )
+    notify(session, incident, [event], now=now, card=False)
+    log.info(
+        "%s reminders snoozed until %s by %s", format_incident_id(incident.id), until, actor.user_id
+    )
+    return incident
+
+
+def delete_incident(session: Session, incident_id: int | str, actor: Actor) -> str:
+    """Delete an incident with its timeline (admins only). Returns its title for the reply."""
+    incident = lock_incident(session, incident_id)
+    ref = format_incident_id(incident.id)
+    if not actor.is_admin:
+        raise PermissionDenied(f"Only an incident admin can delete {ref}.")
+    if incident.slack_channel_id and incident.card_ts:
+        session.add(
+            Delivery(
+                action=DeliveryAction.DELETE_CARD,
+                payload={"channel": incident.slack_channel_id, "ts": incident.card_ts, "ref": ref},
+            )
+        )
+    title = incident.title
+    session.delete(incident)
+    session.flush()
+    log.info("%s deleted by %s (title: %r)", ref, actor.user_id, title)
+    return title

@@ -1,0 +1,111 @@
+"""Recording a change: its timeline event and the outbox rows that will tell Slack, in the
+caller's transaction; and the row lock every change takes first."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import (
+    Delivery,
+    DeliveryAction,
+    EventKind,
+    Incident,
+    IncidentEvent,
+    Status,
+)
+
+from .vocabulary import (
+    Actor,
+    NotFound,
+    PermissionDenied,
+    format_incident_id,
+    parse_incident_id,
+)
+
+log = logging.getLogger("bot.incidents")
+
+# --- Recording changes: timeline event + outbox, in the caller's transaction -------------------
+
+
+def record_event(
+    session: Session,
+    incident: Incident,
+    kind: EventKind,
+    actor: Actor,
+    now: datetime,
+    **values: Any,
+) -> IncidentEvent:
+    event = IncidentEvent(
+        incident=incident,
+        kind=kind,
+        actor=actor.user_id,
+        occurred_at=values.pop("occurred_at", None) or now,
+        recorded_at=now,
+        **values,
+    )
+    session.add(event)
+    return event
+
+
+def touch(incident: Incident, now: datetime) -> None:
+    """Record that the incident was updated: it resets the wait for the next reminder."""
+    incident.updated_at = now
+    incident.next_reminder_at = None
+
+
+def notify(
+    session: Session,
+    incident: Incident,
+    events: Sequence[IncidentEvent],
+    *,
+    now: datetime,
+    card: bool = True,
+) -> None:
+    """Queue the card edit and one threaded reply for `events`; nothing when there is no card.
+
+    The rows are due at `now`, the change's own time, so a drain right after it sends them.
+    """
+    session.flush()  # event ids, for the outbox and for callers that show them
+    if not events or incident.slack_channel_id is None:
+        return
+    if card:
+        session.add(
+            Delivery(
+                incident_id=incident.id, action=DeliveryAction.UPDATE_CARD, next_attempt_at=now
+            )
+        )
+    session.add(
+        Delivery(
+            incident_id=incident.id,
+            event_id=events[0].id,
+            action=DeliveryAction.POST_THREAD,
+            payload={"event_ids": [e.id for e in events]},
+            next_attempt_at=now,
+        )
+    )
+
+
+def lock_incident(session: Session, incident_id: object) -> Incident:
+    number = parse_incident_id(incident_id)
+    incident = session.execute(
+        select(Incident)
+        .where(Incident.id == number)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if incident is None:
+        raise NotFound(f"There is no incident {format_incident_id(number)}.")
+    return incident
+
+
+def _require_editable(incident: Incident, actor: Actor) -> None:
+    if incident.status == Status.CLOSED and not actor.is_admin:
+        raise PermissionDenied(
+            f"{format_incident_id(incident.id)} is closed; only an incident admin can change it."
+        )

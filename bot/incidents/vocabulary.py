@@ -1,0 +1,179 @@
+"""The incident vocabulary: limits, errors, who acts, severities, statuses, ids, people and
+channels. Every surface speaks it; it imports nothing but the models."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from db.models import (
+    Severity,
+    Status,
+)
+
+DEFAULT_CATEGORIES = ("outage", "degradation", "security", "data", "other")
+
+# People and channels are Slack's ids: a person (U…, or W… on Enterprise Grid) and a channel that
+# can hold a card (public C…, private G…; never a DM).
+USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
+CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]+$")
+
+TITLE_MIN = 3
+TITLE_MAX = 255
+DESCRIPTION_MAX = 10_000
+SERVICE_MAX = 120
+NOTE_MAX = 3_000
+CAUSE_MAX = 10_000
+RESOLUTION_MAX = 10_000
+PAGE_SIZE_MAX = 100
+
+
+# --- Errors ------------------------------------------------------------------------------------
+
+
+class IncidentError(Exception):
+    """A domain rule said no. `str(error)` is a sentence meant for the person who asked."""
+
+
+class NotFound(IncidentError):
+    pass
+
+
+class InvalidInput(IncidentError):
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class TransitionNotAllowed(IncidentError):
+    pass
+
+
+class PermissionDenied(IncidentError):
+    pass
+
+
+class Conflict(IncidentError):
+    """The change was made against a state of the incident that no longer holds."""
+
+
+# --- Who is acting -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: str
+    is_admin: bool = False
+
+    @classmethod
+    def of(cls, user_id: str, admins: Iterable[str]) -> Actor:
+        return cls(user_id=user_id, is_admin=user_id in set(admins))
+
+
+# --- Vocabulary: severities, statuses, ids -----------------------------------------------------
+
+SEVERITY_LABELS: dict[Severity, str] = {
+    Severity.SEV1: "critical",
+    Severity.SEV2: "high",
+    Severity.SEV3: "medium",
+    Severity.SEV4: "low",
+}
+
+
+def _severity_aliases() -> dict[str, Severity]:
+    aliases: dict[str, Severity] = {}
+    for number, severity in enumerate(Severity, start=1):
+        for alias in (f"sev{number}", f"sev-{number}", f"sev {number}", f"sev_{number}"):
+            aliases[alias] = severity
+        aliases[str(number)] = severity
+        aliases[f"p{number}"] = severity
+        aliases[SEVERITY_LABELS[severity]] = severity
+    aliases.update({"crit": Severity.SEV1, "med": Severity.SEV3, "moderate": Severity.SEV3})
+    aliases.update({"minor": Severity.SEV4, "major": Severity.SEV2})
+    return aliases
+
+
+_SEVERITY_ALIASES = _severity_aliases()
+
+
+def severity_choices() -> str:
+    return ", ".join(f"{s.value} ({SEVERITY_LABELS[s]})" for s in Severity)
+
+
+def parse_severity(value: str | Severity) -> Severity:
+    if isinstance(value, Severity):
+        return value
+    severity = _SEVERITY_ALIASES.get(value.strip().lower())
+    if severity is None:
+        raise InvalidInput(
+            f"Unknown severity {value.strip()!r}. Use one of: {severity_choices()}.", "severity"
+        )
+    return severity
+
+
+# The seed trackers' and other tools' names for the same states.
+_STATUS_ALIASES: dict[str, Status] = {
+    **{s.value: s for s in Status},
+    "new": Status.OPEN,
+    "triage": Status.OPEN,
+    "triggered": Status.OPEN,
+    "ack": Status.INVESTIGATING,
+    "acked": Status.INVESTIGATING,
+    "acknowledge": Status.INVESTIGATING,
+    "acknowledged": Status.INVESTIGATING,
+    "in_progress": Status.INVESTIGATING,
+    "inprogress": Status.INVESTIGATING,
+    "investigate": Status.INVESTIGATING,
+    "identified": Status.INVESTIGATING,
+    "reopen": Status.INVESTIGATING,
+    "reopened": Status.INVESTIGATING,
+    "mitigate": Status.MITIGATED,
+    "monitoring": Status.MITIGATED,
+    "resolve": Status.RESOLVED,
+    "fixed": Status.RESOLVED,
+    "done": Status.RESOLVED,
+    "close": Status.CLOSED,
+    "archived": Status.CLOSED,
+}
+
+
+def parse_status(value: str | Status) -> Status:
+    if isinstance(value, Status):
+        return value
+    key = re.sub(r"[\s-]+", "_", value.strip().lower())
+    status = _STATUS_ALIASES.get(key)
+    if status is None:
+        choices = ", ".join(s.value for s in Status)
+        raise InvalidInput(f"Unknown status {value.strip()!r}. Use one of: {choices}.", "status")
+    return status
+
+
+_INCIDENT_ID = re.compile(r"^\s*(?:inc[-_ ]?|#)?0*(\d{1,9})\s*$", re.IGNORECASE)
+
+
+# incidents.id is a PostgreSQL integer.
+INCIDENT_ID_MAX = 2**31 - 1
+
+
+def parse_incident_id(value: object) -> int:
+    """12, "12", "#12", "INC-12" or "inc 12"; anything else (None, a list, 0, -3) is refused."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= INCIDENT_ID_MAX:
+            raise InvalidInput(f"{value} is not an incident id. Use INC-12, #12 or 12.", "incident")
+        return value
+    if not isinstance(value, str):
+        raise InvalidInput("That is not an incident id. Use INC-12, #12 or 12.", "incident")
+    match = _INCIDENT_ID.match(value)
+    if not match or int(match.group(1)) == 0:
+        raise InvalidInput(
+            f"{value.strip()!r} is not an incident id. Use INC-12, #12 or 12.", "incident"
+        )
+    return int(match.group(1))
+
+
+def format_incident_id(incident_id: int) -> str:
+    return f"INC-{incident_id}"
+
+
+SYSTEM = Actor("system")

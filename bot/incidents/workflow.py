@@ -1,0 +1,98 @@
+"""The status workflow: the one table of allowed transitions every surface asks, and the
+milestones a move stamps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from db.models import (
+    Incident,
+    Status,
+)
+
+from .vocabulary import (
+    Actor,
+    Conflict,
+    PermissionDenied,
+    TransitionNotAllowed,
+    format_incident_id,
+)
+
+# --- The status workflow: the one table every surface asks -------------------------------------
+
+WORKFLOW_ORDER = (
+    Status.OPEN,
+    Status.INVESTIGATING,
+    Status.MITIGATED,
+    Status.RESOLVED,
+    Status.CLOSED,
+)
+ACTIVE_STATUSES = (Status.OPEN, Status.INVESTIGATING, Status.MITIGATED)
+
+# Forward moves may skip steps; active states may fall back to investigating (a regression);
+# a resolved incident may be reopened. Closed is final, except for admins (ADMIN_TRANSITIONS).
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.OPEN: frozenset(
+        {Status.INVESTIGATING, Status.MITIGATED, Status.RESOLVED, Status.CLOSED}
+    ),
+    Status.INVESTIGATING: frozenset({Status.MITIGATED, Status.RESOLVED, Status.CLOSED}),
+    Status.MITIGATED: frozenset({Status.INVESTIGATING, Status.RESOLVED, Status.CLOSED}),
+    Status.RESOLVED: frozenset({Status.INVESTIGATING, Status.CLOSED}),
+    Status.CLOSED: frozenset(),
+}
+ADMIN_TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.CLOSED: frozenset({Status.INVESTIGATING}),
+}
+
+# Entering a status stamps its milestone, and those of any steps it skipped, once.
+_MILESTONES: dict[Status, str] = {
+    Status.INVESTIGATING: "acknowledged_at",
+    Status.MITIGATED: "mitigated_at",
+    Status.RESOLVED: "resolved_at",
+    Status.CLOSED: "closed_at",
+}
+
+
+def allowed_next_statuses(current: Status, *, is_admin: bool = False) -> list[Status]:
+    allowed = set(TRANSITIONS[current])
+    if is_admin:
+        allowed |= ADMIN_TRANSITIONS.get(current, frozenset())
+    return [s for s in WORKFLOW_ORDER if s in allowed]
+
+
+def _check_transition(incident: Incident, new: Status, actor: Actor) -> None:
+    ref = format_incident_id(incident.id)
+    current = incident.status
+    if new == current:
+        raise TransitionNotAllowed(f"{ref} is already {current.value}.")
+    if new in allowed_next_statuses(current, is_admin=actor.is_admin):
+        return
+    if new in ADMIN_TRANSITIONS.get(current, frozenset()):
+        raise PermissionDenied(f"{ref} is {current.value}; only an incident admin can reopen it.")
+    allowed = allowed_next_statuses(current, is_admin=actor.is_admin)
+    if not allowed:
+        raise TransitionNotAllowed(f"{ref} is {current.value}, which is final.")
+    raise TransitionNotAllowed(
+        f"{ref} can't go from {current.value} to {new.value}. "
+        f"Allowed next: {', '.join(s.value for s in allowed)}."
+    )
+
+
+def _stamp_milestones(incident: Incident, new: Status, now: datetime) -> None:
+    reached = WORKFLOW_ORDER.index(new)
+    if new == Status.INVESTIGATING and incident.status in (Status.RESOLVED, Status.CLOSED):
+        # Reopened: it is no longer resolved, so MTTR must come from the next resolution.
+        incident.resolved_at = None
+        incident.closed_at = None
+    for status, column in _MILESTONES.items():
+        if WORKFLOW_ORDER.index(status) <= reached and getattr(incident, column) is None:
+            setattr(incident, column, now)
+
+
+def check_as_seen(incident: Incident, expected_status: Status | None) -> None:
+    """Refuse a change made against a status the incident has since left (a stale button)."""
+    if expected_status is not None and incident.status != expected_status:
+        raise Conflict(
+            f"{format_incident_id(incident.id)} changed while you were looking: it is now "
+            f"{incident.status.value}, not {expected_status.value}. Nothing was changed."
+        )
