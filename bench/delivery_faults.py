@@ -22,10 +22,10 @@ from sqlalchemy import func, select
 
 from bench import bench_database
 from bot import incidents
-from bot.app import make_client
 from bot.delivery import Deliverer
 from bot.incidents import Actor, IncidentDraft
 from bot.scheduler import Jobs, Scheduler
+from bot.slack.app import make_client
 from db import migrate
 from db.models import Delivery, EventKind, Incident, IncidentEvent
 from db.session import make_engine, make_session_factory

@@ -23,8 +23,9 @@ import time
 from PIL import Image
 
 from bench import bench_database
-from bot import incidents, slack_files
+from bot import incidents
 from bot.incidents import Actor, IncidentDraft, screenshots
+from bot.slack import files as slack_files
 from db import migrate
 from db.session import make_engine, make_session_factory
 from tests.fakeslack import FakeSlack, defaults

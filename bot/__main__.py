@@ -114,7 +114,7 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 def _check_slack(settings: Settings) -> bool:
     from slack_sdk.errors import SlackApiError
 
-    from bot.app import make_client
+    from bot.slack.app import make_client
 
     missing = settings.missing_slack_settings()
     if missing:
@@ -146,7 +146,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     from slack_bolt.error import BoltError
 
-    from bot.app import create_app, make_client
+    from bot.slack.app import create_app, make_client
     from bot.work import WorkQueue
 
     engine = _database(settings)
@@ -185,7 +185,7 @@ def _serve(settings: Settings, app: Any, engine: Engine) -> None:
         log.info("Starting in Socket Mode against %s", settings.slack_api_url)
         SocketModeHandler(app, settings.slack_app_token).start()
         return
-    from bot.web import SLACK_PATH, make_server, make_wsgi_app
+    from bot.server import SLACK_PATH, make_server, make_wsgi_app
 
     log.info(
         "Starting in HTTP mode on port %d: Slack requests on %s, health on /healthz",

@@ -19,9 +19,9 @@ from slack_sdk.web import SlackResponse
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from bot import blocks
 from bot.incidents import format_incident_id
 from bot.incidents.screenshots import list_screenshots
+from bot.slack import blocks
 from db.models import (
     Delivery,
     DeliveryAction,

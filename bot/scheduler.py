@@ -21,10 +21,11 @@ from sqlalchemy import Connection, DateTime, Engine, case, delete, null, select,
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import blocks, incidents
+from bot import incidents
 from bot.delivery import Deliverer
 from bot.incidents import ACTIVE_STATUSES, SYSTEM
 from bot.settings import Settings
+from bot.slack import blocks
 from db.models import Delivery, DeliveryAction, Digest, Incident, ProcessedEvent, Severity, Status
 
 log = logging.getLogger(__name__)

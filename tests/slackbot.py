@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.app import create_app, make_client
+from bot.server import SLACK_PATH, make_server, make_wsgi_app
 from bot.settings import Settings
-from bot.web import SLACK_PATH, make_server, make_wsgi_app
+from bot.slack.app import create_app, make_client
 from bot.work import WorkQueue
 from tests.fakeslack import FakeSlack, defaults, payloads, post_payload
 

@@ -20,9 +20,9 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import incidents
-from bot.app import make_client
 from bot.delivery import Deliverer, DrainResult
 from bot.incidents import Actor, IncidentDraft
+from bot.slack.app import make_client
 from db.models import Delivery, DeliveryAction, Incident, Status
 from tests.fakeslack import FakeSlack, defaults
 from tests.slackbot import ADMIN_ID, Bot, bot_settings

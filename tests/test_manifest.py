@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from bot import slack_ids as ids
+from bot.slack import ids
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = REPO_ROOT.parent / "shared" / "manifest-schema" / "schemas" / "manifest.schema.1.0.0.json"

@@ -24,11 +24,11 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import incidents
-from bot.app import make_client
 from bot.delivery import Deliverer
 from bot.incidents import Actor, IncidentDraft
 from bot.scheduler import Jobs
 from bot.settings import Settings
+from bot.slack.app import make_client
 from db.models import (
     Delivery,
     DeliveryAction,

@@ -24,7 +24,7 @@ from PIL import Image
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import blocks, incidents, slack_files
+from bot import incidents
 from bot.incidents import (
     Actor,
     IncidentDraft,
@@ -34,7 +34,9 @@ from bot.incidents import (
     screenshots,
 )
 from bot.incidents.screenshots import Attachment, NotAnImage, ValidImage
-from bot.slack_files import FileRefused
+from bot.slack import blocks
+from bot.slack import files as slack_files
+from bot.slack.files import FileRefused
 from db.models import Delivery, DeliveryAction, EventKind, Incident, IncidentEvent, Screenshot
 from tests.fakeslack import FakeSlack, defaults
 

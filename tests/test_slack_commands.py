@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import incidents
-from bot import slack_ids as ids
-from bot.blocks import escape
 from bot.delivery import Deliverer
 from bot.incidents import Actor, IncidentDraft
+from bot.slack import ids
+from bot.slack.blocks import escape
 from db.models import Delivery, EventKind, Incident, IncidentEvent, Severity, Status
 from tests.fakeslack import defaults, message_text_length, payloads
 from tests.fakeslack.blockkit import MESSAGE_BLOCKS_TEXT_LIMIT

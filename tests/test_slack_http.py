@@ -507,7 +507,7 @@ def test_refusals_are_logged_as_one_line_without_the_body(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     post_signed(bot.url, note_command(bot), FORM, secret="wrong")
-    refusals = [r for r in caplog.records if r.name == "bot.slack_http"]
+    refusals = [r for r in caplog.records if r.name == "bot.slack.http"]
     assert len(refusals) == 1
     assert "signature does not match" in refusals[0].getMessage()
     assert MARKER not in caplog.text

@@ -27,9 +27,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from bot import incidents
-from bot import slack_ids as ids
 from bot.delivery import Deliverer
 from bot.incidents import Actor, IncidentDraft, screenshots
+from bot.slack import ids
 from db.models import EventKind, IncidentEvent, Screenshot
 from tests.fakeslack import FakeSlack, defaults, payloads
 from tests.slackbot import ADMIN_ID, Bot, running_bot

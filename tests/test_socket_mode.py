@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.app import create_app, make_client
+from bot.slack.app import create_app, make_client
 from bot.work import WorkQueue
 from tests.fakeslack import FakeSlack, defaults, payloads
 from tests.slackbot import bot_settings
@@ -50,7 +50,7 @@ def test_a_bad_command_is_answered_in_the_ack(socket_fake: FakeSlack, connected:
 def test_a_redelivered_event_is_handled_once(
     socket_fake: FakeSlack, connected: None, caplog: pytest.LogCaptureFixture
 ):
-    caplog.set_level(logging.INFO, logger="bot.listeners.events")
+    caplog.set_level(logging.INFO, logger="bot.slack.listeners.events")
     event = payloads.event_callback(
         payloads.app_home_opened_event(defaults.USER_ID), event_id="Ev0SOCKET0001"
     )

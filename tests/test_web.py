@@ -8,8 +8,8 @@ import urllib.request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.app import create_app, make_client
-from bot.web import make_wsgi_app
+from bot.server import make_wsgi_app
+from bot.slack.app import create_app, make_client
 from bot.work import WorkQueue
 from db.session import make_engine
 from tests.fakeslack import FakeSlack, payloads

@@ -3,55 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.delivery import Deliverer
-from bot.incidents import Actor
 from bot.settings import Settings
+from bot.slack.listeners import register
+from bot.slack.services import Services
 from bot.work import WorkQueue
 
 log = logging.getLogger(__name__)
-
-
-# The ack path's transaction gives up on a busy row or a slow statement long before Slack's
-# 3-second deadline, so the person is told "busy, try again" instead of seeing a timeout.
-LOCK_TIMEOUT = "1s"
-STATEMENT_TIMEOUT = "2s"
-
-
-@dataclass
-class Services:
-    """What every listener needs, handed over once instead of read from globals."""
-
-    settings: Settings
-    sessions: sessionmaker[Session]
-    deliverer: Deliverer
-    work: WorkQueue
-
-    def actor(self, user_id: str) -> Actor:
-        return Actor.of(user_id, self.settings.incident_admins)
-
-    @contextmanager
-    def change(self) -> Iterator[Session]:
-        """One short transaction for a change acked on the request's thread; commits on exit."""
-        with self.sessions.begin() as session:
-            session.execute(
-                text(
-                    "SELECT set_config('lock_timeout', :lock, true),"
-                    " set_config('statement_timeout', :statement, true)"
-                ),
-                {"lock": LOCK_TIMEOUT, "statement": STATEMENT_TIMEOUT},
-            )
-            yield session
 
 
 def make_client(settings: Settings) -> WebClient:
@@ -79,12 +44,10 @@ def create_app(
     Listeners run on the request's own thread and ack once the change is committed (acked means
     saved); what follows the ack goes to `work`, which the caller starts and shuts down.
     """
-    from bot.listeners import register
-
     app = App(
         client=client,
         # Socket Mode frames are not signed. HTTP requests are verified (and parsed, and sized)
-        # by bot.slack_http before Bolt sees them: Bolt's own check mishandles malformed headers.
+        # by bot.slack.http before Bolt sees them: Bolt's own check mishandles malformed headers.
         request_verification_enabled=False,
         # Well-formed requests for something the bot does not handle (a link button, a retired
         # callback) reach the error handler, which answers a quiet 200 without logging the body.

@@ -14,10 +14,10 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import blocks
-from bot.app import Services
 from bot.delivery import Problem
 from bot.incidents import IncidentError
+from bot.slack import blocks
+from bot.slack.services import Services
 from db.models import Status
 
 log = logging.getLogger(__name__)

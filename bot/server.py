@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from bot.settings import Settings
-from bot.slack_http import make_slack_endpoint
+from bot.slack.http import make_slack_endpoint
 
 log = logging.getLogger(__name__)
 

@@ -40,8 +40,8 @@ from slack_sdk.models.blocks.block_elements import (
 from slack_sdk.models.views import View
 
 from bot import incidents
-from bot import slack_ids as ids
 from bot.incidents import SEVERITY_LABELS, Actor, Page
+from bot.slack import ids
 from db.models import EventKind, Incident, IncidentEvent, Screenshot, Severity, Status
 
 SEVERITY_EMOJI = {

@@ -10,10 +10,10 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
-from bot import blocks, commands, incidents
-from bot import slack_ids as ids
-from bot.app import Services
+from bot import incidents
 from bot.incidents import IncidentError, screenshots
+from bot.slack import blocks, grammar, ids
+from bot.slack.services import Services
 from db.models import Status
 
 from .attach import repost_screenshots
@@ -320,7 +320,7 @@ def list_page(
 ) -> None:
     filters = string(value, "q") or ""
     try:
-        query = commands.parse_list_filters(filters, user_id)
+        query = grammar.parse_list_filters(filters, user_id)
         query.page = integer(value, "page") or 1
         with services.sessions() as session:
             page = incidents.list_incidents(session, query)

@@ -7,10 +7,10 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk import WebClient
 
-from bot import blocks
-from bot.app import Services
-from bot.listeners import actions, commands, events, options, shortcuts, views
-from bot.listeners.common import failure_message, tell_user
+from bot.slack import blocks
+from bot.slack.listeners import actions, commands, events, options, shortcuts, views
+from bot.slack.listeners.common import failure_message, tell_user
+from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def register(app: App, services: Services) -> None:
     ) -> BoltResponse | None:
         """Nothing fails silently: log it, and tell the person what happened if we can.
 
-        Every body that gets here was verified (bot.slack_http) or came over Socket Mode.
+        Every body that gets here was verified (bot.slack.http) or came over Socket Mode.
         """
         if isinstance(error, BoltUnhandledRequestError):
             # A link button, a view closed, an event we did not subscribe to: nothing to do.

@@ -13,10 +13,10 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
-from bot import blocks, incidents
-from bot import slack_ids as ids
-from bot.app import Services
+from bot import incidents
 from bot.incidents import IncidentDraft, IncidentError, screenshots
+from bot.slack import blocks, ids
+from bot.slack.services import Services
 
 from .attach import attach_files
 from .common import (

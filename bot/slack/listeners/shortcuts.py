@@ -8,9 +8,8 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import blocks
-from bot import slack_ids as ids
-from bot.app import Services
+from bot.slack import blocks, ids
+from bot.slack.services import Services
 
 from .commands import open_declare_modal
 from .common import as_dict, later, string, unescaped

@@ -11,10 +11,11 @@ from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 from sqlalchemy.dialects.postgresql import insert
 
-from bot import blocks, incidents
-from bot.app import Services
+from bot import incidents
 from bot.incidents import IncidentQuery, screenshots
 from bot.incidents.screenshots import CAPTION_MAX
+from bot.slack import blocks
+from bot.slack.services import Services
 from db.models import ProcessedEvent, Severity, Status
 
 from .attach import attach_files

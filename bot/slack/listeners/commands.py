@@ -10,11 +10,11 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import blocks, commands, incidents
-from bot import slack_ids as ids
-from bot.app import Services
-from bot.commands import Command
+from bot import incidents
 from bot.incidents import Actor, IncidentError, screenshots
+from bot.slack import blocks, grammar, ids
+from bot.slack.grammar import Command
+from bot.slack.services import Services
 from db.models import Delivery
 
 from .attach import repost_screenshots
@@ -34,7 +34,7 @@ def register(app: App, services: Services) -> None:
     def incident_command(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient):
         user_id, channel_id = body["user_id"], body.get("channel_id")
         try:
-            command = commands.parse(unescaped(body.get("text")), user_id)
+            command = grammar.parse(unescaped(body.get("text")), user_id)
         except IncidentError as error:
             ack(text=blocks.escape(str(error)))
             return

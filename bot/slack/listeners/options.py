@@ -6,10 +6,10 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot import blocks, incidents
-from bot import slack_ids as ids
-from bot.app import Services
+from bot import incidents
 from bot.incidents import IncidentError, IncidentQuery
+from bot.slack import blocks, ids
+from bot.slack.services import Services
 
 PICKER_SIZE = 20
 

@@ -10,11 +10,13 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import undefer
 
-from bot import blocks, incidents, slack_files
-from bot.app import Services
+from bot import incidents
 from bot.incidents import IncidentError, screenshots
 from bot.incidents.screenshots import Attachment, NotAnImage
-from bot.slack_files import FileRefused
+from bot.slack import blocks
+from bot.slack import files as slack_files
+from bot.slack.files import FileRefused
+from bot.slack.services import Services
 from db.models import Screenshot
 
 from .common import deliver_and_report, tell_user
