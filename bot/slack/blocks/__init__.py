@@ -1,0 +1,109 @@
+"""All Block Kit rendering: cards, thread replies, modals, lists, the Home tab.
+
+Built with slack_sdk.models, whose `to_dict()` enforces Slack's per-element limits before anything
+is sent. User text is truncated for display (never rejected by Slack) and escaped wherever it
+lands in mrkdwn, so a title such as `<!channel> db down` pings nobody.
+
+    text.py       escaping, clipping, mentions, labels
+    messages.py   the card, thread replies, the digest
+    modals.py     declare, edit, note, resolve, attach, the incident picker
+    ephemeral.py  lists, details, help, confirmations, the Home tab
+"""
+
+from .ephemeral import (
+    DETAIL_SCREENSHOTS,
+    HELP,
+    HOME_STATUS_CHOICES,
+    delete_confirmation,
+    home,
+    incident_detail,
+    incident_list,
+)
+from .messages import (
+    CARD_SCREENSHOTS,
+    SNOOZE_CHOICES,
+    card,
+    card_text,
+    digest,
+    screenshot_line,
+    screenshot_summary,
+    size,
+    thread_blocks,
+    thread_text,
+)
+from .modals import (
+    EDIT_FIELDS,
+    IMAGE_FILETYPES,
+    attach_from_message_modal,
+    attach_modal,
+    declare_modal,
+    edit_modal,
+    incident_option,
+    note_modal,
+    resolve_modal,
+    timeline_note_modal,
+)
+from .text import (
+    INPUT_MAX,
+    SEVERITY_EMOJI,
+    STATUS_EMOJI,
+    STATUS_VERB,
+    channel,
+    clip,
+    escape,
+    fingerprint,
+    metadata,
+    ref,
+    severity_label,
+    status_label,
+    truncate,
+    unescape,
+    user,
+    when,
+)
+
+__all__ = [
+    "CARD_SCREENSHOTS",
+    "DETAIL_SCREENSHOTS",
+    "EDIT_FIELDS",
+    "HELP",
+    "HOME_STATUS_CHOICES",
+    "IMAGE_FILETYPES",
+    "INPUT_MAX",
+    "SEVERITY_EMOJI",
+    "SNOOZE_CHOICES",
+    "STATUS_EMOJI",
+    "STATUS_VERB",
+    "attach_from_message_modal",
+    "attach_modal",
+    "card",
+    "card_text",
+    "channel",
+    "clip",
+    "declare_modal",
+    "delete_confirmation",
+    "digest",
+    "edit_modal",
+    "escape",
+    "fingerprint",
+    "home",
+    "incident_detail",
+    "incident_list",
+    "incident_option",
+    "metadata",
+    "note_modal",
+    "ref",
+    "resolve_modal",
+    "screenshot_line",
+    "screenshot_summary",
+    "severity_label",
+    "size",
+    "status_label",
+    "thread_blocks",
+    "thread_text",
+    "timeline_note_modal",
+    "truncate",
+    "unescape",
+    "user",
+    "when",
+]

@@ -1,0 +1,270 @@
+"""Messages for one person, and the Home tab: lists, details, help, confirmations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    DividerBlock,
+    HeaderBlock,
+    Option,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.incidents import Actor, Page
+from bot.slack import ids
+from db.models import EventKind, Incident, IncidentEvent, Screenshot, Severity, Status
+
+from .messages import (
+    _event_line,
+    _safe_url,
+    screenshot_line,
+)
+from .modals import (
+    _severity_option,
+)
+from .text import (
+    SEVERITY_EMOJI,
+    STATUS_EMOJI,
+    _context,
+    _mrkdwn,
+    clip,
+    metadata,
+    ref,
+    severity_label,
+    status_label,
+    truncate,
+    user,
+    when,
+)
+
+# --- Ephemeral messages: list, detail, help, confirmations -------------------------------------
+
+
+def _incident_summary(incident: Incident) -> str:
+    parts = [
+        f"{SEVERITY_EMOJI[incident.severity]} *{ref(incident)}*",
+        incident.severity.value,
+        f"{STATUS_EMOJI[incident.status]} {incident.status.value}",
+    ]
+    if incident.service:
+        parts.append(f"_{clip(incident.service, 60)}_")
+    line = " · ".join(parts)
+    return (
+        f"{line}\n{clip(incident.title, 150)}\n"
+        f"owner {user(incident.owner)} · declared {when(incident.created_at)}"
+    )
+
+
+def incident_list(page: Page, filters: str) -> list[Block]:
+    described = f" matching `{clip(filters, 100)}`" if filters else ""
+    total = f"{page.total:,}" if page.total_is_exact else f"{page.total:,}+"
+    if not page.items:
+        return [SectionBlock(text=_mrkdwn(f"No incidents{described}."))]
+    of_pages = f" of {page.pages}" if page.pages else ""
+    blocks: list[Block] = [
+        SectionBlock(text=_mrkdwn(f"*{total} incidents*{described} · page {page.page}{of_pages}"))
+    ]
+    blocks += [SectionBlock(text=_mrkdwn(_incident_summary(i))) for i in page.items]
+    buttons = []
+    if page.page > 1:
+        buttons.append(
+            ButtonElement(
+                text="Previous",
+                action_id=f"{ids.LIST_PAGE_ACTION}:prev",
+                value=metadata(q=truncate(filters, 1_500), page=page.page - 1),
+            )
+        )
+    if page.has_next:
+        buttons.append(
+            ButtonElement(
+                text="Next",
+                action_id=f"{ids.LIST_PAGE_ACTION}:next",
+                value=metadata(q=truncate(filters, 1_500), page=page.page + 1),
+            )
+        )
+    if buttons:
+        blocks.append(ActionsBlock(block_id="list_pages", elements=buttons))
+    blocks.append(_context("`/incident show <id>` for details · `/incident help` for filters"))
+    return blocks
+
+
+DETAIL_SCREENSHOTS = 10
+
+
+def incident_detail(
+    incident: Incident,
+    events: Sequence[IncidentEvent],
+    viewer: Actor,
+    *,
+    card_link: str | None,
+    undelivered: Sequence[str] = (),
+    screenshots: Sequence[Screenshot] = (),
+) -> list[Block]:
+    title = f"{SEVERITY_EMOJI[incident.severity]} *{ref(incident)}* {clip(incident.title, 200)}"
+    blocks: list[Block] = [SectionBlock(text=_mrkdwn(title))]
+    if card_link and _safe_url(card_link):
+        blocks[0] = SectionBlock(
+            text=_mrkdwn(title),
+            accessory=ButtonElement(text="Open card", url=card_link, action_id="open_card"),
+        )
+    fields = [
+        f"*Status*\n{status_label(incident.status)}",
+        f"*Severity*\n{severity_label(incident.severity)}",
+        f"*Owner*\n{user(incident.owner)}",
+        f"*Assignee*\n{user(incident.assignee)}",
+        f"*Service*\n{clip(incident.service or '-', 200)}",
+        f"*Declared*\n{when(incident.created_at)}",
+    ]
+    blocks.append(SectionBlock(fields=[_mrkdwn(f) for f in fields]))
+    if incident.description:
+        blocks.append(SectionBlock(text=_mrkdwn(clip(incident.description, 1_500))))
+    if undelivered:
+        blocks.append(_context("⚠️ Not delivered to Slack: " + clip("; ".join(undelivered), 500)))
+    if screenshots:
+        shown = screenshots[-DETAIL_SCREENSHOTS:]
+        more = len(screenshots) - len(shown)
+        heading = (
+            f"*Screenshots* ({len(screenshots)}{f', {more} earlier not shown' if more else ''})"
+        )
+        blocks.append(_context(heading))
+        for shot in shown:
+            accessory = None
+            if shot.uploaded_by == viewer.user_id or viewer.is_admin:
+                accessory = _delete_button(
+                    ids.DELETE_SCREENSHOT_ACTION,
+                    metadata(screenshot=shot.id, id=incident.id),
+                    "Delete this screenshot?",
+                    "The stored copy is removed; the timeline keeps that it was.",
+                )
+            blocks.append(SectionBlock(text=_mrkdwn(screenshot_line(shot)), accessory=accessory))
+    blocks.append(_context(f"*Timeline* (last {len(events)})"))
+    for event in events:
+        if event.kind == EventKind.NOTE and event.deleted_at is not None:
+            text = f"{when(event.occurred_at)}  🗑️ note deleted by {user(event.deleted_by)}"
+        else:
+            text = f"{when(event.occurred_at)}  {_event_line(event)}"
+        accessory = None
+        can_delete = event.actor == viewer.user_id or viewer.is_admin
+        if event.kind == EventKind.NOTE and event.deleted_at is None and can_delete:
+            accessory = _delete_button(
+                ids.DELETE_NOTE_ACTION,
+                metadata(note=event.id, id=incident.id),
+                "Delete this note?",
+                "The timeline will keep that a note was deleted, and by whom.",
+            )
+        # Short entries: ten full-length notes would pass Slack's cumulative text limit.
+        blocks.append(SectionBlock(text=_mrkdwn(truncate(text, 800)), accessory=accessory))
+    return blocks
+
+
+def _delete_button(
+    action_id: str, value: str, question: str, consequence: str, *, label: str = "Delete"
+) -> ButtonElement:
+    """A danger button that asks Slack's confirmation dialog first."""
+    return ButtonElement(
+        text=label,
+        action_id=action_id,
+        value=value,
+        style="danger",
+        confirm=ConfirmObject(
+            title=question, text=consequence, confirm="Delete", deny="Keep", style="danger"
+        ),
+    )
+
+
+def delete_confirmation(incident: Incident) -> list[Block]:
+    question = (
+        f"Delete *{ref(incident)}* {clip(incident.title, 200)} with its whole "
+        "timeline? This cannot be undone."
+    )
+    return [
+        SectionBlock(text=_mrkdwn(question)),
+        ActionsBlock(
+            block_id="delete_incident",
+            elements=[
+                _delete_button(
+                    ids.DELETE_INCIDENT_ACTION,
+                    metadata(id=incident.id),
+                    "Really delete?",
+                    f"{ref(incident)} and its timeline will be gone for everyone.",
+                    label=f"Delete {ref(incident)}",
+                )
+            ],
+        ),
+    ]
+
+
+HELP = """*`/incident`*: run incidents from Slack
+• `/incident` or `/incident <title>`: declare an incident (opens a form)
+• `/incident list [filters]`: newest first, 20 a page. Filters combine: a status \
+(`open`, `investigating`, `mitigated`, `resolved`, `closed`), `active` (default) or `all`, \
+`sev1`..`sev4`, `service:<name>`, `category:<name>`, `mine`, and any words to search for
+• `/incident show <id>`: details and the latest timeline
+• `/incident status <id> <status> [note]`: e.g. `/incident status 12 mitigated rolled back`
+• `/incident sev <id> <severity> [note]`: `sev1`..`sev4`, `critical`, `high`, `medium`, `low`
+• `/incident note <id> <text>`
+• `/incident assign <id> [owner|assignee] @someone|me|nobody`
+• `/incident edit <id>`: edit title, service, description, cause, resolution
+• `/incident screenshots <id>`: post the stored screenshots into the incident's thread
+• `/incident delete <id>`: admins only
+Ids can be written `INC-12`, `#12` or `12`."""
+
+
+# --- Home tab ----------------------------------------------------------------------------------
+
+HOME_STATUS_CHOICES = ("active", *[s.value for s in Status], "all")
+
+
+def home(
+    viewer: str,
+    mine: Sequence[Incident],
+    others: Sequence[Incident],
+    *,
+    severity: str | None,
+    status: str,
+) -> View:
+    severity_options = [Option(value="any", text="Any severity")] + [
+        _severity_option(s) for s in Severity
+    ]
+    status_options = [Option(value=s, text=s.capitalize()) for s in HOME_STATUS_CHOICES]
+    blocks: list[Block] = [
+        HeaderBlock(text="Incidents"),
+        ActionsBlock(
+            block_id="home_controls",
+            elements=[
+                ButtonElement(
+                    text="Declare incident", action_id=ids.HOME_DECLARE_ACTION, style="danger"
+                ),
+                StaticSelectElement(
+                    action_id=ids.HOME_SEVERITY_FILTER,
+                    options=severity_options,
+                    initial_option=next(
+                        o for o in severity_options if o.value == (severity or "any")
+                    ),
+                ),
+                StaticSelectElement(
+                    action_id=ids.HOME_STATUS_FILTER,
+                    options=status_options,
+                    initial_option=next(o for o in status_options if o.value == status),
+                ),
+            ],
+        ),
+    ]
+    for heading, items in (("Yours (owner or assignee)", mine), ("Everyone's", others)):
+        blocks.append(SectionBlock(text=_mrkdwn(f"*{heading}*")))
+        if not items:
+            blocks.append(_context("Nothing here."))
+        blocks += [SectionBlock(text=_mrkdwn(_incident_summary(i))) for i in items]
+        blocks.append(DividerBlock())
+    return View(
+        type="home",
+        blocks=blocks,
+        private_metadata=metadata(severity=severity, status=status, user=viewer),
+    )

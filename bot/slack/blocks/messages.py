@@ -1,0 +1,272 @@
+"""Messages in channels: the incident card, its thread replies, the daily digest."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    HeaderBlock,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot import incidents
+from bot.slack import ids
+from db.models import EventKind, Incident, IncidentEvent, Screenshot, Severity, Status
+
+from .text import (
+    SEVERITY_EMOJI,
+    STATUS_EMOJI,
+    STATUS_VERB,
+    _context,
+    _mrkdwn,
+    _quote,
+    clip,
+    escape,
+    metadata,
+    ref,
+    severity_label,
+    status_label,
+    truncate,
+    user,
+    when,
+)
+
+# --- The incident card -------------------------------------------------------------------------
+
+
+def card_text(incident: Incident) -> str:
+    """Notification and fallback text of the card (chat.update allows 4,000 characters)."""
+    return truncate(
+        f"{SEVERITY_EMOJI[incident.severity]} {ref(incident)} [{incident.severity.value}, "
+        f"{incident.status.value}] {escape(incident.title)}",
+        3_000,
+    )
+
+
+def card(incident: Incident, screenshots: Sequence[Screenshot] = ()) -> list[Block]:
+    header = f"{SEVERITY_EMOJI[incident.severity]} {ref(incident)}: {incident.title}"
+    fields = [
+        f"*Status*\n{status_label(incident.status)}",
+        f"*Severity*\n{severity_label(incident.severity)}",
+        f"*Service*\n{clip(incident.service or '-', 200)}",
+        f"*Category*\n{escape(incident.category or '-')}",
+        f"*Owner*\n{user(incident.owner)}",
+        f"*Assignee*\n{user(incident.assignee)}",
+        f"*Reporter*\n{user(incident.reporter)}",
+        f"*Declared*\n{when(incident.created_at)}",
+    ]
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=truncate(header, 150), emoji=True)),
+        SectionBlock(fields=[_mrkdwn(f) for f in fields]),
+    ]
+    if incident.description:
+        blocks.append(SectionBlock(text=_mrkdwn(clip(incident.description, 2_500))))
+    for label, value in (("Cause", incident.cause), ("Resolution", incident.resolution)):
+        if value:
+            blocks.append(SectionBlock(text=_mrkdwn(f"*{label}*\n{clip(value, 1_000)}")))
+    buttons = [
+        ButtonElement(
+            text=STATUS_VERB[status],
+            action_id=f"{ids.STATUS_ACTION}:{status.value}",
+            value=metadata(id=incident.id, status=incident.status.value),
+            style="primary" if status == Status.RESOLVED else None,
+        )
+        for status in incidents.allowed_next_statuses(incident.status)
+    ]
+    value = metadata(id=incident.id)
+    buttons += [
+        ButtonElement(text="Add note", action_id=ids.ADD_NOTE_ACTION, value=value),
+        ButtonElement(text="Edit", action_id=ids.EDIT_ACTION, value=value),
+        ButtonElement(text="Attach screenshot", action_id=ids.ATTACH_ACTION, value=value),
+    ]
+    if screenshots:
+        buttons.append(
+            ButtonElement(
+                text=f"Screenshots ({len(screenshots)})",
+                action_id=ids.SCREENSHOTS_ACTION,
+                value=value,
+            )
+        )
+        blocks.append(_context(screenshot_summary(screenshots, limit=CARD_SCREENSHOTS)))
+    blocks.append(ActionsBlock(block_id="card_actions", elements=buttons))
+    blocks.append(
+        _context(f"Last change {when(incident.updated_at)} · `/incident show {incident.id}`")
+    )
+    return blocks
+
+
+CARD_SCREENSHOTS = 5
+
+
+def size(n_bytes: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n_bytes < 1024 or unit == "MB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
+
+
+def screenshot_line(shot: Screenshot) -> str:
+    return (
+        f"🖼️ {clip(shot.filename, 80)} · {size(shot.size_bytes)} · "
+        f"{shot.width}x{shot.height} · {user(shot.uploaded_by)} · {when(shot.created_at)}"
+    )
+
+
+def screenshot_summary(screenshots: Sequence[Screenshot], *, limit: int) -> str:
+    lines = [screenshot_line(s) for s in screenshots[-limit:]]
+    if len(screenshots) > limit:
+        lines.insert(0, f"{len(screenshots) - limit} earlier screenshots not shown")
+    return truncate("\n".join(lines), 2_900)
+
+
+# --- Thread replies ----------------------------------------------------------------------------
+
+
+def _event_line(event: IncidentEvent) -> str:
+    who = user(event.actor)
+    match event.kind:
+        case EventKind.CREATED:
+            line = f"🚨 {who} declared the incident as {event.to_value}"
+        case EventKind.STATUS_CHANGED:
+            new = Status(event.to_value)
+            line = (
+                f"{STATUS_EMOJI[new]} {who} changed the status: *{event.from_value} → {new.value}*"
+            )
+            for label in ("cause", "resolution"):
+                if event.details.get(label):
+                    line += f"\n*{label.capitalize()}:* {clip(event.details[label], 1_000)}"
+        case EventKind.SEVERITY_CHANGED:
+            new_severity = Severity(event.to_value)
+            line = (
+                f"{SEVERITY_EMOJI[new_severity]} {who} changed the severity: "
+                f"*{event.from_value} → {event.to_value}*"
+            )
+        case EventKind.FIELD_CHANGED:
+            if event.to_value is None:
+                line = f"✏️ {who} cleared the {event.field}"
+            else:
+                line = f"✏️ {who} changed the {event.field}:\n{_quote(event.to_value, 500)}"
+        case EventKind.ASSIGNED:
+            if event.to_value is None:
+                line = f"👤 {who} unassigned the {event.field} ({user(event.from_value)})"
+            else:
+                line = f"👤 {who} set the {event.field} to {user(event.to_value)}"
+        case EventKind.NOTE:
+            source = event.details.get("source_url")
+            origin = f" (<{source}|from a message>)" if source and _safe_url(source) else ""
+            return f"📝 {who} added a note{origin}:\n{_quote(event.text or '', 2_800)}"
+        case EventKind.NOTE_DELETED:
+            line = f"🗑️ {who} deleted a note"
+        case EventKind.SCREENSHOT_ADDED:
+            line = _attachment_line(who, event.details)
+        case EventKind.REMINDER:
+            minutes = int(event.details.get("silent_minutes", 0))
+            silent = f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+            line = (
+                f"⏰ {user(event.details.get('who'))}, no update for {silent}. "
+                "What's the latest? Post an update, or snooze these reminders."
+            )
+        case EventKind.REMINDERS_SNOOZED:
+            until = datetime.fromisoformat(event.to_value) if event.to_value else None
+            line = f"⏸️ {who} snoozed reminders" + (f" until {when(until)}" if until else "")
+        case EventKind.SCREENSHOT_DELETED:
+            name = clip(str(event.details.get("name", "")), 80)
+            line = f"🗑️ {who} deleted the screenshot {name}"
+        case _:
+            line = f"{who} {event.kind.value.replace('_', ' ')}"
+    if event.text:
+        line += f"\n{_quote(event.text, 2_800)}"
+    return line
+
+
+def _attachment_line(who: str, details: dict[str, Any]) -> str:
+    stored, duplicates = details.get("stored", []), details.get("duplicates", [])
+    refused = details.get("refused", [])
+    source = details.get("source_url")
+    origin = f" from <{source}|a message>" if source and _safe_url(source) else ""
+    count = f"{len(stored)} screenshot{'s' if len(stored) != 1 else ''}"
+    line = f"📎 {who} attached {count}{origin}"
+    if duplicates:
+        names = ", ".join(clip(n, 60) for n in duplicates[:10])
+        line += f"\nAlready there: {names}"
+    for item in refused[:10]:
+        name = clip(str(item.get("name", "")), 60)
+        line += f"\nNot kept: {name} ({clip(str(item.get('reason', '')), 200)})"
+    return line
+
+
+def _safe_url(url: str) -> bool:
+    # Links we print come from Slack (permalinks); refuse what could break out of <...|...>.
+    return url.startswith(("https://", "http://")) and not re.search(r"[\s<>|]", url)
+
+
+def thread_text(events: Sequence[IncidentEvent]) -> str:
+    return truncate("\n".join(_event_line(e) for e in events), 12_000)
+
+
+SNOOZE_CHOICES = ((60, "Snooze 1 h"), (240, "Snooze 4 h"))
+
+
+def thread_blocks(incident: Incident, events: Sequence[IncidentEvent]) -> list[Block] | None:
+    """Blocks for replies that need buttons (reminders); plain text for the rest."""
+    if not any(e.kind == EventKind.REMINDER for e in events):
+        return None
+    value = metadata(id=incident.id)
+    buttons = [
+        ButtonElement(
+            text="Post update", action_id=ids.ADD_NOTE_ACTION, value=value, style="primary"
+        ),
+        *[
+            ButtonElement(
+                text=label,
+                action_id=f"{ids.SNOOZE_ACTION}:{minutes}",
+                value=metadata(id=incident.id, minutes=minutes),
+            )
+            for minutes, label in SNOOZE_CHOICES
+        ],
+    ]
+    return [
+        SectionBlock(text=_mrkdwn(thread_text(events)[:2_900])),
+        ActionsBlock(block_id="reminder_actions", elements=buttons),
+    ]
+
+
+def digest(
+    day: str,
+    active: Sequence[Incident],
+    resolved: Sequence[Incident],
+    stale: Sequence[Incident],
+) -> tuple[str, list[Block]]:
+    """The daily digest: active incidents by severity, resolved in the last day, stale ones."""
+    text = (
+        f"Incident digest for {day}: {len(active)} active, {len(resolved)} resolved in the last "
+        f"day, {len(stale)} without a recent update"
+    )
+    blocks: list[Block] = [HeaderBlock(text=truncate(f"Incident digest, {day}", 150))]
+
+    def listing(heading: str, items: Sequence[Incident], limit: int = 10) -> None:
+        blocks.append(SectionBlock(text=_mrkdwn(f"*{heading}* ({len(items)})")))
+        if not items:
+            blocks.append(_context("None."))
+            return
+        lines = [
+            f"{SEVERITY_EMOJI[i.severity]} *{ref(i)}* {i.severity.value} · {i.status.value} · "
+            f"{clip(i.title, 100)} · owner {user(i.owner)}"
+            for i in items[:limit]
+        ]
+        if len(items) > limit:
+            lines.append(f"…and {len(items) - limit} more: `/incident list`")
+        blocks.append(SectionBlock(text=_mrkdwn(truncate("\n".join(lines), 2_900))))
+
+    listing("Active, most severe first", active)
+    listing("Resolved in the last day", resolved)
+    listing("No update for longer than their reminder cadence", stale)
+    return text, blocks
