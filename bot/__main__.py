@@ -22,11 +22,8 @@ SETUP_HINT = 'See "Create the Slack app from manifest.yml" in README.md.'
 
 
 def cmd_export_screenshots(settings: Settings, args: argparse.Namespace) -> int:
-    from sqlalchemy.orm import undefer
-
     from bot import incidents
     from bot.incidents import screenshots
-    from db.models import Screenshot
 
     folder = Path(args.folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -41,9 +38,9 @@ def cmd_export_screenshots(settings: Settings, args: argparse.Namespace) -> int:
     written: set[str] = set()
     for screenshot_id in ids:
         with sessions() as session:  # one image in memory at a time
-            shot = session.get_one(Screenshot, screenshot_id, options=[undefer(Screenshot.content)])
-            path = folder / _unique_name(shot.id, shot.filename, written)
-            path.write_bytes(shot.content)
+            filename, content = screenshots.stored_image(session, screenshot_id)
+        path = folder / _unique_name(screenshot_id, filename, written)
+        path.write_bytes(content)
         print(path)
     print(f"Wrote {len(ids)} screenshot(s) of INC-{incident.id} to {folder}.", file=sys.stderr)
     return 0

@@ -344,3 +344,19 @@ class Deliverer:
                 )
             )
         )
+
+
+def undelivered(session: Session, incident_id: int) -> list[str]:
+    """What Slack refused of an incident's updates, oldest first, and whether it is retried."""
+    return [
+        f"{error or 'unknown error'} ({'gave up' if failed else 'will retry'})"
+        for error, failed in session.execute(
+            select(Delivery.last_error, Delivery.failed_at)
+            .where(
+                Delivery.incident_id == incident_id,
+                Delivery.delivered_at.is_(None),
+                Delivery.last_error.is_not(None),
+            )
+            .order_by(Delivery.id)
+        )
+    ]

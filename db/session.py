@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -70,3 +72,20 @@ def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
     if database_url:
         return normalize_url(database_url)
     return start_embedded_postgres(data_dir)
+
+
+@contextmanager
+def bounded_transaction(
+    sessions: sessionmaker[Session], *, lock_timeout: str, statement_timeout: str
+) -> Iterator[Session]:
+    """A transaction that gives up waiting for a row lock after `lock_timeout` and on any
+    statement after `statement_timeout` (PostgreSQL intervals such as '1s'); commits on exit."""
+    with sessions.begin() as session:
+        session.execute(
+            text(
+                "SELECT set_config('lock_timeout', :lock, true),"
+                " set_config('statement_timeout', :statement, true)"
+            ),
+            {"lock": lock_timeout, "statement": statement_timeout},
+        )
+        yield session

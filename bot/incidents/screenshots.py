@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from PIL import Image, ImageSequence, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from db.models import EventKind, IncidentEvent, Screenshot
 
@@ -233,6 +233,13 @@ def list_screenshots(session: Session, incident_id: int) -> list[Screenshot]:
             .order_by(Screenshot.created_at, Screenshot.id)
         )
     )
+
+
+def stored_image(session: Session, screenshot_id: int) -> tuple[str, bytes]:
+    """A screenshot's file name and bytes: one image in memory, for a caller that takes one at a
+    time."""
+    shot = session.get_one(Screenshot, screenshot_id, options=[undefer(Screenshot.content)])
+    return shot.filename, shot.content
 
 
 def delete_screenshot(

@@ -6,13 +6,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.delivery import Deliverer
 from bot.incidents import Actor
 from bot.settings import Settings
 from bot.work import WorkQueue
+from db.session import bounded_transaction
 
 # The ack path's transaction gives up on a busy row or a slow statement long before Slack's
 # 3-second deadline, so the person is told "busy, try again" instead of seeing a timeout.
@@ -35,12 +35,7 @@ class Services:
     @contextmanager
     def change(self) -> Iterator[Session]:
         """One short transaction for a change acked on the request's thread; commits on exit."""
-        with self.sessions.begin() as session:
-            session.execute(
-                text(
-                    "SELECT set_config('lock_timeout', :lock, true),"
-                    " set_config('statement_timeout', :statement, true)"
-                ),
-                {"lock": LOCK_TIMEOUT, "statement": STATEMENT_TIMEOUT},
-            )
+        with bounded_transaction(
+            self.sessions, lock_timeout=LOCK_TIMEOUT, statement_timeout=STATEMENT_TIMEOUT
+        ) as session:
             yield session

@@ -8,7 +8,6 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy.orm import undefer
 
 from bot import incidents
 from bot.incidents import IncidentError, screenshots
@@ -17,7 +16,6 @@ from bot.slack import blocks
 from bot.slack import files as slack_files
 from bot.slack.files import FileRefused
 from bot.slack.services import Services
-from db.models import Screenshot
 
 from .common import deliver_and_report, tell_user
 
@@ -129,8 +127,8 @@ def repost_screenshots(
     for number, screenshot_id in enumerate(ids, start=1):
         with services.sessions() as session:
             # One image's bytes at a time.
-            shot = session.get_one(Screenshot, screenshot_id, options=[undefer(Screenshot.content)])
-            upload = {"content": shot.content, "filename": shot.filename, "title": shot.filename}
+            filename, content = screenshots.stored_image(session, screenshot_id)
+        upload = {"content": content, "filename": filename, "title": filename}
         try:
             client.files_upload_v2(
                 channel=card_channel,

@@ -7,15 +7,13 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import incidents
+from bot import delivery, incidents
 from bot.incidents import Actor, IncidentError, screenshots
 from bot.slack import blocks, grammar, ids
 from bot.slack.grammar import Command
 from bot.slack.services import Services
-from db.models import Delivery
 
 from .attach import repost_screenshots
 from .common import BUSY, Refusal, deliver_later, later, permalink_of, save, unescaped
@@ -141,25 +139,14 @@ def open_declare_modal(
 
 def _real_channel(channel_id: str | None) -> str | None:
     # A DM with the app is no place for a card; let the person pick a channel instead.
-    return channel_id if channel_id and channel_id[0] in "CG" else None
+    return channel_id if channel_id and incidents.CHANNEL_ID.match(channel_id) else None
 
 
 def show(services: Services, client: WebClient, ref: str, user_id: str) -> dict[str, Any]:
     with services.sessions() as session:
         incident = incidents.get_incident(session, ref)
         events = incidents.timeline(session, incident.id, limit=TIMELINE_ENTRIES)
-        undelivered = [
-            f"{error or 'unknown error'} ({'gave up' if failed else 'will retry'})"
-            for error, failed in session.execute(
-                select(Delivery.last_error, Delivery.failed_at)
-                .where(
-                    Delivery.incident_id == incident.id,
-                    Delivery.delivered_at.is_(None),
-                    Delivery.last_error.is_not(None),
-                )
-                .order_by(Delivery.id)
-            )
-        ]
+        undelivered = delivery.undelivered(session, incident.id)
         card_link = permalink_of(client, incident.slack_channel_id, incident.card_ts)
         rendered = blocks.incident_detail(
             incident,

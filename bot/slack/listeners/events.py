@@ -9,14 +9,13 @@ from typing import Any
 
 from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
-from sqlalchemy.dialects.postgresql import insert
 
-from bot import incidents
+from bot import inbox, incidents
 from bot.incidents import IncidentQuery, screenshots
 from bot.incidents.screenshots import CAPTION_MAX
 from bot.slack import blocks
 from bot.slack.services import Services
-from db.models import ProcessedEvent, Severity, Status
+from db.models import Severity, Status
 
 from .attach import attach_files
 from .common import as_dict, later, permalink_of, string
@@ -65,13 +64,8 @@ def register(app: App, services: Services) -> None:
         event_id = body.get("event_id")
         if body.get("type") == "event_callback" and event_id:
             with services.sessions.begin() as session:
-                first = session.execute(
-                    insert(ProcessedEvent)
-                    .values(event_id=str(event_id)[:64])
-                    .on_conflict_do_nothing()
-                    .returning(ProcessedEvent.event_id)
-                ).scalar()
-            if first is None:
+                first = inbox.first_time(session, str(event_id))
+            if not first:
                 log.info("event %s was already handled; Slack's redelivery is ignored", event_id)
                 return BoltResponse(status=200, body="")
         return next()
