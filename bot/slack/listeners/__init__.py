@@ -9,7 +9,7 @@ from slack_sdk import WebClient
 
 from bot.slack import blocks
 from bot.slack.listeners import actions, commands, events, options, shortcuts, views
-from bot.slack.listeners.common import failure_message, tell_user
+from bot.slack.listeners.common import bind, failure_message, tell_user
 from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
@@ -18,39 +18,40 @@ log = logging.getLogger(__name__)
 def register(app: App, services: Services) -> None:
     for surface in (commands, views, actions, shortcuts, events, options):
         surface.register(app, services)
+    app.error(bind(services, listener_failed))
 
-    @app.error
-    def listener_failed(
-        error: Exception, body: dict[str, Any], client: WebClient
-    ) -> BoltResponse | None:
-        """Nothing fails silently: log it, and tell the person what happened if we can.
 
-        Every body that gets here was verified (bot.slack.http) or came over Socket Mode.
-        """
-        if isinstance(error, BoltUnhandledRequestError):
-            # A link button, a view closed, an event we did not subscribe to: nothing to do.
-            log.info("no listener for %s; answered 200", _kind(body))
-            return BoltResponse(status=200, body="")
-        user_id = body.get("user_id") or _id_of(body.get("user"))
-        channel_id = body.get("channel_id") or _id_of(body.get("channel"))
-        log.error(
-            "%s from %s failed: %r",
-            _kind(body),
-            user_id,
-            error,
-            exc_info=error,
-        )
-        if not isinstance(user_id, str) or not user_id:
-            return None
-        # Told after the response: the person's message is a Slack call, and the ack is due.
-        services.work.submit(
-            tell_user,
-            client,
-            user_id,
-            channel_id if isinstance(channel_id, str) else None,
-            f"⚠️ {blocks.escape(failure_message(error))}",
-        )
+def listener_failed(
+    services: Services, error: Exception, body: dict[str, Any], client: WebClient
+) -> BoltResponse | None:
+    """Nothing fails silently: log it, and tell the person what happened if we can.
+
+    Every body that gets here was verified (bot.slack.http) or came over Socket Mode.
+    """
+    if isinstance(error, BoltUnhandledRequestError):
+        # A link button, a view closed, an event we did not subscribe to: nothing to do.
+        log.info("no listener for %s; answered 200", _kind(body))
+        return BoltResponse(status=200, body="")
+    user_id = body.get("user_id") or _id_of(body.get("user"))
+    channel_id = body.get("channel_id") or _id_of(body.get("channel"))
+    log.error(
+        "%s from %s failed: %r",
+        _kind(body),
+        user_id,
+        error,
+        exc_info=error,
+    )
+    if not isinstance(user_id, str) or not user_id:
         return None
+    # Told after the response: the person's message is a Slack call, and the ack is due.
+    services.work.submit(
+        tell_user,
+        client,
+        user_id,
+        channel_id if isinstance(channel_id, str) else None,
+        f"⚠️ {blocks.escape(failure_message(error))}",
+    )
+    return None
 
 
 def _id_of(value: Any) -> Any:

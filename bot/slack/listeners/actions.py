@@ -20,6 +20,7 @@ from .attach import repost_screenshots
 from .commands import open_declare_modal
 from .common import (
     as_dict,
+    bind,
     deliver_later,
     integer,
     known_status,
@@ -41,235 +42,284 @@ def _where(body: dict[str, Any]) -> str | None:
     )
 
 
+def status_clicked(
+    services: Services, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+):
+    user_id, channel_id = body["user"]["id"], _where(body)
+    value = read_value(action)
+    target = action["action_id"].split(":", 1)[1]
+    seen = known_status(string(value, "status"))
+    if target == Status.RESOLVED:
+        # Resolving asks what fixed it and why: the form opens first, and saves.
+        ack()
+        later(
+            services,
+            client,
+            user_id,
+            channel_id,
+            open_resolve_modal,
+            body["trigger_id"],
+            value.get("id"),
+            seen,
+            user_id,
+            channel_id,
+        )
+        return
+    incident_id = press(
+        services,
+        ack,
+        lambda session: (
+            incidents.change_status(
+                session, value.get("id"), target, services.actor(user_id), expected_status=seen
+            ).id
+        ),
+        lambda message: tell_user(client, user_id, channel_id, message),
+    )
+    if incident_id is not None:
+        deliver_later(services, client, incident_id, user_id, channel_id)
+
+
+def open_modal_for(
+    services: Services,
+    ack: Ack,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: WebClient,
+    render: Any,
+) -> None:
+    ack()
+    user_id, channel_id = body["user"]["id"], _where(body)
+    later(
+        services,
+        client,
+        user_id,
+        channel_id,
+        open_modal,
+        body["trigger_id"],
+        read_value(action).get("id"),
+        render,
+        user_id,
+        channel_id,
+    )
+
+
+def add_note_clicked(
+    services: Services, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+):
+    open_modal_for(services, ack, body, action, client, blocks.note_modal)
+
+
+def edit_clicked(
+    services: Services, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+):
+    open_modal_for(
+        services,
+        ack,
+        body,
+        action,
+        client,
+        lambda incident: blocks.edit_modal(incident, services.settings.categories),
+    )
+
+
+def attach_clicked(
+    services: Services, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+):
+    open_modal_for(services, ack, body, action, client, blocks.attach_modal)
+
+
+def screenshots_clicked(
+    services: Services, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+):
+    ack()
+    user_id, channel_id = body["user"]["id"], _where(body)
+    later(
+        services,
+        client,
+        user_id,
+        channel_id,
+        repost_screenshots,
+        read_value(action).get("id"),
+        user_id,
+        channel_id,
+    )
+
+
+def delete_screenshot_clicked(
+    services: Services,
+    ack: Ack,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: Respond,
+    client: WebClient,
+):
+    user_id = body["user"]["id"]
+
+    def delete(session: Session) -> tuple[int, str]:
+        event = screenshots.delete_screenshot(
+            session, integer(read_value(action), "screenshot"), services.actor(user_id)
+        )
+        return event.incident_id, str(event.details["name"])
+
+    deleted = press(services, ack, delete, lambda message: reply(respond, message))
+    if deleted is not None:
+        incident_id, name = deleted
+        ref = incidents.format_incident_id(incident_id)
+        services.work.submit(reply, respond, f"Deleted {blocks.escape(name)} from {ref}.")
+        deliver_later(services, client, incident_id, user_id, _where(body))
+
+
+def snooze_clicked(
+    services: Services, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+):
+    user_id, channel_id = body["user"]["id"], _where(body)
+    value = read_value(action)
+    # A missing or forged length reads as 0 minutes, which the domain refuses.
+    minutes = integer(value, "minutes") or 0
+    incident_id = press(
+        services,
+        ack,
+        lambda session: (
+            incidents.snooze_reminders(
+                session, value.get("id"), services.actor(user_id), timedelta(minutes=minutes)
+            ).id
+        ),
+        lambda message: tell_user(client, user_id, channel_id, message),
+    )
+    if incident_id is not None:
+        deliver_later(services, client, incident_id, user_id, channel_id)
+
+
+def list_page_clicked(
+    services: Services,
+    ack: Ack,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: Respond,
+    client: WebClient,
+):
+    ack()
+    user_id = body["user"]["id"]
+    later(
+        services,
+        client,
+        user_id,
+        _where(body),
+        list_page,
+        respond,
+        read_value(action),
+        user_id,
+    )
+
+
+def delete_note_clicked(
+    services: Services,
+    ack: Ack,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: Respond,
+    client: WebClient,
+):
+    user_id = body["user"]["id"]
+    incident_id = press(
+        services,
+        ack,
+        lambda session: (
+            incidents.delete_note(
+                session, integer(read_value(action), "note"), services.actor(user_id)
+            ).incident_id
+        ),
+        lambda message: reply(respond, message),
+    )
+    if incident_id is not None:
+        ref = incidents.format_incident_id(incident_id)
+        services.work.submit(reply, respond, f"Note deleted from {ref}.")
+        deliver_later(services, client, incident_id, user_id, _where(body))
+
+
+def delete_incident_clicked(
+    services: Services,
+    ack: Ack,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: Respond,
+    client: WebClient,
+):
+    user_id = body["user"]["id"]
+
+    def delete(session: Session) -> tuple[str, str]:
+        number = incidents.parse_incident_id(read_value(action).get("id"))
+        title = incidents.delete_incident(session, number, services.actor(user_id))
+        return incidents.format_incident_id(number), title
+
+    deleted = press(services, ack, delete, lambda message: reply(respond, message, replace=True))
+    if deleted is not None:
+        ref, title = deleted
+        services.work.submit(
+            reply, respond, f"Deleted {ref} ({blocks.escape(title)}).", replace=True
+        )
+        deliver_later(services, client, None, user_id, _where(body))
+
+
+def home_declare_clicked(services: Services, ack: Ack, body: dict[str, Any], client: WebClient):
+    ack()
+    user_id = body["user"]["id"]
+    later(
+        services,
+        client,
+        user_id,
+        None,
+        open_declare_modal,
+        body["trigger_id"],
+        user_id,
+        None,
+    )
+
+
+def home_filter_changed(
+    services: Services, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+):
+    ack()
+    current = read_metadata(as_dict(body.get("view")))
+    picked = string(as_dict(action.get("selected_option")), "value")
+    severity, status = string(current, "severity"), string(current, "status") or "active"
+    if action["action_id"] == ids.HOME_SEVERITY_FILTER:
+        severity = None if picked == "any" else picked
+    else:
+        status = picked or "active"
+    user_id = body["user"]["id"]
+    later(
+        services,
+        client,
+        user_id,
+        None,
+        publish_home,
+        user_id,
+        severity=severity,
+        status=status,
+    )
+
+
+def open_card_clicked(services: Services, ack: Ack):
+    # A link button: Slack opens the URL, but still tells us, and wants an ack.
+    ack()
+
+
 def register(app: App, services: Services) -> None:
-    @app.action(ids.STATUS_ACTION_PATTERN)
-    def status_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient):
-        user_id, channel_id = body["user"]["id"], _where(body)
-        value = read_value(action)
-        target = action["action_id"].split(":", 1)[1]
-        seen = known_status(string(value, "status"))
-        if target == Status.RESOLVED:
-            # Resolving asks what fixed it and why: the form opens first, and saves.
-            ack()
-            later(
-                services,
-                client,
-                user_id,
-                channel_id,
-                open_resolve_modal,
-                body["trigger_id"],
-                value.get("id"),
-                seen,
-                user_id,
-                channel_id,
-            )
-            return
-        incident_id = press(
-            services,
-            ack,
-            lambda session: (
-                incidents.change_status(
-                    session, value.get("id"), target, services.actor(user_id), expected_status=seen
-                ).id
-            ),
-            lambda message: tell_user(client, user_id, channel_id, message),
-        )
-        if incident_id is not None:
-            deliver_later(services, client, incident_id, user_id, channel_id)
-
-    def open_modal_for(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, render: Any
-    ) -> None:
-        ack()
-        user_id, channel_id = body["user"]["id"], _where(body)
-        later(
-            services,
-            client,
-            user_id,
-            channel_id,
-            open_modal,
-            body["trigger_id"],
-            read_value(action).get("id"),
-            render,
-            user_id,
-            channel_id,
-        )
-
-    @app.action(ids.ADD_NOTE_ACTION)
-    def add_note_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient):
-        open_modal_for(ack, body, action, client, blocks.note_modal)
-
-    @app.action(ids.EDIT_ACTION)
-    def edit_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient):
-        open_modal_for(
-            ack,
-            body,
-            action,
-            client,
-            lambda incident: blocks.edit_modal(incident, services.settings.categories),
-        )
-
-    @app.action(ids.ATTACH_ACTION)
-    def attach_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient):
-        open_modal_for(ack, body, action, client, blocks.attach_modal)
-
-    @app.action(ids.SCREENSHOTS_ACTION)
-    def screenshots_clicked(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
-    ):
-        ack()
-        user_id, channel_id = body["user"]["id"], _where(body)
-        later(
-            services,
-            client,
-            user_id,
-            channel_id,
-            repost_screenshots,
-            read_value(action).get("id"),
-            user_id,
-            channel_id,
-        )
-
-    @app.action(ids.DELETE_SCREENSHOT_ACTION)
-    def delete_screenshot_clicked(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
-    ):
-        user_id = body["user"]["id"]
-
-        def delete(session: Session) -> tuple[int, str]:
-            event = screenshots.delete_screenshot(
-                session, integer(read_value(action), "screenshot"), services.actor(user_id)
-            )
-            return event.incident_id, str(event.details["name"])
-
-        deleted = press(services, ack, delete, lambda message: reply(respond, message))
-        if deleted is not None:
-            incident_id, name = deleted
-            ref = incidents.format_incident_id(incident_id)
-            services.work.submit(reply, respond, f"Deleted {blocks.escape(name)} from {ref}.")
-            deliver_later(services, client, incident_id, user_id, _where(body))
-
-    @app.action(ids.SNOOZE_ACTION_PATTERN)
-    def snooze_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient):
-        user_id, channel_id = body["user"]["id"], _where(body)
-        value = read_value(action)
-        # A missing or forged length reads as 0 minutes, which the domain refuses.
-        minutes = integer(value, "minutes") or 0
-        incident_id = press(
-            services,
-            ack,
-            lambda session: (
-                incidents.snooze_reminders(
-                    session, value.get("id"), services.actor(user_id), timedelta(minutes=minutes)
-                ).id
-            ),
-            lambda message: tell_user(client, user_id, channel_id, message),
-        )
-        if incident_id is not None:
-            deliver_later(services, client, incident_id, user_id, channel_id)
-
-    @app.action(ids.LIST_PAGE_ACTION_PATTERN)
-    def list_page_clicked(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
-    ):
-        ack()
-        user_id = body["user"]["id"]
-        later(
-            services,
-            client,
-            user_id,
-            _where(body),
-            list_page,
-            respond,
-            read_value(action),
-            user_id,
-        )
-
-    @app.action(ids.DELETE_NOTE_ACTION)
-    def delete_note_clicked(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
-    ):
-        user_id = body["user"]["id"]
-        incident_id = press(
-            services,
-            ack,
-            lambda session: (
-                incidents.delete_note(
-                    session, integer(read_value(action), "note"), services.actor(user_id)
-                ).incident_id
-            ),
-            lambda message: reply(respond, message),
-        )
-        if incident_id is not None:
-            ref = incidents.format_incident_id(incident_id)
-            services.work.submit(reply, respond, f"Note deleted from {ref}.")
-            deliver_later(services, client, incident_id, user_id, _where(body))
-
-    @app.action(ids.DELETE_INCIDENT_ACTION)
-    def delete_incident_clicked(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
-    ):
-        user_id = body["user"]["id"]
-
-        def delete(session: Session) -> tuple[str, str]:
-            number = incidents.parse_incident_id(read_value(action).get("id"))
-            title = incidents.delete_incident(session, number, services.actor(user_id))
-            return incidents.format_incident_id(number), title
-
-        deleted = press(
-            services, ack, delete, lambda message: reply(respond, message, replace=True)
-        )
-        if deleted is not None:
-            ref, title = deleted
-            services.work.submit(
-                reply, respond, f"Deleted {ref} ({blocks.escape(title)}).", replace=True
-            )
-            deliver_later(services, client, None, user_id, _where(body))
-
-    @app.action(ids.HOME_DECLARE_ACTION)
-    def home_declare_clicked(ack: Ack, body: dict[str, Any], client: WebClient):
-        ack()
-        user_id = body["user"]["id"]
-        later(
-            services,
-            client,
-            user_id,
-            None,
-            open_declare_modal,
-            body["trigger_id"],
-            user_id,
-            None,
-        )
-
-    @app.action(ids.HOME_SEVERITY_FILTER)
-    @app.action(ids.HOME_STATUS_FILTER)
-    def home_filter_changed(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
-    ):
-        ack()
-        current = read_metadata(as_dict(body.get("view")))
-        picked = string(as_dict(action.get("selected_option")), "value")
-        severity, status = string(current, "severity"), string(current, "status") or "active"
-        if action["action_id"] == ids.HOME_SEVERITY_FILTER:
-            severity = None if picked == "any" else picked
-        else:
-            status = picked or "active"
-        user_id = body["user"]["id"]
-        later(
-            services,
-            client,
-            user_id,
-            None,
-            publish_home,
-            user_id,
-            severity=severity,
-            status=status,
-        )
-
-    @app.action("open_card")
-    def open_card_clicked(ack: Ack):
-        # A link button: Slack opens the URL, but still tells us, and wants an ack.
-        ack()
+    app.action(ids.STATUS_ACTION_PATTERN)(bind(services, status_clicked))
+    app.action(ids.ADD_NOTE_ACTION)(bind(services, add_note_clicked))
+    app.action(ids.EDIT_ACTION)(bind(services, edit_clicked))
+    app.action(ids.ATTACH_ACTION)(bind(services, attach_clicked))
+    app.action(ids.SCREENSHOTS_ACTION)(bind(services, screenshots_clicked))
+    app.action(ids.DELETE_SCREENSHOT_ACTION)(bind(services, delete_screenshot_clicked))
+    app.action(ids.SNOOZE_ACTION_PATTERN)(bind(services, snooze_clicked))
+    app.action(ids.LIST_PAGE_ACTION_PATTERN)(bind(services, list_page_clicked))
+    app.action(ids.DELETE_NOTE_ACTION)(bind(services, delete_note_clicked))
+    app.action(ids.DELETE_INCIDENT_ACTION)(bind(services, delete_incident_clicked))
+    app.action(ids.HOME_DECLARE_ACTION)(bind(services, home_declare_clicked))
+    app.action(ids.HOME_SEVERITY_FILTER)(bind(services, home_filter_changed))
+    app.action(ids.HOME_STATUS_FILTER)(bind(services, home_filter_changed))
+    app.action("open_card")(bind(services, open_card_clicked))
 
 
 def reply(respond: Respond, text: str, *, replace: bool = False) -> None:

@@ -16,7 +16,7 @@ from bot.slack.grammar import Command
 from bot.slack.services import Services
 
 from .attach import repost_screenshots
-from .common import BUSY, Refusal, deliver_later, later, permalink_of, save, unescaped
+from .common import BUSY, Refusal, bind, deliver_later, later, permalink_of, save, unescaped
 
 log = logging.getLogger(__name__)
 
@@ -27,34 +27,38 @@ TIMELINE_ENTRIES = 10
 CHANGES = {"status", "severity", "note", "assign"}
 
 
-def register(app: App, services: Services) -> None:
-    @app.command(ids.COMMAND)
-    def incident_command(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient):
-        user_id, channel_id = body["user_id"], body.get("channel_id")
+def incident_command(
+    services: Services, ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient
+):
+    user_id, channel_id = body["user_id"], body.get("channel_id")
+    try:
+        command = grammar.parse(unescaped(body.get("text")), user_id)
+    except IncidentError as error:
+        ack(text=blocks.escape(str(error)))
+        return
+    if command.name == "help":
+        ack(text=blocks.HELP)
+        return
+    if command.name in CHANGES:
         try:
-            command = grammar.parse(unescaped(body.get("text")), user_id)
-        except IncidentError as error:
-            ack(text=blocks.escape(str(error)))
+            reply, incident_id = save(
+                services, lambda session: change(session, command, services.actor(user_id))
+            )
+        except Refusal as refusal:
+            ack(text=blocks.escape(str(refusal)))
             return
-        if command.name == "help":
-            ack(text=blocks.HELP)
-            return
-        if command.name in CHANGES:
-            try:
-                reply, incident_id = save(
-                    services, lambda session: change(session, command, services.actor(user_id))
-                )
-            except Refusal as refusal:
-                ack(text=blocks.escape(str(refusal)))
-                return
-            ack(text=reply)
-            deliver_later(services, client, incident_id, user_id, channel_id)
-            return
-        # Reading, rendering and opening forms follow the ack.
-        if later(services, client, user_id, channel_id, answer, respond, body, command):
-            ack()
-        else:
-            ack(text=BUSY)
+        ack(text=reply)
+        deliver_later(services, client, incident_id, user_id, channel_id)
+        return
+    # Reading, rendering and opening forms follow the ack.
+    if later(services, client, user_id, channel_id, answer, respond, body, command):
+        ack()
+    else:
+        ack(text=BUSY)
+
+
+def register(app: App, services: Services) -> None:
+    app.command(ids.COMMAND)(bind(services, incident_command))
 
 
 def answer(

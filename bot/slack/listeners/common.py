@@ -97,6 +97,14 @@ def modal_errors(view: dict[str, Any], field: str | None, message: str) -> dict[
     return {str(block_id): message}
 
 
+def bind(services: Services, handler: Callable[..., Any]) -> Callable[..., Any]:
+    """`handler` with `services` given: the module-level handlers take it first, and Bolt fills
+    in the rest (ack, body, client...) by name."""
+    bound = functools.partial(handler, services)
+    bound.__name__ = handler.__name__  # type: ignore[attr-defined]  # Bolt's logs name listeners
+    return bound
+
+
 # --- The request path: validate and commit, ack, then the rest as work ---------------------------
 
 BUSY = "The incident bot is busy right now. Please try again in a moment."

@@ -18,7 +18,7 @@ from bot.slack.services import Services
 from db.models import Severity, Status
 
 from .attach import attach_files
-from .common import as_dict, later, permalink_of, string
+from .common import as_dict, bind, later, permalink_of, string
 
 log = logging.getLogger(__name__)
 
@@ -57,54 +57,61 @@ def publish_home(
     client.views_publish(user_id=user_id, view=view)
 
 
+def once_per_event(
+    services: Services, body: dict[str, Any], next: Callable[[], BoltResponse]
+) -> BoltResponse:
+    """Slack redelivers events (HTTP retries, Socket Mode reconnects): act on each once."""
+    event_id = body.get("event_id")
+    if body.get("type") == "event_callback" and event_id:
+        with services.sessions.begin() as session:
+            first = inbox.first_time(session, str(event_id))
+        if not first:
+            log.info("event %s was already handled; Slack's redelivery is ignored", event_id)
+            return BoltResponse(status=200, body="")
+    return next()
+
+
+def home_opened(services: Services, event: dict[str, Any], client: WebClient):
+    user_id = string(event, "user")
+    if event.get("tab", "home") != "home" or not user_id:
+        return
+    later(services, client, user_id, None, publish_home, user_id)
+
+
+def file_posted(services: Services, event: dict[str, Any], client: WebClient):
+    """Files posted as a reply under an incident's card are attached (ATTACH_THREAD_FILES)."""
+    thread_ts, channel = string(event, "thread_ts"), string(event, "channel")
+    user_id = string(event, "user")
+    if not services.settings.attach_thread_files or not thread_ts or not channel or not user_id:
+        return
+    later(
+        services,
+        client,
+        user_id,
+        channel,
+        attach_thread_files,
+        event,
+        user_id,
+        channel,
+        thread_ts,
+    )
+
+
+def app_removed(services: Services, event: dict[str, Any], body: dict[str, Any]):
+    log.warning(
+        "Slack says %s for team %s: the bot can no longer post until it is reinstalled",
+        event.get("type"),
+        body.get("team_id"),
+    )
+
+
 def register(app: App, services: Services) -> None:
-    @app.middleware
-    def once_per_event(body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse:
-        """Slack redelivers events (HTTP retries, Socket Mode reconnects): act on each once."""
-        event_id = body.get("event_id")
-        if body.get("type") == "event_callback" and event_id:
-            with services.sessions.begin() as session:
-                first = inbox.first_time(session, str(event_id))
-            if not first:
-                log.info("event %s was already handled; Slack's redelivery is ignored", event_id)
-                return BoltResponse(status=200, body="")
-        return next()
-
     # Events are acked when their listener returns; their work follows on the work queue.
-    @app.event("app_home_opened")
-    def home_opened(event: dict[str, Any], client: WebClient):
-        user_id = string(event, "user")
-        if event.get("tab", "home") != "home" or not user_id:
-            return
-        later(services, client, user_id, None, publish_home, user_id)
-
-    @app.event({"type": "message", "subtype": "file_share"})
-    def file_posted(event: dict[str, Any], client: WebClient):
-        """Files posted as a reply under an incident's card are attached (ATTACH_THREAD_FILES)."""
-        thread_ts, channel = string(event, "thread_ts"), string(event, "channel")
-        user_id = string(event, "user")
-        if not services.settings.attach_thread_files or not thread_ts or not channel or not user_id:
-            return
-        later(
-            services,
-            client,
-            user_id,
-            channel,
-            attach_thread_files,
-            event,
-            user_id,
-            channel,
-            thread_ts,
-        )
-
-    @app.event("app_uninstalled")
-    @app.event("tokens_revoked")
-    def app_removed(event: dict[str, Any], body: dict[str, Any]):
-        log.warning(
-            "Slack says %s for team %s: the bot can no longer post until it is reinstalled",
-            event.get("type"),
-            body.get("team_id"),
-        )
+    app.middleware(bind(services, once_per_event))
+    app.event("app_home_opened")(bind(services, home_opened))
+    app.event({"type": "message", "subtype": "file_share"})(bind(services, file_posted))
+    app.event("app_uninstalled")(bind(services, app_removed))
+    app.event("tokens_revoked")(bind(services, app_removed))
 
 
 def attach_thread_files(

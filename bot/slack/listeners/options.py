@@ -11,24 +11,28 @@ from bot.incidents import IncidentError, IncidentQuery
 from bot.slack import blocks, ids
 from bot.slack.services import Services
 
+from .common import bind
+
 PICKER_SIZE = 20
 
 
+def incident_options(services: Services, ack: Ack, body: dict[str, Any]):
+    typed = body["value"].strip()
+    query = IncidentQuery(active=True, sort="updated", page_size=PICKER_SIZE)
+    with services.sessions() as session:
+        try:
+            # "INC-12" or "12" finds that incident even when its words don't match.
+            exact = [incidents.get_incident(session, typed)] if typed else []
+        except IncidentError:
+            exact = []
+        exact = [i for i in exact if i.status in incidents.ACTIVE_STATUSES]
+        query.text = None if exact else typed or None
+        try:
+            found = exact or incidents.list_incidents(session, query).items
+        except IncidentError:
+            found = []  # typed text that can't be searched for (a NUL) matches nothing
+        ack(options=[blocks.incident_option(i).to_dict() for i in found])
+
+
 def register(app: App, services: Services) -> None:
-    @app.options(ids.INCIDENT_PICKER)
-    def incident_options(ack: Ack, body: dict[str, Any]):
-        typed = body["value"].strip()
-        query = IncidentQuery(active=True, sort="updated", page_size=PICKER_SIZE)
-        with services.sessions() as session:
-            try:
-                # "INC-12" or "12" finds that incident even when its words don't match.
-                exact = [incidents.get_incident(session, typed)] if typed else []
-            except IncidentError:
-                exact = []
-            exact = [i for i in exact if i.status in incidents.ACTIVE_STATUSES]
-            query.text = None if exact else typed or None
-            try:
-                found = exact or incidents.list_incidents(session, query).items
-            except IncidentError:
-                found = []  # typed text that can't be searched for (a NUL) matches nothing
-            ack(options=[blocks.incident_option(i).to_dict() for i in found])
+    app.options(ids.INCIDENT_PICKER)(bind(services, incident_options))

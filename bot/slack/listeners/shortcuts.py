@@ -12,57 +12,63 @@ from bot.slack import blocks, ids
 from bot.slack.services import Services
 
 from .commands import open_declare_modal
-from .common import as_dict, later, string, unescaped
+from .common import as_dict, bind, later, string, unescaped
+
+
+def report_incident(services: Services, ack: Ack, body: dict[str, Any], client: WebClient):
+    ack()
+    user_id = body["user"]["id"]
+    later(
+        services,
+        client,
+        user_id,
+        None,
+        open_declare_modal,
+        body["trigger_id"],
+        user_id,
+        None,
+    )
+
+
+def add_to_timeline(services: Services, ack: Ack, body: dict[str, Any], client: WebClient):
+    ack()
+    message = as_dict(body.get("message"))
+    view = blocks.timeline_note_modal(
+        unescaped(string(message, "text")),
+        blocks.metadata(
+            channel=string(as_dict(body.get("channel")), "id"), ts=string(message, "ts")
+        ),
+    )
+    user_id = body["user"]["id"]
+    later(services, client, user_id, None, open_view, body["trigger_id"], view)
+
+
+def attach_screenshots(
+    services: Services, ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond
+):
+    message = as_dict(body.get("message"))
+    files = message.get("files") if isinstance(message.get("files"), list) else []
+    file_ids = [file_id for f in files if (file_id := string(as_dict(f), "id"))]
+    ack()
+    user_id = body["user"]["id"]
+    if not file_ids:
+        services.work.submit(respond, "That message has no files to attach.")
+        return
+    view = blocks.attach_from_message_modal(
+        len(file_ids),
+        blocks.metadata(
+            channel=string(as_dict(body.get("channel")), "id"),
+            ts=string(message, "ts"),
+            files=file_ids,
+        ),
+    )
+    later(services, client, user_id, None, open_view, body["trigger_id"], view)
 
 
 def register(app: App, services: Services) -> None:
-    @app.global_shortcut(ids.DECLARE_SHORTCUT)
-    def report_incident(ack: Ack, body: dict[str, Any], client: WebClient):
-        ack()
-        user_id = body["user"]["id"]
-        later(
-            services,
-            client,
-            user_id,
-            None,
-            open_declare_modal,
-            body["trigger_id"],
-            user_id,
-            None,
-        )
-
-    @app.message_shortcut(ids.TIMELINE_SHORTCUT)
-    def add_to_timeline(ack: Ack, body: dict[str, Any], client: WebClient):
-        ack()
-        message = as_dict(body.get("message"))
-        view = blocks.timeline_note_modal(
-            unescaped(string(message, "text")),
-            blocks.metadata(
-                channel=string(as_dict(body.get("channel")), "id"), ts=string(message, "ts")
-            ),
-        )
-        user_id = body["user"]["id"]
-        later(services, client, user_id, None, open_view, body["trigger_id"], view)
-
-    @app.message_shortcut(ids.ATTACH_SHORTCUT)
-    def attach_screenshots(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond):
-        message = as_dict(body.get("message"))
-        files = message.get("files") if isinstance(message.get("files"), list) else []
-        file_ids = [file_id for f in files if (file_id := string(as_dict(f), "id"))]
-        ack()
-        user_id = body["user"]["id"]
-        if not file_ids:
-            services.work.submit(respond, "That message has no files to attach.")
-            return
-        view = blocks.attach_from_message_modal(
-            len(file_ids),
-            blocks.metadata(
-                channel=string(as_dict(body.get("channel")), "id"),
-                ts=string(message, "ts"),
-                files=file_ids,
-            ),
-        )
-        later(services, client, user_id, None, open_view, body["trigger_id"], view)
+    app.global_shortcut(ids.DECLARE_SHORTCUT)(bind(services, report_incident))
+    app.message_shortcut(ids.TIMELINE_SHORTCUT)(bind(services, add_to_timeline))
+    app.message_shortcut(ids.ATTACH_SHORTCUT)(bind(services, attach_screenshots))
 
 
 def open_view(services: Services, client: WebClient, trigger_id: str, view: Any) -> None:

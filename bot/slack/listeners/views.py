@@ -23,6 +23,7 @@ from .common import (
     BUSY,
     Refusal,
     as_dict,
+    bind,
     deliver_and_report,
     deliver_later,
     deliver_now,
@@ -44,259 +45,278 @@ log = logging.getLogger(__name__)
 STALE_FORM = "This form's data is not valid any more. Close it and start again."
 
 
-def register(app: App, services: Services) -> None:
-    @app.view(ids.DECLARE_VIEW)
-    def declare_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
-        values = view["state"]["values"]
-        user_id = body["user"]["id"]
-        channel = (
-            string(element(values, ids.CHANNEL_BLOCK), "selected_conversation")
-            or services.settings.incident_channel
+def declare_submitted(
+    services: Services, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+):
+    values = view["state"]["values"]
+    user_id = body["user"]["id"]
+    channel = (
+        string(element(values, ids.CHANNEL_BLOCK), "selected_conversation")
+        or services.settings.incident_channel
+    )
+    if not channel:
+        ack(
+            response_action="errors",
+            errors={ids.CHANNEL_BLOCK: "Pick the channel for the incident's card."},
         )
-        if not channel:
-            ack(
-                response_action="errors",
-                errors={ids.CHANNEL_BLOCK: "Pick the channel for the incident's card."},
-            )
-            return
-        draft = IncidentDraft(
-            title=text_value(values, ids.TITLE_BLOCK) or "",
-            severity=selected_value(values, ids.SEVERITY_BLOCK) or "",
-            description=text_value(values, ids.DESCRIPTION_BLOCK),
-            service=text_value(values, ids.SERVICE_BLOCK),
-            category=selected_value(values, ids.CATEGORY_BLOCK),
-            owner=string(element(values, ids.OWNER_BLOCK), "selected_user"),
-            slack_team_id=string(as_dict(body.get("team")), "id"),
-            slack_channel_id=channel,
+        return
+    draft = IncidentDraft(
+        title=text_value(values, ids.TITLE_BLOCK) or "",
+        severity=selected_value(values, ids.SEVERITY_BLOCK) or "",
+        description=text_value(values, ids.DESCRIPTION_BLOCK),
+        service=text_value(values, ids.SERVICE_BLOCK),
+        category=selected_value(values, ids.CATEGORY_BLOCK),
+        owner=string(element(values, ids.OWNER_BLOCK), "selected_user"),
+        slack_team_id=string(as_dict(body.get("team")), "id"),
+        slack_channel_id=channel,
+    )
+
+    def declare(session: Session) -> tuple[int, str]:
+        incident = incidents.declare(
+            session, draft, services.actor(user_id), categories=services.settings.categories
         )
+        return incident.id, blocks.ref(incident)
 
-        def declare(session: Session) -> tuple[int, str]:
-            incident = incidents.declare(
-                session, draft, services.actor(user_id), categories=services.settings.categories
-            )
-            return incident.id, blocks.ref(incident)
+    try:
+        incident_id, ref = save(services, declare)
+    except Refusal as refusal:
+        ack(response_action="errors", errors=modal_errors(view, refusal.field, str(refusal)))
+        return
+    ack()
+    origin = string(read_metadata(view), "origin")
+    later(
+        services,
+        client,
+        user_id,
+        origin,
+        post_card,
+        incident_id,
+        ref,
+        user_id,
+        origin,
+        channel,
+    )
 
-        try:
-            incident_id, ref = save(services, declare)
-        except Refusal as refusal:
-            ack(response_action="errors", errors=modal_errors(view, refusal.field, str(refusal)))
-            return
-        ack()
-        origin = string(read_metadata(view), "origin")
+
+def edit_submitted(
+    services: Services, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+):
+    values = view["state"]["values"]
+    meta = read_metadata(view)
+    shown = meta.get("h")
+    if not isinstance(shown, dict) or not all(isinstance(v, str) for v in shown.values()):
+        ack(response_action="errors", errors=modal_errors(view, None, STALE_FORM))
+        return
+    submitted = {
+        field: (
+            selected_value(values, field)
+            if field == ids.CATEGORY_BLOCK
+            else text_value(values, field)
+        )
+        for field in shown
+    }
+    # Only what this person changed: a field someone else edited meanwhile stays theirs.
+    changes = {
+        field: value
+        for field, value in submitted.items()
+        if blocks.fingerprint(value) != shown[field]
+    }
+    user_id = body["user"]["id"]
+    incident_id = _run_or_errors(
+        services,
+        ack,
+        view,
+        lambda session: (
+            incidents.edit(
+                session,
+                meta.get("id"),
+                services.actor(user_id),
+                changes,
+                categories=services.settings.categories,
+            ).id
+        ),
+    )
+    if incident_id is not None:
+        deliver_later(services, client, incident_id, user_id, None)
+
+
+def note_submitted(
+    services: Services, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+):
+    user_id = body["user"]["id"]
+    note = text_value(view["state"]["values"], ids.NOTE_BLOCK) or ""
+    incident_id = _run_or_errors(
+        services,
+        ack,
+        view,
+        lambda session: (
+            incidents.add_note(
+                session, read_metadata(view).get("id"), services.actor(user_id), note
+            ).incident_id
+        ),
+    )
+    if incident_id is not None:
+        deliver_later(services, client, incident_id, user_id, None)
+
+
+def resolve_submitted(
+    services: Services, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+):
+    values = view["state"]["values"]
+    meta = read_metadata(view)
+    user_id = body["user"]["id"]
+    incident_id = _run_or_errors(
+        services,
+        ack,
+        view,
+        lambda session: (
+            incidents.change_status(
+                session,
+                meta.get("id"),
+                string(meta, "to") or "",
+                services.actor(user_id),
+                note=text_value(values, ids.NOTE_BLOCK),
+                cause=text_value(values, ids.CAUSE_BLOCK),
+                resolution=text_value(values, ids.RESOLUTION_BLOCK),
+                expected_status=known_status(string(meta, "status")),
+            ).id
+        ),
+    )
+    if incident_id is not None:
+        deliver_later(services, client, incident_id, user_id, None)
+
+
+def timeline_note_submitted(
+    services: Services, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+):
+    values = view["state"]["values"]
+    meta = read_metadata(view)
+    user_id = body["user"]["id"]
+    picked = selected_value(values, ids.INCIDENT_BLOCK, ids.INCIDENT_PICKER)
+    if not picked:
+        ack(response_action="errors", errors={ids.INCIDENT_BLOCK: "Pick an incident."})
+        return
+    ts, channel = string(meta, "ts"), string(meta, "channel")
+    said_at = _message_time(ts)
+    if ts is not None and said_at is None:
+        ack(response_action="errors", errors={ids.NOTE_BLOCK: STALE_FORM})
+        return
+    note_ids: list[int] = []
+
+    def add(session: Session) -> int:
+        event = incidents.add_note(
+            session,
+            picked,
+            services.actor(user_id),
+            text_value(values, ids.NOTE_BLOCK) or "",
+            occurred_at=said_at,
+        )
+        note_ids.append(event.id)
+        return event.incident_id
+
+    incident_id = _run_or_errors(services, ack, view, add)
+    if incident_id is not None:
         later(
             services,
             client,
             user_id,
-            origin,
-            post_card,
+            None,
+            link_and_deliver,
             incident_id,
-            ref,
+            note_ids[0],
             user_id,
-            origin,
             channel,
+            ts,
         )
 
-    @app.view(ids.EDIT_VIEW)
-    def edit_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
-        values = view["state"]["values"]
-        meta = read_metadata(view)
-        shown = meta.get("h")
-        if not isinstance(shown, dict) or not all(isinstance(v, str) for v in shown.values()):
-            ack(response_action="errors", errors=modal_errors(view, None, STALE_FORM))
-            return
-        submitted = {
-            field: (
-                selected_value(values, field)
-                if field == ids.CATEGORY_BLOCK
-                else text_value(values, field)
-            )
-            for field in shown
-        }
-        # Only what this person changed: a field someone else edited meanwhile stays theirs.
-        changes = {
-            field: value
-            for field, value in submitted.items()
-            if blocks.fingerprint(value) != shown[field]
-        }
-        user_id = body["user"]["id"]
-        incident_id = _run_or_errors(
-            services,
-            ack,
-            view,
-            lambda session: (
-                incidents.edit(
-                    session,
-                    meta.get("id"),
-                    services.actor(user_id),
-                    changes,
-                    categories=services.settings.categories,
-                ).id
-            ),
+
+def check_attach(
+    services: Services, ack: Ack, view: dict[str, Any], incident_ref: Any, caption: str | None
+) -> int | None:
+    """Validate what can be checked before downloading; errors go back inline."""
+    try:
+        screenshots.clean_caption(caption)
+        with services.sessions() as session:
+            return incidents.get_incident(session, incident_ref).id
+    except IncidentError as error:
+        ack(
+            response_action="errors",
+            errors=modal_errors(view, getattr(error, "field", None), str(error)),
         )
-        if incident_id is not None:
-            deliver_later(services, client, incident_id, user_id, None)
+        return None
 
-    @app.view(ids.NOTE_VIEW)
-    def note_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
-        user_id = body["user"]["id"]
-        note = text_value(view["state"]["values"], ids.NOTE_BLOCK) or ""
-        incident_id = _run_or_errors(
-            services,
-            ack,
-            view,
-            lambda session: (
-                incidents.add_note(
-                    session, read_metadata(view).get("id"), services.actor(user_id), note
-                ).incident_id
-            ),
-        )
-        if incident_id is not None:
-            deliver_later(services, client, incident_id, user_id, None)
 
-    @app.view(ids.RESOLVE_VIEW)
-    def resolve_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
-        values = view["state"]["values"]
-        meta = read_metadata(view)
-        user_id = body["user"]["id"]
-        incident_id = _run_or_errors(
-            services,
-            ack,
-            view,
-            lambda session: (
-                incidents.change_status(
-                    session,
-                    meta.get("id"),
-                    string(meta, "to") or "",
-                    services.actor(user_id),
-                    note=text_value(values, ids.NOTE_BLOCK),
-                    cause=text_value(values, ids.CAUSE_BLOCK),
-                    resolution=text_value(values, ids.RESOLUTION_BLOCK),
-                    expected_status=known_status(string(meta, "status")),
-                ).id
-            ),
-        )
-        if incident_id is not None:
-            deliver_later(services, client, incident_id, user_id, None)
+def attach_submitted(
+    services: Services, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+):
+    values = view["state"]["values"]
+    files = _files_of(values)
+    if not files:
+        ack(response_action="errors", errors={ids.FILES_BLOCK: "Add at least one image."})
+        return
+    caption = text_value(values, ids.CAPTION_BLOCK)
+    incident_id = check_attach(services, ack, view, read_metadata(view).get("id"), caption)
+    if incident_id is None:
+        return
+    user_id = body["user"]["id"]
+    queued = later(
+        services,
+        client,
+        user_id,
+        None,
+        attach_files,
+        incident_id,
+        user_id,
+        files,
+        caption=caption,
+        source_permalink=None,
+        feedback_channel=None,
+    )
+    ack() if queued else ack(response_action="errors", errors={ids.FILES_BLOCK: BUSY})
 
-    @app.view(ids.TIMELINE_NOTE_VIEW)
-    def timeline_note_submitted(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
-    ):
-        values = view["state"]["values"]
-        meta = read_metadata(view)
-        user_id = body["user"]["id"]
-        picked = selected_value(values, ids.INCIDENT_BLOCK, ids.INCIDENT_PICKER)
-        if not picked:
-            ack(response_action="errors", errors={ids.INCIDENT_BLOCK: "Pick an incident."})
-            return
-        ts, channel = string(meta, "ts"), string(meta, "channel")
-        said_at = _message_time(ts)
-        if ts is not None and said_at is None:
-            ack(response_action="errors", errors={ids.NOTE_BLOCK: STALE_FORM})
-            return
-        note_ids: list[int] = []
 
-        def add(session: Session) -> int:
-            event = incidents.add_note(
-                session,
-                picked,
-                services.actor(user_id),
-                text_value(values, ids.NOTE_BLOCK) or "",
-                occurred_at=said_at,
-            )
-            note_ids.append(event.id)
-            return event.incident_id
+def attach_from_message_submitted(
+    services: Services, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+):
+    values = view["state"]["values"]
+    meta = read_metadata(view)
+    picked = selected_value(values, ids.INCIDENT_BLOCK, ids.INCIDENT_PICKER)
+    if not picked:
+        ack(response_action="errors", errors={ids.INCIDENT_BLOCK: "Pick an incident."})
+        return
+    file_ids = meta.get("files")
+    if not isinstance(file_ids, list) or not all(isinstance(f, str) for f in file_ids):
+        ack(response_action="errors", errors={ids.INCIDENT_BLOCK: STALE_FORM})
+        return
+    caption = text_value(values, ids.CAPTION_BLOCK)
+    incident_id = check_attach(services, ack, view, picked, caption)
+    if incident_id is None:
+        return
+    user_id = body["user"]["id"]
+    queued = later(
+        services,
+        client,
+        user_id,
+        None,
+        attach_from_message,
+        incident_id,
+        user_id,
+        file_ids,
+        caption,
+        string(meta, "channel"),
+        string(meta, "ts"),
+    )
+    ack() if queued else ack(response_action="errors", errors={ids.INCIDENT_BLOCK: BUSY})
 
-        incident_id = _run_or_errors(services, ack, view, add)
-        if incident_id is not None:
-            later(
-                services,
-                client,
-                user_id,
-                None,
-                link_and_deliver,
-                incident_id,
-                note_ids[0],
-                user_id,
-                channel,
-                ts,
-            )
 
-    def check_attach(
-        ack: Ack, view: dict[str, Any], incident_ref: Any, caption: str | None
-    ) -> int | None:
-        """Validate what can be checked before downloading; errors go back inline."""
-        try:
-            screenshots.clean_caption(caption)
-            with services.sessions() as session:
-                return incidents.get_incident(session, incident_ref).id
-        except IncidentError as error:
-            ack(
-                response_action="errors",
-                errors=modal_errors(view, getattr(error, "field", None), str(error)),
-            )
-            return None
-
-    @app.view(ids.ATTACH_VIEW)
-    def attach_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient):
-        values = view["state"]["values"]
-        files = _files_of(values)
-        if not files:
-            ack(response_action="errors", errors={ids.FILES_BLOCK: "Add at least one image."})
-            return
-        caption = text_value(values, ids.CAPTION_BLOCK)
-        incident_id = check_attach(ack, view, read_metadata(view).get("id"), caption)
-        if incident_id is None:
-            return
-        user_id = body["user"]["id"]
-        queued = later(
-            services,
-            client,
-            user_id,
-            None,
-            attach_files,
-            incident_id,
-            user_id,
-            files,
-            caption=caption,
-            source_permalink=None,
-            feedback_channel=None,
-        )
-        ack() if queued else ack(response_action="errors", errors={ids.FILES_BLOCK: BUSY})
-
-    @app.view(ids.ATTACH_FROM_MESSAGE_VIEW)
-    def attach_from_message_submitted(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
-    ):
-        values = view["state"]["values"]
-        meta = read_metadata(view)
-        picked = selected_value(values, ids.INCIDENT_BLOCK, ids.INCIDENT_PICKER)
-        if not picked:
-            ack(response_action="errors", errors={ids.INCIDENT_BLOCK: "Pick an incident."})
-            return
-        file_ids = meta.get("files")
-        if not isinstance(file_ids, list) or not all(isinstance(f, str) for f in file_ids):
-            ack(response_action="errors", errors={ids.INCIDENT_BLOCK: STALE_FORM})
-            return
-        caption = text_value(values, ids.CAPTION_BLOCK)
-        incident_id = check_attach(ack, view, picked, caption)
-        if incident_id is None:
-            return
-        user_id = body["user"]["id"]
-        queued = later(
-            services,
-            client,
-            user_id,
-            None,
-            attach_from_message,
-            incident_id,
-            user_id,
-            file_ids,
-            caption,
-            string(meta, "channel"),
-            string(meta, "ts"),
-        )
-        ack() if queued else ack(response_action="errors", errors={ids.INCIDENT_BLOCK: BUSY})
+def register(app: App, services: Services) -> None:
+    app.view(ids.DECLARE_VIEW)(bind(services, declare_submitted))
+    app.view(ids.EDIT_VIEW)(bind(services, edit_submitted))
+    app.view(ids.NOTE_VIEW)(bind(services, note_submitted))
+    app.view(ids.RESOLVE_VIEW)(bind(services, resolve_submitted))
+    app.view(ids.TIMELINE_NOTE_VIEW)(bind(services, timeline_note_submitted))
+    app.view(ids.ATTACH_VIEW)(bind(services, attach_submitted))
+    app.view(ids.ATTACH_FROM_MESSAGE_VIEW)(bind(services, attach_from_message_submitted))
 
 
 def _files_of(values: dict[str, Any]) -> list[dict[str, Any]]:
