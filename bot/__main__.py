@@ -42,7 +42,8 @@ def cmd_export_screenshots(settings: Settings, args: argparse.Namespace) -> int:
         path = folder / _unique_name(screenshot_id, filename, written)
         path.write_bytes(content)
         print(path)
-    print(f"Wrote {len(ids)} screenshot(s) of INC-{incident.id} to {folder}.", file=sys.stderr)
+    ref = incidents.format_incident_id(incident.id)
+    print(f"Wrote {len(ids)} screenshot(s) of {ref} to {folder}.", file=sys.stderr)
     return 0
 
 
@@ -66,6 +67,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import incidents
     from bot.seed import seed_incidents
 
     engine = _database(settings)
@@ -75,7 +77,8 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
     with make_session_factory(engine).begin() as session:
         ids = seed_incidents(session, args.count, rng=random.Random(args.random_seed))
     if ids:
-        print(f"Seeded {len(ids)} demo incidents: INC-{ids[0]} to INC-{ids[-1]}.")
+        first, last = (incidents.format_incident_id(n) for n in (ids[0], ids[-1]))
+        print(f"Seeded {len(ids)} demo incidents: {first} to {last}.")
     return 0
 
 

@@ -242,30 +242,10 @@ def edit(
         "resolution": lambda v: _clean(v, "resolution", RESOLUTION_MAX, label="Resolution"),
     }
     cleaned = {name: cleaners[name](value) for name, value in changes.items()}
-    now = _now(now)
-    incident = lock_incident(session, incident_id)
-    _require_editable(incident, actor)
-    events = []
-    for name, value in cleaned.items():
-        old = getattr(incident, name)
-        if old == value:
-            continue
-        setattr(incident, name, value)
-        events.append(
-            record_event(
-                session,
-                incident,
-                EventKind.FIELD_CHANGED,
-                actor,
-                now,
-                field=name,
-                from_value=old,
-                to_value=value,
-            )
-        )
+    incident, events = _set_fields(
+        session, incident_id, actor, cleaned, EventKind.FIELD_CHANGED, now
+    )
     if events:
-        touch(incident, now)
-        notify(session, incident, events, now=now)
         log.info(
             "%s edited (%s) by %s",
             format_incident_id(incident.id),
@@ -273,6 +253,36 @@ def edit(
             actor.user_id,
         )
     return incident
+
+
+def _set_fields(
+    session: Session,
+    incident_id: int | str,
+    actor: Actor,
+    values: dict[str, str | None],
+    kind: EventKind,
+    now: datetime | None,
+) -> tuple[Incident, list[IncidentEvent]]:
+    """Lock the incident and set `values` (already clean); an event for each field that changed,
+    and the card and thread told once for all of them."""
+    now = _now(now)
+    incident = lock_incident(session, incident_id)
+    _require_editable(incident, actor)
+    events = []
+    for name, value in values.items():
+        old = getattr(incident, name)
+        if old == value:
+            continue
+        setattr(incident, name, value)
+        events.append(
+            record_event(
+                session, incident, kind, actor, now, field=name, from_value=old, to_value=value
+            )
+        )
+    if events:
+        touch(incident, now)
+        notify(session, incident, events, now=now)
+    return incident, events
 
 
 _UNCHANGED: Any = object()
@@ -295,34 +305,12 @@ def assign(
     }
     if not wanted:
         raise InvalidInput("Say who should be the owner or the assignee.")
-    now = _now(now)
-    incident = lock_incident(session, incident_id)
-    _require_editable(incident, actor)
-    events = []
-    for name, value in wanted.items():
-        old = getattr(incident, name)
-        if old == value:
-            continue
-        setattr(incident, name, value)
-        events.append(
-            record_event(
-                session,
-                incident,
-                EventKind.ASSIGNED,
-                actor,
-                now,
-                field=name,
-                from_value=old,
-                to_value=value,
-            )
-        )
+    incident, events = _set_fields(session, incident_id, actor, wanted, EventKind.ASSIGNED, now)
     if not events:
         who = " and ".join(
             f"{name} is already {value or 'nobody'}" for name, value in wanted.items()
         )
         raise InvalidInput(f"Nothing changed: the {who}.")
-    touch(incident, now)
-    notify(session, incident, events, now=now)
     log.info(
         "%s assigned (%s) by %s",
         format_incident_id(incident.id),
@@ -390,7 +378,7 @@ def delete_note(
         raise NotFound(f"There is no note {note_id}.")
     if note.deleted_at is not None:
         raise NotFound(f"Note {note_id} was already deleted.")
-    if note.actor != actor.user_id and not actor.is_admin:
+    if not actor.may_remove(note.actor):
         raise PermissionDenied("Only the note's author or an incident admin can delete it.")
     incident = lock_incident(session, note.incident_id)
     note.deleted_at = now

@@ -252,7 +252,7 @@ def delete_screenshot(
     screenshot = session.get(Screenshot, screenshot_id)
     if screenshot is None:
         raise NotFound(f"There is no screenshot {screenshot_id}.")
-    if screenshot.uploaded_by != actor.user_id and not actor.is_admin:
+    if not actor.may_remove(screenshot.uploaded_by):
         raise PermissionDenied("Only the screenshot's uploader or an incident admin can delete it.")
     incident = lock_incident(session, screenshot.incident_id)
     name = screenshot.filename

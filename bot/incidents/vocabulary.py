@@ -70,6 +70,10 @@ class Actor:
     def of(cls, user_id: str, admins: Iterable[str]) -> Actor:
         return cls(user_id=user_id, is_admin=user_id in set(admins))
 
+    def may_remove(self, added_by: str | None) -> bool:
+        """Whoever added a note or a screenshot may remove it, and so may an incident admin."""
+        return self.is_admin or self.user_id == added_by
+
 
 # --- Vocabulary: severities, statuses, ids -----------------------------------------------------
 

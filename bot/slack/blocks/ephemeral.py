@@ -136,7 +136,7 @@ def incident_detail(
         blocks.append(_context(heading))
         for shot in shown:
             accessory = None
-            if shot.uploaded_by == viewer.user_id or viewer.is_admin:
+            if viewer.may_remove(shot.uploaded_by):
                 accessory = _delete_button(
                     ids.DELETE_SCREENSHOT_ACTION,
                     metadata(screenshot=shot.id, id=incident.id),
@@ -151,7 +151,7 @@ def incident_detail(
         else:
             text = f"{when(event.occurred_at)}  {_event_line(event)}"
         accessory = None
-        can_delete = event.actor == viewer.user_id or viewer.is_admin
+        can_delete = viewer.may_remove(event.actor)
         if event.kind == EventKind.NOTE and event.deleted_at is None and can_delete:
             accessory = _delete_button(
                 ids.DELETE_NOTE_ACTION,
