@@ -9,14 +9,14 @@ at once are serialised, and the second change is checked against what the first 
     workflow.py     the table of allowed transitions and the milestones a move stamps
     validation.py   cleaning what people type
     recording.py    the row lock, timeline events and outbox rows of a change
-    changes.py      declare, change_status, edit, assign, notes, reminders, delete
+    changes.py      declare, change_status, edit, assign, notes, delete
+    reminders.py    when an owner is next reminded, and snoozing it
     queries.py      get, timeline, list (filters, search, sort, pages), stats
     screenshots.py  image checks, storage and deduplication
 """
 
 from .changes import (
     EDITABLE_FIELDS,
-    SNOOZE_MAX,
     IncidentDraft,
     add_note,
     assign,
@@ -27,9 +27,8 @@ from .changes import (
     delete_incident,
     delete_note,
     edit,
+    fingerprint,
     link_note_source,
-    remind,
-    snooze_reminders,
 )
 from .queries import (
     COUNT_CAP,
@@ -51,6 +50,11 @@ from .recording import (
     notify,
     record_event,
     touch,
+)
+from .reminders import (
+    SNOOZE_MAX,
+    remind,
+    snooze_reminders,
 )
 from .validation import (
     CLOCK_SKEW,
@@ -144,6 +148,7 @@ __all__ = [
     "delete_note",
     "edit",
     "find_by_card",
+    "fingerprint",
     "format_incident_id",
     "get_incident",
     "link_note_source",

@@ -5,10 +5,11 @@ transaction."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -49,7 +50,6 @@ from .vocabulary import (
     NOTE_MAX,
     RESOLUTION_MAX,
     SERVICE_MAX,
-    SYSTEM,
     Actor,
     InvalidInput,
     NotFound,
@@ -59,7 +59,6 @@ from .vocabulary import (
     parse_status,
 )
 from .workflow import (
-    ACTIVE_STATUSES,
     _check_transition,
     _stamp_milestones,
     check_as_seen,
@@ -220,16 +219,32 @@ def change_severity(
 EDITABLE_FIELDS = ("title", "description", "service", "category", "cause", "resolution")
 
 
+def fingerprint(value: str | None) -> str:
+    """A short hash of a field's value as a form showed it (see `edit`'s `seen`)."""
+    return hashlib.sha256((value or "").encode()).hexdigest()[:12]
+
+
 def edit(
     session: Session,
     incident_id: int | str,
     actor: Actor,
     changes: dict[str, str | None],
     *,
+    seen: dict[str, str] | None = None,
     categories: Sequence[str] = DEFAULT_CATEGORIES,
     now: datetime | None = None,
 ) -> Incident:
-    """Set the given fields (a None or blank value clears an optional field)."""
+    """Set the given fields (a None or blank value clears an optional field).
+
+    `seen` holds the fingerprint of each field as the person's form showed it: only the fields
+    they changed are set, so a field someone else edited meanwhile keeps that edit.
+    """
+    if seen is not None:
+        changes = {
+            field: value
+            for field, value in changes.items()
+            if fingerprint(value) != seen.get(field, fingerprint(None))
+        }
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise InvalidInput(f"These fields can't be edited: {', '.join(sorted(unknown))}.")
@@ -400,71 +415,6 @@ def check_can_delete(session: Session, incident_id: int | str, actor: Actor) -> 
         raise PermissionDenied(
             f"Only an incident admin can delete {format_incident_id(incident.id)}."
         )
-    return incident
-
-
-def remind(
-    session: Session, incident: Incident, *, now: datetime, next_at: datetime | None
-) -> None:
-    """Post a "no update for a while" reminder (the scheduler calls this on a locked row).
-
-    A reminder is not an update: it leaves `updated_at` alone and sets when the next one is due.
-    """
-    silent = now - incident.updated_at
-    event = record_event(
-        session,
-        incident,
-        EventKind.REMINDER,
-        SYSTEM,
-        now,
-        details={
-            "who": incident.owner or incident.reporter,
-            "silent_minutes": int(silent.total_seconds() // 60),
-        },
-    )
-    incident.next_reminder_at = next_at
-    notify(session, incident, [event], now=now, card=False)
-    log.info(
-        "%s reminder to %s after %s without an update",
-        format_incident_id(incident.id),
-        incident.owner or incident.reporter,
-        silent,
-    )
-
-
-SNOOZE_MAX = timedelta(days=7)
-
-
-def snooze_reminders(
-    session: Session,
-    incident_id: int | str,
-    actor: Actor,
-    duration: timedelta,
-    *,
-    now: datetime | None = None,
-) -> Incident:
-    now = _now(now)
-    if not timedelta(minutes=1) <= duration <= SNOOZE_MAX:
-        raise InvalidInput("Reminders can be snoozed for a minute to a week.", "snooze")
-    incident = lock_incident(session, incident_id)
-    if incident.status not in ACTIVE_STATUSES:
-        raise InvalidInput(
-            f"{format_incident_id(incident.id)} is {incident.status.value}: no reminders to snooze."
-        )
-    until = now + duration
-    incident.next_reminder_at = until
-    event = record_event(
-        session,
-        incident,
-        EventKind.REMINDERS_SNOOZED,
-        actor,
-        now,
-        to_value=until.isoformat(),
-    )
-    notify(session, incident, [event], now=now, card=False)
-    log.info(
-        "%s reminders snoozed until %s by %s", format_incident_id(incident.id), until, actor.user_id
-    )
     return incident
 
 

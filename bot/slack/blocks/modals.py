@@ -28,7 +28,6 @@ from .text import (
     INPUT_MAX,
     _context,
     clip,
-    fingerprint,
     metadata,
     ref,
     severity_label,
@@ -176,7 +175,7 @@ def edit_modal(incident: Incident, categories: Sequence[str]) -> View:
             # Offering a cut-down copy would truncate it on save; leave the field out instead.
             too_long.append(label.lower())
             continue
-        hashes[field] = fingerprint(value)
+        hashes[field] = incidents.fingerprint(value)
         blocks.append(
             _text_input(
                 field,
@@ -190,7 +189,7 @@ def edit_modal(incident: Incident, categories: Sequence[str]) -> View:
     # A category since removed from the configured list is not offered; the form then shows
     # none, and leaving it so keeps the old one.
     shown = incident.category if incident.category in categories else None
-    hashes[ids.CATEGORY_BLOCK] = fingerprint(shown)
+    hashes[ids.CATEGORY_BLOCK] = incidents.fingerprint(shown)
     blocks.insert(2, _category_input(categories, shown))
     if too_long:
         blocks.append(

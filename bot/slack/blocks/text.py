@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from datetime import datetime
@@ -116,8 +115,3 @@ def _quote(text: str, limit: int) -> str:
 
 def metadata(**values: Any) -> str:
     return json.dumps(values, separators=(",", ":"))
-
-
-def fingerprint(value: str | None) -> str:
-    """Short hash of a field's value, so an edit modal can tell which fields the user changed."""
-    return hashlib.sha256((value or "").encode()).hexdigest()[:12]

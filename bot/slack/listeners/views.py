@@ -115,12 +115,6 @@ def edit_submitted(
         )
         for field in shown
     }
-    # Only what this person changed: a field someone else edited meanwhile stays theirs.
-    changes = {
-        field: value
-        for field, value in submitted.items()
-        if blocks.fingerprint(value) != shown[field]
-    }
     user_id = body["user"]["id"]
     incident_id = _run_or_errors(
         services,
@@ -131,7 +125,8 @@ def edit_submitted(
                 session,
                 meta.get("id"),
                 services.actor(user_id),
-                changes,
+                submitted,
+                seen=shown,
                 categories=services.settings.categories,
             ).id
         ),
