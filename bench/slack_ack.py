@@ -90,8 +90,11 @@ def wait_listening(port: int, timeout: float = 60) -> None:
     raise TimeoutError(f"nothing listens on port {port}")
 
 
-def socket_acks(fake: FakeSlack, text: str, *, burst: int, rounds: int) -> list[float]:
-    """Ack times (ms) of `rounds` bursts of `burst` simultaneous commands over Socket Mode."""
+def socket_acks(
+    fake: FakeSlack, text: str, *, burst: int, rounds: int, urls: list[str] | None = None
+) -> list[float]:
+    """Ack times (ms) of `rounds` bursts of `burst` simultaneous commands over Socket Mode; each
+    command's response_url is added to `urls`."""
     times: list[float] = []
     lock = threading.Lock()
 
@@ -102,6 +105,8 @@ def socket_acks(fake: FakeSlack, text: str, *, burst: int, rounds: int) -> list[
         fake.socket_mode.wait_ack(envelope, timeout=30)
         with lock:
             times.append((time.perf_counter() - started) * 1000)
+            if urls is not None:
+                urls.append(command["response_url"])
 
     for number in range(rounds + 1):
         threads = [threading.Thread(target=one) for _ in range(burst)]
@@ -152,7 +157,12 @@ def run(database_url: str, rounds: int, rate: int, seconds: int) -> None:
         fake.start_socket_mode()
         for who in ("bare", "bot"):
             with process(fake, database_url, who, "socket"):
-                results[f"{who} burst"] = socket_acks(fake, "list active", burst=20, rounds=rounds)
+                listed: list[str] = []
+                results[f"{who} burst"] = socket_acks(
+                    fake, "list active", burst=20, rounds=rounds, urls=listed
+                )
+                if who == "bot":  # sequential changes are measured on an idle bot
+                    wait_answered(fake, [(url, "") for url in listed])
                 results[f"{who} sequential"] = socket_acks(
                     fake, "note 1 bench note", burst=1, rounds=50
                 )

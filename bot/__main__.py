@@ -18,6 +18,8 @@ from db.session import DatabaseUrlError, make_engine, make_session_factory, reso
 
 log = logging.getLogger("bot")
 
+ACK_SWITCH_INTERVAL = 0.0005
+SOCKET_THREADS = 32
 SETUP_HINT = 'See "Create the Slack app from manifest.yml" in README.md.'
 
 
@@ -159,6 +161,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"Slack refused the bot token: {error}. {SETUP_HINT}", file=sys.stderr)
         return 2
     _stop_cleanly_on_sigterm()
+    # Workers rendering lists hold the GIL up to this long before an ack's thread gets it back
+    # (CPython's default is 5 ms, paid at every I/O an ack waits on).
+    sys.setswitchinterval(ACK_SWITCH_INTERVAL)
     from bot.delivery import Deliverer
     from bot.scheduler import Jobs, Scheduler
 
@@ -183,7 +188,8 @@ def _serve(settings: Settings, app: Any, engine: Engine) -> None:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         log.info("Starting in Socket Mode against %s", settings.slack_api_url)
-        SocketModeHandler(app, settings.slack_app_token).start()
+        # Listeners ack on these threads; a burst wider than the pool would queue its acks.
+        SocketModeHandler(app, settings.slack_app_token, concurrency=SOCKET_THREADS).start()
         return
     from bot.server import SLACK_PATH, make_server, make_wsgi_app
 
