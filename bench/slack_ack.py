@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from bench import bench_database
+from bench import bench_database, list_path
 from bench.incidents import seed
 from db import migrate
 from db.session import make_engine
@@ -150,9 +150,10 @@ def run(database_url: str, rounds: int, rate: int, seconds: int) -> None:
     engine = make_engine(database_url)
     migrate.upgrade(engine)
     seed(engine, 1_000)
-    engine.dispose()
     results: dict[str, list[float]] = {}
 
+    list_ms, floor_ms = list_path.compare(engine)
+    engine.dispose()
     with FakeSlack(socket_mode=True) as fake:
         fake.start_socket_mode()
         for who in ("bare", "bot"):
@@ -198,6 +199,10 @@ def run(database_url: str, rounds: int, rate: int, seconds: int) -> None:
         results["bot open"],
         results["bare open"],
         99,
+    )
+    print(
+        f"{'List path in-process (p50) vs hand-written SQL + pre-built blocks':52} "
+        f"{list_ms:9.2f} {floor_ms:9.2f} {list_ms / floor_ms:7.2f}x"
     )
     busy = sum(1 for _, body in sent if body == BUSY)
     print(
