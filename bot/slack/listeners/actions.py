@@ -17,7 +17,7 @@ from bot.slack.services import Services
 from db.models import Status
 
 from .attach import repost_screenshots
-from .commands import open_declare_modal
+from .commands import declare_form_requested
 from .common import (
     as_dict,
     bind,
@@ -261,21 +261,6 @@ def delete_incident_clicked(
         deliver_later(services, client, None, user_id, _where(body))
 
 
-def home_declare_clicked(services: Services, ack: Ack, body: dict[str, Any], client: WebClient):
-    ack()
-    user_id = body["user"]["id"]
-    later(
-        services,
-        client,
-        user_id,
-        None,
-        open_declare_modal,
-        body["trigger_id"],
-        user_id,
-        None,
-    )
-
-
 def home_filter_changed(
     services: Services, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
 ):
@@ -316,7 +301,7 @@ def register(app: App, services: Services) -> None:
     app.action(ids.LIST_PAGE_ACTION_PATTERN)(bind(services, list_page_clicked))
     app.action(ids.DELETE_NOTE_ACTION)(bind(services, delete_note_clicked))
     app.action(ids.DELETE_INCIDENT_ACTION)(bind(services, delete_incident_clicked))
-    app.action(ids.HOME_DECLARE_ACTION)(bind(services, home_declare_clicked))
+    app.action(ids.HOME_DECLARE_ACTION)(bind(services, declare_form_requested))
     app.action(ids.HOME_SEVERITY_FILTER)(bind(services, home_filter_changed))
     app.action(ids.HOME_STATUS_FILTER)(bind(services, home_filter_changed))
     app.action("open_card")(bind(services, open_card_clicked))

@@ -120,6 +120,15 @@ def change(session: Session, command: Command, actor: Actor) -> tuple[str, int]:
     raise AssertionError(f"{command.name} is not a change")
 
 
+def declare_form_requested(
+    services: Services, ack: Ack, body: dict[str, Any], client: WebClient
+) -> None:
+    """The "Report incident" shortcut and the Home tab's Declare button: the declare form."""
+    ack()
+    user_id = body["user"]["id"]
+    later(services, client, user_id, None, open_declare_modal, body["trigger_id"], user_id, None)
+
+
 def open_declare_modal(
     services: Services,
     client: WebClient,

@@ -11,23 +11,8 @@ from slack_sdk import WebClient
 from bot.slack import blocks, ids
 from bot.slack.services import Services
 
-from .commands import open_declare_modal
+from .commands import declare_form_requested
 from .common import as_dict, bind, later, string, unescaped
-
-
-def report_incident(services: Services, ack: Ack, body: dict[str, Any], client: WebClient):
-    ack()
-    user_id = body["user"]["id"]
-    later(
-        services,
-        client,
-        user_id,
-        None,
-        open_declare_modal,
-        body["trigger_id"],
-        user_id,
-        None,
-    )
 
 
 def add_to_timeline(services: Services, ack: Ack, body: dict[str, Any], client: WebClient):
@@ -66,7 +51,7 @@ def attach_screenshots(
 
 
 def register(app: App, services: Services) -> None:
-    app.global_shortcut(ids.DECLARE_SHORTCUT)(bind(services, report_incident))
+    app.global_shortcut(ids.DECLARE_SHORTCUT)(bind(services, declare_form_requested))
     app.message_shortcut(ids.TIMELINE_SHORTCUT)(bind(services, add_to_timeline))
     app.message_shortcut(ids.ATTACH_SHORTCUT)(bind(services, attach_screenshots))
 
