@@ -99,6 +99,17 @@ def test_declare_without_a_channel_queues_nothing(session: Session):
     assert deliveries_of(session, incident.id) == []
 
 
+@pytest.mark.parametrize("channel", [None, "U0ALICE", "D0DMCHAN1", "<#C1>"])
+def test_an_incident_that_needs_a_card_needs_a_channel(session: Session, channel: str | None):
+    draft = IncidentDraft(
+        title="Checkout down", severity="SEV2", slack_channel_id=channel, needs_card=True
+    )
+    with pytest.raises(InvalidInput, match="Pick a channel for the incident's card") as raised:
+        incidents.declare(session, draft, ALICE)
+    assert raised.value.field == "channel"
+    assert session.scalar(select(func.count()).select_from(Incident)) == 0
+
+
 @pytest.mark.parametrize(
     ("title", "ok"),
     [

@@ -81,6 +81,8 @@ class IncidentDraft:
     # Where the card lives; opaque to the domain, which only knows whether there is one.
     slack_team_id: str | None = None
     slack_channel_id: str | None = None
+    # Declared in Slack, the incident must have a card; seed data and other surfaces need none.
+    needs_card: bool = False
 
 
 def declare(
@@ -105,7 +107,7 @@ def declare(
         created_at=now,
         updated_at=now,
         slack_team_id=draft.slack_team_id,
-        slack_channel_id=_clean_card_channel(draft.slack_channel_id),
+        slack_channel_id=_clean_card_channel(draft.slack_channel_id, required=draft.needs_card),
     )
     session.add(incident)
     record_event(session, incident, EventKind.CREATED, actor, now, to_value=incident.severity.value)

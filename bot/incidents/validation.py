@@ -65,9 +65,9 @@ def _clean_user(value: str | None, field: str) -> str | None:
     return user
 
 
-def _clean_card_channel(value: str | None) -> str | None:
+def _clean_card_channel(value: str | None, *, required: bool) -> str | None:
     """Where the card goes: a public or private channel's id, never a person or a DM."""
-    if value is not None and not CHANNEL_ID.match(value):
+    if (value is None and required) or (value is not None and not CHANNEL_ID.match(value)):
         raise InvalidInput("Pick a channel for the incident's card.", "channel")
     return value
 

@@ -54,12 +54,6 @@ def declare_submitted(
         string(element(values, ids.CHANNEL_BLOCK), "selected_conversation")
         or services.settings.incident_channel
     )
-    if not channel:
-        ack(
-            response_action="errors",
-            errors={ids.CHANNEL_BLOCK: "Pick the channel for the incident's card."},
-        )
-        return
     draft = IncidentDraft(
         title=text_value(values, ids.TITLE_BLOCK) or "",
         severity=selected_value(values, ids.SEVERITY_BLOCK) or "",
@@ -69,6 +63,7 @@ def declare_submitted(
         owner=string(element(values, ids.OWNER_BLOCK), "selected_user"),
         slack_team_id=string(as_dict(body.get("team")), "id"),
         slack_channel_id=channel,
+        needs_card=True,
     )
 
     def declare(session: Session) -> tuple[int, str]:
