@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -65,15 +66,32 @@ def status_clicked(
             channel_id,
         )
         return
-    incident_id = press(
+    _press_and_deliver(
         services,
         ack,
+        client,
+        user_id,
+        channel_id,
         lambda session: (
             incidents.change_status(
                 session, value.get("id"), target, services.actor(user_id), expected_status=seen
             ).id
         ),
-        lambda message: tell_user(client, user_id, channel_id, message),
+    )
+
+
+def _press_and_deliver(
+    services: Services,
+    ack: Ack,
+    client: WebClient,
+    user_id: str,
+    channel_id: str | None,
+    change: Callable[[Session], int],
+) -> None:
+    """A card button's change: saved, acked, its Slack updates sent; a refusal told to the
+    person where they clicked."""
+    incident_id = press(
+        services, ack, change, lambda message: tell_user(client, user_id, channel_id, message)
     )
     if incident_id is not None:
         deliver_later(services, client, incident_id, user_id, channel_id)
@@ -176,18 +194,18 @@ def snooze_clicked(
     value = read_value(action)
     # A missing or forged length reads as 0 minutes, which the domain refuses.
     minutes = integer(value, "minutes") or 0
-    incident_id = press(
+    _press_and_deliver(
         services,
         ack,
+        client,
+        user_id,
+        channel_id,
         lambda session: (
             incidents.snooze_reminders(
                 session, value.get("id"), services.actor(user_id), timedelta(minutes=minutes)
             ).id
         ),
-        lambda message: tell_user(client, user_id, channel_id, message),
     )
-    if incident_id is not None:
-        deliver_later(services, client, incident_id, user_id, channel_id)
 
 
 def list_page_clicked(

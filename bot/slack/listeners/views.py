@@ -111,10 +111,12 @@ def edit_submitted(
         for field in shown
     }
     user_id = body["user"]["id"]
-    incident_id = _run_or_errors(
+    _save_and_deliver(
         services,
         ack,
         view,
+        client,
+        user_id,
         lambda session: (
             incidents.edit(
                 session,
@@ -126,8 +128,6 @@ def edit_submitted(
             ).id
         ),
     )
-    if incident_id is not None:
-        deliver_later(services, client, incident_id, user_id, None)
 
 
 def note_submitted(
@@ -135,18 +135,18 @@ def note_submitted(
 ):
     user_id = body["user"]["id"]
     note = text_value(view["state"]["values"], ids.NOTE_BLOCK) or ""
-    incident_id = _run_or_errors(
+    _save_and_deliver(
         services,
         ack,
         view,
+        client,
+        user_id,
         lambda session: (
             incidents.add_note(
                 session, read_metadata(view).get("id"), services.actor(user_id), note
             ).incident_id
         ),
     )
-    if incident_id is not None:
-        deliver_later(services, client, incident_id, user_id, None)
 
 
 def resolve_submitted(
@@ -155,10 +155,12 @@ def resolve_submitted(
     values = view["state"]["values"]
     meta = read_metadata(view)
     user_id = body["user"]["id"]
-    incident_id = _run_or_errors(
+    _save_and_deliver(
         services,
         ack,
         view,
+        client,
+        user_id,
         lambda session: (
             incidents.change_status(
                 session,
@@ -172,8 +174,6 @@ def resolve_submitted(
             ).id
         ),
     )
-    if incident_id is not None:
-        deliver_later(services, client, incident_id, user_id, None)
 
 
 def timeline_note_submitted(
@@ -313,6 +313,20 @@ def _files_of(values: dict[str, Any]) -> list[dict[str, Any]]:
     # Read as plain dicts: slack_sdk's ViewState cannot parse a file_input value.
     files = element(values, ids.FILES_BLOCK).get("files")
     return [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+
+
+def _save_and_deliver(
+    services: Services,
+    ack: Ack,
+    view: dict[str, Any],
+    client: WebClient,
+    user_id: str,
+    change: Callable[[Session], int],
+) -> None:
+    """A form's change: saved and acked (or refused inline), then its Slack updates sent."""
+    incident_id = _run_or_errors(services, ack, view, change)
+    if incident_id is not None:
+        deliver_later(services, client, incident_id, user_id, None)
 
 
 def _run_or_errors(
