@@ -17,7 +17,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Connection, DateTime, Engine, case, delete, null, select, text, update
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    case,
+    delete,
+    literal_column,
+    null,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -199,7 +210,7 @@ class Jobs:
         active = session.scalars(
             select(Incident)
             .where(Incident.status.in_(ACTIVE_STATUSES))
-            .order_by(incidents.SORT_KEYS["severity"].desc(), Incident.created_at)
+            .order_by(literal_column(incidents.SORT_SQL["severity"]).desc(), Incident.created_at)
         ).all()
         resolved = session.scalars(
             select(Incident)

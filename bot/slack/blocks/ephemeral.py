@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -17,7 +19,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.incidents import Actor, Page
+from bot.incidents import Actor, IncidentRow, Page
 from bot.slack import ids
 from db.models import EventKind, Incident, IncidentEvent, Screenshot, Severity, Status
 
@@ -47,51 +49,55 @@ from .text import (
 # --- Ephemeral messages: list, detail, help, confirmations -------------------------------------
 
 
-def _incident_summary(incident: Incident) -> str:
-    parts = [
-        f"{SEVERITY_EMOJI[incident.severity]} *{ref(incident)}*",
-        incident.severity.value,
-        f"{STATUS_EMOJI[incident.status]} {incident.status.value}",
-    ]
-    if incident.service:
-        parts.append(f"_{clip(incident.service, 60)}_")
-    line = " · ".join(parts)
+# Lists, page buttons and Home tabs show the same active incidents over and over; a row is an
+# immutable tuple of everything its line shows, so a changed incident is a new key.
+@functools.lru_cache(maxsize=4_096)
+def _incident_summary(incident: IncidentRow) -> str:
+    # Severity and Status are StrEnums: formatting one gives its value.
+    service = f" · _{clip(incident.service, 60)}_" if incident.service else ""
     return (
-        f"{line}\n{clip(incident.title, 150)}\n"
+        f"{SEVERITY_EMOJI[incident.severity]} *{ref(incident)}* · {incident.severity} · "
+        f"{STATUS_EMOJI[incident.status]} {incident.status}{service}\n"
+        f"{clip(incident.title, 150)}\n"
         f"owner {user(incident.owner)} · declared {when(incident.created_at)}"
     )
 
 
-def incident_list(page: Page, filters: str) -> list[Block]:
+def _section_dict(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
+
+
+def _page_button(label: str, direction: str, filters: str, page: int) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": label, "emoji": True},
+        "action_id": f"{ids.LIST_PAGE_ACTION}:{direction}",
+        "value": metadata(q=truncate(filters, 1_500), page=page),
+    }
+
+
+def incident_list(page: Page, filters: str) -> list[dict[str, Any]]:
+    """The list as the dicts Slack takes. Built without slack_sdk's models because it is the
+    hottest rendering (their validation cost more than the query); the tests check that these
+    dicts are exactly what the models would build and that the models accept them."""
     described = f" matching `{clip(filters, 100)}`" if filters else ""
     total = f"{page.total:,}" if page.total_is_exact else f"{page.total:,}+"
     if not page.items:
-        return [SectionBlock(text=_mrkdwn(f"No incidents{described}."))]
+        return [_section_dict(f"No incidents{described}.")]
     of_pages = f" of {page.pages}" if page.pages else ""
-    blocks: list[Block] = [
-        SectionBlock(text=_mrkdwn(f"*{total} incidents*{described} · page {page.page}{of_pages}"))
-    ]
-    blocks += [SectionBlock(text=_mrkdwn(_incident_summary(i))) for i in page.items]
+    blocks = [_section_dict(f"*{total} incidents*{described} · page {page.page}{of_pages}")]
+    blocks += [_section_dict(_incident_summary(i)) for i in page.items]
     buttons = []
     if page.page > 1:
-        buttons.append(
-            ButtonElement(
-                text="Previous",
-                action_id=f"{ids.LIST_PAGE_ACTION}:prev",
-                value=metadata(q=truncate(filters, 1_500), page=page.page - 1),
-            )
-        )
+        buttons.append(_page_button("Previous", "prev", filters, page.page - 1))
     if page.has_next:
-        buttons.append(
-            ButtonElement(
-                text="Next",
-                action_id=f"{ids.LIST_PAGE_ACTION}:next",
-                value=metadata(q=truncate(filters, 1_500), page=page.page + 1),
-            )
-        )
+        buttons.append(_page_button("Next", "next", filters, page.page + 1))
     if buttons:
-        blocks.append(ActionsBlock(block_id="list_pages", elements=buttons))
-    blocks.append(_context("`/incident show <id>` for details · `/incident help` for filters"))
+        blocks.append({"type": "actions", "block_id": "list_pages", "elements": buttons})
+    hint = "`/incident show <id>` for details · `/incident help` for filters"
+    blocks.append(
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": hint, "verbatim": True}]}
+    )
     return blocks
 
 
@@ -224,8 +230,8 @@ HOME_STATUS_CHOICES = ("active", *[s.value for s in Status], "all")
 
 def home(
     viewer: str,
-    mine: Sequence[Incident],
-    others: Sequence[Incident],
+    mine: Sequence[IncidentRow],
+    others: Sequence[IncidentRow],
     *,
     severity: str | None,
     status: str,

@@ -21,6 +21,7 @@ from slack_sdk.models.blocks.block_elements import (
 from slack_sdk.models.views import View
 
 from bot import incidents
+from bot.incidents import IncidentRow
 from bot.slack import ids
 from db.models import Incident, Severity, Status
 
@@ -289,7 +290,7 @@ def _incident_picker() -> InputBlock:
     )
 
 
-def incident_option(incident: Incident) -> Option:
+def incident_option(incident: Incident | IncidentRow) -> Option:
     label = f"{ref(incident)} {incident.severity.value} {incident.title}"
     return Option(value=str(incident.id), text=truncate(label, 70))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -13,7 +13,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot import incidents
-from bot.incidents import SEVERITY_LABELS
+from bot.incidents import SEVERITY_LABELS, IncidentRow
 from db.models import Incident, Severity, Status
 
 SEVERITY_EMOJI = {
@@ -84,11 +84,12 @@ def channel(channel_id: str) -> str:
 
 def when(moment: datetime) -> str:
     """A date Slack shows in each reader's time zone, with a UTC fallback."""
-    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+    utc = moment.astimezone(UTC)  # the database's session time zone need not be UTC
+    fallback = f"{utc.isoformat(' ', 'minutes')[:16]} UTC"
+    return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
-def ref(incident: Incident) -> str:
+def ref(incident: Incident | IncidentRow) -> str:
     return incidents.format_incident_id(incident.id)
 
 
