@@ -1,8 +1,9 @@
 """All Block Kit rendering: cards, thread replies, modals, lists, the Home tab.
 
 Built with slack_sdk.models, whose `to_dict()` enforces Slack's per-element limits before anything
-is sent. User text is truncated for display (never rejected by Slack) and escaped wherever it
-lands in mrkdwn, so a title such as `<!channel> db down` pings nobody.
+is sent; the incident list, the hottest rendering, is plain dicts that the tests hold equal to
+what the models build. User text is truncated for display (never rejected by Slack) and escaped
+wherever it lands in mrkdwn, so a title such as `<!channel> db down` pings nobody.
 
     text.py       escaping, clipping, mentions, labels
     messages.py   the card, thread replies, the digest
