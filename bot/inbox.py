@@ -12,7 +12,7 @@ def first_time(session: Session, event_id: str) -> bool:
     """Record `event_id`; False when it was recorded before (a redelivery to ignore)."""
     recorded = session.execute(
         insert(ProcessedEvent)
-        .values(event_id=event_id[:64])
+        .values(event_id=event_id)
         .on_conflict_do_nothing()
         .returning(ProcessedEvent.event_id)
     ).scalar()

@@ -236,6 +236,13 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = _timestamp()
     failed_at: Mapped[datetime | None] = _timestamp()
+    # Set, and committed, before a post: a post whose outcome is unknown (a timeout, a dropped
+    # connection, a worker that died) leaves it set, and its message is looked for by its tag
+    # before posting again. No other worker takes the row before `lease_until`.
+    sending_since: Mapped[datetime | None] = _timestamp()
+    lease_until: Mapped[datetime | None] = _timestamp()
+    # The message Slack holds for this row (posted, or found by its tag).
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         Index("ix_deliveries_incident", "incident_id"),
@@ -253,10 +260,20 @@ class ProcessedEvent(Base):
 
     __tablename__ = "processed_events"
 
-    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True
     )
+
+
+class SlackRateLimit(Base):
+    """Slack's `Retry-After` for one method in one channel: only that pair waits."""
+
+    __tablename__ = "slack_rate_limits"
+
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    method: Mapped[str] = mapped_column(String(64), primary_key=True)
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Digest(Base):

@@ -64,7 +64,10 @@ def committing_sessions(engine: Engine) -> Iterator[sessionmaker[Session]]:
     their ids restarted before too: a rolled-back test still advances the sequences, and tests
     here may count on INC-1 being the first incident they declare.
     """
-    empty = text("TRUNCATE incidents, incident_events, screenshots, deliveries RESTART IDENTITY")
+    empty = text(
+        "TRUNCATE incidents, incident_events, screenshots, deliveries, slack_rate_limits "
+        "RESTART IDENTITY"
+    )
     with engine.begin() as connection:
         connection.execute(empty)
     yield sessionmaker(engine, expire_on_commit=False)

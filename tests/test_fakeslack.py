@@ -6,9 +6,12 @@ builtin Socket Mode client; nothing here sleeps.
 
 from __future__ import annotations
 
+import http.client
 import json
+import logging
 import re
 import threading
+import time
 import types
 import urllib.error
 import urllib.parse
@@ -20,6 +23,7 @@ import pytest
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import (
+    ConnectionErrorRetryHandler,
     FixedValueRetryIntervalCalculator,
     RateLimitErrorRetryHandler,
     builtin_handlers,
@@ -33,6 +37,7 @@ from tests.fakeslack import (
     post_payload,
     post_signed,
     serve_bolt_app,
+    server,
 )
 from tests.fakeslack.defaults import (
     APP_TOKEN,
@@ -446,6 +451,150 @@ def test_custom_handler(fake: FakeSlack) -> None:
         fake.client().reactions_add(channel=CHANNEL_ID, timestamp="1.1", name="nope")
 
 
+# ---------------------------------------------------------------------- delivery bookkeeping
+def test_metadata_is_read_back_only_when_asked_for(fake: FakeSlack) -> None:
+    client = fake.client()
+    tag = {"event_type": "incident_post", "event_payload": {"incident_id": 7, "kind": "declared"}}
+    parent = client.chat_postMessage(channel=CHANNEL_ID, text="declared", metadata=tag)["ts"]
+    # Form-encoded, metadata is a JSON string that Slack decodes.
+    reply_tag = {"event_type": "incident_post", "event_payload": {"kind": "update"}}
+    form = {"channel": CHANNEL_ID, "text": "u", "thread_ts": parent}
+    client.api_call("chat.postMessage", data={**form, "metadata": json.dumps(reply_tag)})
+    resolved = {"event_type": "incident_post", "event_payload": {"kind": "resolved"}}
+    client.chat_update(channel=CHANNEL_ID, ts=parent, text="resolved", metadata=resolved)
+
+    history = client.conversations_history(channel=CHANNEL_ID)["messages"]
+    replies = client.conversations_replies(channel=CHANNEL_ID, ts=parent)["messages"]
+    assert len(history) == 1 and len(replies) == 2
+    assert not any("metadata" in m for m in history + replies)
+    history = client.conversations_history(channel=CHANNEL_ID, include_all_metadata=True)
+    replies = client.conversations_replies(channel=CHANNEL_ID, ts=parent, include_all_metadata=True)
+    assert history["messages"][0]["metadata"] == resolved
+    assert [m["metadata"] for m in replies["messages"]] == [resolved, reply_tag]
+
+
+def test_history_and_replies_time_windows_and_limits(fake: FakeSlack) -> None:
+    client = fake.client()
+    a, b, c = (client.chat_postMessage(channel=CHANNEL_ID, text=t)["ts"] for t in "abc")
+    r1, r2, r3 = (
+        client.chat_postMessage(channel=CHANNEL_ID, text=t, thread_ts=a)["ts"]
+        for t in ("r1", "r2", "r3")
+    )
+
+    def history(**kwargs: Any) -> list[str]:
+        answer = client.conversations_history(channel=CHANNEL_ID, **kwargs)
+        return [m["ts"] for m in answer["messages"]]
+
+    def replies(**kwargs: Any) -> list[str]:
+        answer = client.conversations_replies(channel=CHANNEL_ID, ts=a, **kwargs)
+        return [m["ts"] for m in answer["messages"]]
+
+    assert history() == [c, b, a] and history(oldest=a) == [c, b]
+    assert history(oldest=a, latest=c, inclusive=True) == [c, b, a]
+    assert history(latest="10000000000") == [c, b, a]  # numeric, not string, comparison
+    limited = client.conversations_history(channel=CHANNEL_ID, limit=1)
+    assert [m["ts"] for m in limited["messages"]] == [c] and limited["has_more"] is True
+
+    # The parent always comes first; the window and limit apply to the replies.
+    assert replies() == [a, r1, r2, r3] and replies(oldest=r1) == [a, r2, r3]
+    assert replies(latest=r2, inclusive=True) == [a, r1, r2]
+    limited = client.conversations_replies(channel=CHANNEL_ID, ts=a, limit=1)
+    assert [m["ts"] for m in limited["messages"]] == [a, r1] and limited["has_more"] is True
+
+
+def test_answer_late_performs_the_call_before_answering(fake: FakeSlack) -> None:
+    fake.answer_late("chat.postMessage", 2.0)
+    client = fake.client(timeout=0.2, retry_handlers=[])
+    with pytest.raises(TimeoutError):
+        client.chat_postMessage(channel=CHANNEL_ID, text="declared")
+    # The client gave up, yet the post exists and can be found.
+    history = client.conversations_history(channel=CHANNEL_ID)["messages"]
+    assert [m["text"] for m in history] == ["declared"]
+    client.chat_postMessage(channel=CHANNEL_ID, text="next")  # times=1: answered at once
+
+
+def test_drop_after_closes_the_connection_after_the_call(fake: FakeSlack) -> None:
+    fake.drop_after("chat.postMessage")
+    with pytest.raises(http.client.RemoteDisconnected):
+        fake.client(timeout=5, retry_handlers=[]).chat_postMessage(channel=CHANNEL_ID, text="a")
+    assert [m["text"] for m in fake.messages(CHANNEL_ID)] == ["a"]
+    # slack_sdk's ConnectionErrorRetryHandler (on by default) resends: the post lands twice.
+    fake.drop_after("chat.postMessage")
+    retrying = ConnectionErrorRetryHandler(
+        interval_calculator=FixedValueRetryIntervalCalculator(0.0)
+    )
+    fake.client(timeout=5, retry_handlers=[retrying]).chat_postMessage(channel=CHANNEL_ID, text="b")
+    assert [m["text"] for m in fake.messages(CHANNEL_ID)] == ["a", "b", "b"]
+
+
+def test_after_call_runs_between_the_call_and_the_answer(
+    fake: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[tuple[str, str, bool]] = []
+
+    def kill_bot(method: str, params: dict[str, Any], response: dict[str, Any]) -> None:
+        seen.append((method, params["text"], fake.message(CHANNEL_ID, response["ts"]) is not None))
+        raise RuntimeError("bot killed")
+
+    fake.after_call("chat.postMessage", kill_bot)
+    with caplog.at_level(logging.ERROR):
+        answer = fake.client(retry_handlers=[]).chat_postMessage(channel=CHANNEL_ID, text="x")
+    assert answer["ok"] is True and seen == [("chat.postMessage", "x", True)]
+    assert "bot killed" in caplog.text
+    fake.client().chat_postMessage(channel=CHANNEL_ID, text="y")  # times=1
+    assert len(seen) == 1
+
+
+def test_visibility_delay_hides_fresh_messages_from_reads(
+    fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Move the fake's clock instead of sleeping.
+    clock = types.SimpleNamespace(time=time.time, monotonic=time.monotonic)
+    monkeypatch.setattr(server, "time", clock)
+    client = fake.client()
+    fake.visibility_delay = 60.0
+    parent = client.chat_postMessage(channel=CHANNEL_ID, text="old")["ts"]
+    clock.monotonic = lambda: time.monotonic() + 61
+    posted = client.chat_postMessage(channel=CHANNEL_ID, text="fresh", thread_ts=parent)
+    fresh = client.chat_postMessage(channel=CHANNEL_ID, text="fresh top")["ts"]
+
+    history = client.conversations_history(channel=CHANNEL_ID)["messages"]
+    assert [m["text"] for m in history] == ["old"]
+    replies = client.conversations_replies(channel=CHANNEL_ID, ts=parent)["messages"]
+    assert [m["text"] for m in replies] == ["old"]
+    with pytest.raises(SlackApiError, match="thread_not_found"):
+        client.conversations_replies(channel=CHANNEL_ID, ts=fresh)
+    assert len(fake.messages(CHANNEL_ID, include_replies=True)) == 3  # stored all the same
+
+    clock.monotonic = lambda: time.monotonic() + 122
+    history = client.conversations_history(channel=CHANNEL_ID)["messages"]
+    replies = client.conversations_replies(channel=CHANNEL_ID, ts=parent)["messages"]
+    assert [m["text"] for m in history + replies] == ["fresh top", "old", "old", "fresh"]
+    # The bookkeeping behind this never shows up in a message.
+    returned = [*history, *replies, posted["message"], *fake.thread(CHANNEL_ID, parent)]
+    assert not any(key.startswith("_") for m in returned for key in m)
+
+
+def test_posts_are_rate_limited_per_channel(fake: FakeSlack) -> None:
+    fake.rate_limit_posts(per_channel_per_second=0.5, burst=2)
+    client = fake.client(retry_handlers=[])
+    before = time.monotonic()
+    first = client.chat_postMessage(channel=CHANNEL_ID, text="1")["ts"]
+    posted_at = fake.posted_at(CHANNEL_ID, first)
+    assert posted_at is not None and before <= posted_at <= time.monotonic()
+    client.chat_postMessage(channel=CHANNEL_ID, text="2")
+    with pytest.raises(SlackApiError) as refused:
+        client.chat_postMessage(channel=CHANNEL_ID, text="3")
+    assert refused.value.response.status_code == 429
+    assert refused.value.response["error"] == "ratelimited"
+    assert refused.value.response.headers["Retry-After"] == "2"  # a token every 2 s
+    client.chat_postMessage(channel="C0OTHER001", text="elsewhere")  # a bucket of its own
+    assert [m["text"] for m in fake.messages(CHANNEL_ID)] == ["1", "2"]
+    assert len(fake.calls_to("chat.postMessage")) == 4
+    fake.clear_rate_limits()
+    client.chat_postMessage(channel=CHANNEL_ID, text="4")
+
+
 # ---------------------------------------------------------------------- views
 def test_trigger_ids_are_single_use_and_expire(fake: FakeSlack) -> None:
     client = fake.client()
@@ -556,6 +705,23 @@ def test_payload_encodings_match_slack() -> None:
     body, ctype = payloads.encode(event)
     assert ctype == payloads.JSON and json.loads(body)["event"]["file"] == {"id": "F0FILE0001"}
     assert event["event_id"].startswith("Ev") and event["authorizations"][0]["is_bot"] is True
+
+
+def test_member_joined_channel_event() -> None:
+    joined = payloads.event_callback(
+        payloads.member_joined_channel_event(USER_ID, channel="G0PRIVATE1", inviter=BOT_USER_ID)
+    )
+    assert joined["type"] == "event_callback" and joined["event_id"].startswith("Ev")
+    event = joined["event"]
+    assert (event["type"], event["user"], event["channel"]) == (
+        "member_joined_channel",
+        USER_ID,
+        "G0PRIVATE1",
+    )
+    assert (event["channel_type"], event["inviter"]) == ("G", BOT_USER_ID)
+    assert TS.match(event["event_ts"])
+    assert "inviter" not in payloads.member_joined_channel_event(USER_ID)
+    assert payloads.member_joined_channel_event(USER_ID)["channel_type"] == "C"
 
 
 def test_state_values_and_block_actions_from_stored_surfaces(fake: FakeSlack) -> None:

@@ -957,8 +957,7 @@ def test_a_permanent_failure_is_recorded_logged_and_shown_by_incident_show(
     caplog.set_level(logging.WARNING, logger="bot.delivery")
     fake, sessions = slackbot.fake, slackbot.sessions
     gone = "C0GONE00001"
-    fake.add_channel(gone, "deleted-channel")
-    fake.remove_channel(gone)
+    fake.add_channel(gone, "archived-channel", is_archived=True)
     jobs = make_jobs(fake, sessions)
     incident_id = declare(sessions, "SEV2", BASE, channel=gone)
     set_status(sessions, incident_id, "investigating", BASE + timedelta(minutes=1))
@@ -972,8 +971,8 @@ def test_a_permanent_failure_is_recorded_logged_and_shown_by_incident_show(
     assert [r.failed_at is not None for r in rows] == [True] * len(rows)
     card_row = rows[0]
     assert card_row.action == DeliveryAction.POST_CARD
-    assert card_row.last_error == "channel_not_found"
-    logged = [r.getMessage() for r in caplog.records if "channel_not_found" in r.getMessage()]
+    assert card_row.last_error == "is_archived"
+    logged = [r.getMessage() for r in caplog.records if "is_archived" in r.getMessage()]
     assert logged and "permanent" in logged[0]
 
     before = len(slackbot.responses())
@@ -982,7 +981,7 @@ def test_a_permanent_failure_is_recorded_logged_and_shown_by_incident_show(
     shown = fake.wait_for(lambda: slackbot.responses()[before:])
     rendered = json.dumps(shown[-1], ensure_ascii=False)
     assert f"INC-{incident_id}" in rendered
-    assert "Not delivered" in rendered and "channel_not_found (gave up)" in rendered
+    assert "Not delivered" in rendered and "is_archived (gave up)" in rendered
 
 
 # --- Slack event redelivery --------------------------------------------------------------------

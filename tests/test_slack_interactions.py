@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -96,16 +97,24 @@ def count_deliveries(bot: Bot) -> int:
 
 
 def settle(bot: Bot, incident_id: int) -> None:
-    """Wait until no delivery of the incident is being sent (its row lock is the signal).
+    """Wait until no delivery of the incident is being sent.
 
-    The outbox worker locks a row, calls Slack, then commits what Slack answered (the card's
-    ts, delivered_at). Once the fake has seen the call, taking the same row locks waits for that
-    commit: no clock involved.
+    The outbox worker leases a row, calls Slack, then commits what Slack answered (the card's
+    ts, delivered_at) and drops the lease: a leased row is a call in flight.
     """
-    with bot.sessions.begin() as session:
-        session.execute(
-            select(Delivery.id).where(Delivery.incident_id == incident_id).with_for_update()
-        )
+
+    def idle() -> bool:
+        with bot.sessions() as session:
+            return not session.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(Delivery.incident_id == incident_id, Delivery.lease_until.is_not(None))
+            )
+
+    deadline = time.monotonic() + 5
+    while not idle():  # the database, not the fake, says when: poll it
+        assert time.monotonic() < deadline, f"INC-{incident_id}: a delivery stayed in flight"
+        time.sleep(0.01)
 
 
 def latest_incident_id(bot: Bot) -> int:

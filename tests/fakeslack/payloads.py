@@ -794,14 +794,19 @@ def member_joined_channel_event(
     *,
     channel: str = defaults.CHANNEL_ID,
     inviter: str | None = None,
-    channel_type: str = "C",
+    channel_type: str | None = None,
     team_id: str = defaults.TEAM_ID,
 ) -> dict[str, Any]:
+    """``member_joined_channel``; wrap it with `event_callback` like the other events.
+
+    ``channel_type`` is ``"C"`` (public) or ``"G"`` (private), by default from the channel ID.
+    ``inviter`` is included only when given: Slack does not always send it.
+    """
     event = {
         "type": "member_joined_channel",
         "user": user,
         "channel": channel,
-        "channel_type": channel_type,
+        "channel_type": channel_type or ("G" if channel.startswith("G") else "C"),
         "team": team_id,
         "event_ts": _ts(),
     }

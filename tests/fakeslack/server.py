@@ -10,11 +10,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
+import math
 import mimetypes
 import os
 import random
 import re
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -33,6 +36,9 @@ if TYPE_CHECKING:
 
 Params = dict[str, Any]
 Handler = Callable[[Params], dict[str, Any]]
+AfterCall = Callable[[str, Params, dict[str, Any]], None]  # (method, params, response body)
+
+log = logging.getLogger(__name__)
 
 # Pseudo-methods: endpoints outside /api/ that are still recorded in `calls` and can be
 # targeted by `fail()` / `delay()`.
@@ -91,12 +97,18 @@ LOGIN_PAGE = (
 
 
 class SlackError(Exception):
-    """Raised inside a method handler; becomes ``{"ok": false, "error": ...}``."""
+    """Raised inside a method handler; becomes ``{"ok": false, "error": ...}``.
 
-    def __init__(self, error: str, status: int = 200, **extra: Any) -> None:
+    ``headers`` are added to the HTTP answer (e.g. ``Retry-After``); ``extra`` to the body.
+    """
+
+    def __init__(
+        self, error: str, status: int = 200, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(error)
         self.error = error
         self.status = status
+        self.headers = headers or {}
         self.extra = extra
 
 
@@ -121,7 +133,16 @@ class Fault:
     ratio: float | None = None
     rng: random.Random | None = None
     delay: float = 0.0
+    # Effects once an /api/ call has been performed, whatever its outcome, unless `fail`
+    # replaced it (see `FakeSlack.answer_late` & co.).
+    answer_late: float = 0.0
+    drop: bool = False
+    callback: AfterCall | None = None
     hits: int = 0
+
+    @property
+    def after_call(self) -> bool:
+        return bool(self.answer_late or self.drop or self.callback)
 
     def matches(self, method: str) -> bool:
         if self.methods is None:
@@ -147,6 +168,7 @@ class _Response:
     content_type: str = "application/json; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
     chunks: Iterable[bytes] | None = None  # set for a chunked (streamed) body
+    drop: bool = False  # close the connection instead of answering
 
 
 @dataclass
@@ -219,6 +241,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(resp.body)
 
+    def drop(self) -> None:
+        """Close the connection without answering; the client sees ``RemoteDisconnected``."""
+        self.close_connection = True  # or handle() waits for a next request on this socket
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -284,6 +312,14 @@ class FakeSlack:
         self._gone_channels: set[str] = set()
         self._dms: dict[str, str] = {}  # user_id -> D… channel
         self._messages: dict[str, list[dict[str, Any]]] = {}
+        # time.monotonic() at which each message was stored, by (channel ID, ts); kept off the
+        # message dicts so it can never leak into what clients or tests get back.
+        self._posted: dict[tuple[str, str], float] = {}
+        # Read-after-write lag: messages stored less than this many seconds ago are left out
+        # of conversations.history/replies answers (fake.messages() & co. still show them).
+        self.visibility_delay = 0.0
+        self._post_rate: tuple[float, int] | None = None  # (per channel per second, burst)
+        self._post_tokens: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
         self._ephemeral: list[dict[str, Any]] = []
         self._files: dict[str, _StoredFile] = {}
         self._uploads: dict[str, dict[str, Any]] = {}  # upload token -> pending upload
@@ -543,15 +579,89 @@ class FakeSlack:
         """Hold matching requests for ``seconds`` before answering (to force client timeouts)."""
         return self._add_fault(Fault(self._method_set(method), delay=seconds, times=times))
 
+    def answer_late(
+        self, method: str | Iterable[str], seconds: float, *, times: int | None = 1
+    ) -> Fault:
+        """Perform matching API calls at once but write the answer only after ``seconds``.
+
+        Unlike `delay`, the effect (e.g. the posted message) exists while the client waits, so a
+        client whose timeout is shorter gives up although Slack did the work.
+        """
+        return self._add_fault(Fault(self._method_set(method), answer_late=seconds, times=times))
+
+    def drop_after(self, method: str | Iterable[str], *, times: int | None = 1) -> Fault:
+        """Perform matching API calls, then close the connection without any HTTP answer.
+
+        The client sees the connection dropped (``RemoteDisconnected``) and cannot tell whether
+        the call happened; slack_sdk's default ConnectionErrorRetryHandler then sends it again.
+        """
+        return self._add_fault(Fault(self._method_set(method), drop=True, times=times))
+
+    def after_call(
+        self, method: str | Iterable[str], callback: AfterCall, *, times: int | None = 1
+    ) -> Fault:
+        """Run ``callback(method, params, response)`` after a matching API call is performed.
+
+        It runs on the server thread before the answer is written (e.g. to kill the app between
+        Slack accepting a post and the app recording it). If it raises, the error is logged
+        and the answer is still written.
+        """
+        return self._add_fault(Fault(self._method_set(method), callback=callback, times=times))
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
 
     def _take_faults(self, method: str) -> tuple[float, Fault | None]:
         with self._lock:
-            delay = next((f.delay for f in self._faults if f.delay and f.take(method)), 0.0)
-            failure = next((f for f in self._faults if not f.delay and f.take(method)), None)
+            before = [f for f in self._faults if not f.after_call]
+            delay = next((f.delay for f in before if f.delay and f.take(method)), 0.0)
+            failure = next((f for f in before if not f.delay and f.take(method)), None)
             return delay, failure
+
+    def _apply_after_faults(self, method: str, params: Params, resp: _Response) -> None:
+        with self._lock:
+            faults = [f for f in self._faults if f.after_call and f.take(method)]
+        for fault in faults:
+            if fault.callback is not None:
+                try:
+                    fault.callback(method, params, json.loads(resp.body))
+                except Exception:
+                    log.exception("fakeslack after_call callback for %s failed", method)
+        late = max((f.answer_late for f in faults), default=0.0)
+        if late:
+            self._stopping.wait(late)
+        resp.drop = any(f.drop for f in faults)
+
+    def rate_limit_posts(self, per_channel_per_second: float = 1.0, burst: int = 1) -> None:
+        """Limit chat.postMessage per channel like Slack's special tier (until cleared).
+
+        Each channel ID has a token bucket holding up to ``burst`` tokens (full at first),
+        refilled at ``per_channel_per_second``. A post finding no token is not stored and gets
+        HTTP 429 ``ratelimited`` with ``Retry-After`` (whole seconds until a token, at least 1);
+        it is still recorded in `calls`. Other channels are unaffected.
+        """
+        with self._lock:
+            self._post_rate = (per_channel_per_second, burst)
+            self._post_tokens.clear()
+
+    def clear_rate_limits(self) -> None:
+        with self._lock:
+            self._post_rate = None
+            self._post_tokens.clear()
+
+    def _take_post_token(self, channel_id: str) -> None:
+        if self._post_rate is None:
+            return
+        rate, burst = self._post_rate
+        now = time.monotonic()
+        tokens, at = self._post_tokens.get(channel_id, (burst, now))
+        tokens = min(burst, tokens + (now - at) * rate)
+        if tokens < 1:
+            self._post_tokens[channel_id] = (tokens, now)
+            retry_after = max(1, math.ceil((1 - tokens) / rate))
+            raise SlackError("ratelimited", 429, headers={"Retry-After": str(retry_after)})
+        self._post_tokens[channel_id] = (tokens - 1, now)
 
     @staticmethod
     def _fault_response(fault: Fault) -> _Response:
@@ -606,7 +716,10 @@ class FakeSlack:
             )
         # The client may have given up already (e.g. its timeout fired during a `delay`).
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            req.write(resp)
+            if resp.drop:
+                req.drop()
+            else:
+                req.write(resp)
 
     def _apply_faults(self, method: str) -> _Response | None:
         delay, failure = self._take_faults(method)
@@ -628,9 +741,12 @@ class FakeSlack:
         )
         params.pop("token", None)
         resp = self._apply_faults(method)
-        if resp is None:
-            resp = self._dispatch(method, params, token)
+        if resp is not None:
+            self._record(method, params)
+            return resp
+        resp = self._dispatch(method, params, token)
         self._record(method, params)
+        self._apply_after_faults(method, params, resp)
         return resp
 
     def _dispatch(self, method: str, params: Params, token: str | None) -> _Response:
@@ -652,9 +768,8 @@ class FakeSlack:
                 result = handler(params)
             return _Response(200, _json_body({"ok": True, **result}), headers=headers)
         except SlackError as e:
-            return _Response(
-                e.status, _json_body({"ok": False, "error": e.error, **e.extra}), headers=headers
-            )
+            body = _json_body({"ok": False, "error": e.error, **e.extra})
+            return _Response(e.status, body, headers={**headers, **e.headers})
         except Exception as e:  # a bug in the fake or in a custom handler: surface it to the test
             with self._lock:
                 self.errors.append(e)
@@ -1060,6 +1175,34 @@ class FakeSlack:
             raise SlackError("not_in_channel")
         return channel
 
+    def _visible(self, channel_id: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``messages`` without those stored less than `visibility_delay` seconds ago."""
+        cutoff = time.monotonic() - self.visibility_delay
+        return [m for m in messages if self._posted.get((channel_id, m["ts"]), cutoff) <= cutoff]
+
+    @staticmethod
+    def _in_window(p: Params, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``messages`` whose ts is between ``oldest`` and ``latest`` (as numbers), like Slack."""
+        bounds = []
+        for name, default in (("oldest", 0.0), ("latest", math.inf)):
+            try:
+                bounds.append(float(p.get(name) or default))
+            except (TypeError, ValueError):
+                raise SlackError(f"invalid_ts_{name}") from None
+        oldest, latest = bounds
+        if _truthy(p.get("inclusive")):
+            return [m for m in messages if oldest <= float(m["ts"]) <= latest]
+        return [m for m in messages if oldest < float(m["ts"]) < latest]
+
+    @staticmethod
+    def _listed(p: Params, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Copies as history/replies return them: ``metadata`` only if include_all_metadata."""
+        out = copy.deepcopy(messages)
+        if not _truthy(p.get("include_all_metadata")):
+            for m in out:
+                m.pop("metadata", None)
+        return out
+
     def _conversations_history(self, p: Params) -> dict[str, Any]:
         channel = self._readable_channel(p.get("channel"))
         top = [
@@ -1069,29 +1212,35 @@ class FakeSlack:
             or m["thread_ts"] == m["ts"]
             or m.get("subtype") == "thread_broadcast"
         ]
+        top = self._in_window(p, self._visible(channel["id"], top))
         limit = int(p.get("limit") or 100)
         newest_first = list(reversed(top))
         return {
-            "messages": copy.deepcopy(newest_first[:limit]),
+            "messages": self._listed(p, newest_first[:limit]),
             "has_more": len(top) > limit,
             "response_metadata": {"next_cursor": ""},
         }
 
     def _conversations_replies(self, p: Params) -> dict[str, Any]:
         channel = self._readable_channel(p.get("channel"))
-        ts = p.get("ts")
-        parent = self._find_message(channel["id"], ts)
-        if parent is None:
+        parent = self._find_message(channel["id"], p.get("ts"))
+        if parent is None or not self._visible(channel["id"], [parent]):
             raise SlackError("thread_not_found")
         root = parent.get("thread_ts", parent["ts"])
-        thread = [
-            m
-            for m in self._messages[channel["id"]]
-            if m["ts"] == root or m.get("thread_ts") == root
-        ]
+        thread = self._visible(
+            channel["id"],
+            [
+                m
+                for m in self._messages[channel["id"]]
+                if m["ts"] == root or m.get("thread_ts") == root
+            ],
+        )
+        head = [m for m in thread if m["ts"] == root]  # always first, whatever the window
+        replies = self._in_window(p, [m for m in thread if m["ts"] != root])
+        limit = int(p.get("limit") or 1000)
         return {
-            "messages": copy.deepcopy(thread),
-            "has_more": False,
+            "messages": self._listed(p, head + replies[:limit]),
+            "has_more": len(replies) > limit,
             "response_metadata": {"next_cursor": ""},
         }
 
@@ -1198,6 +1347,12 @@ class FakeSlack:
                 msg["subtype"] = "thread_broadcast"
                 msg["root"] = copy.deepcopy(parent) if parent is not None else {}
         self._messages.setdefault(channel_id, []).append(msg)
+        self._posted[(channel_id, msg["ts"])] = time.monotonic()
+
+    def posted_at(self, channel: str, ts: str) -> float | None:
+        """`time.monotonic()` when message ``ts`` was stored, or None (to measure pacing)."""
+        with self._lock:
+            return self._posted.get((self._dms.get(channel, channel), ts))
 
     def _bot_message(self, text: str, ts: str) -> dict[str, Any]:
         return {
@@ -1238,6 +1393,7 @@ class FakeSlack:
 
     def _chat_post_message(self, p: Params) -> dict[str, Any]:
         channel = self._writable_channel(p.get("channel"))
+        self._take_post_token(channel["id"])
         self._check_message_content(p)
         text = str(p.get("text") or "")[:40_000]  # Slack truncates rather than rejects
         msg = self._bot_message(text, self._new_ts())
@@ -1271,6 +1427,8 @@ class FakeSlack:
             msg["blocks"] = self._with_block_ids(p["blocks"] or [])
         if "attachments" in p:
             msg["attachments"] = copy.deepcopy(p["attachments"] or [])
+        if isinstance(p.get("metadata"), dict):
+            msg["metadata"] = copy.deepcopy(p["metadata"])
         msg["edited"] = {"user": self.bot_user_id, "ts": self._new_ts()}
         return {
             "channel": channel["id"],

@@ -1,0 +1,24 @@
+"""The outbox: every Slack side effect of a change, sent after the change's commit.
+
+outbox.py    Deliverer: claim a row (most severe incident first), post or edit, record; tags
+             posts with their row id so an unknown outcome is looked up, never re-posted blind
+worker.py    DeliveryWorker: threads that send what is due (retries, rate limits lifting)
+problems.py  what Slack's refusals mean, and the words for the person who made the change
+"""
+
+from .calls import TAG_EVENT_TYPE, tag
+from .outbox import Deliverer, undelivered
+from .problems import ACTION_NEEDED_ERRORS, PERMANENT_ERRORS, DrainResult, Problem
+from .worker import DeliveryWorker
+
+__all__ = [
+    "ACTION_NEEDED_ERRORS",
+    "PERMANENT_ERRORS",
+    "TAG_EVENT_TYPE",
+    "Deliverer",
+    "DeliveryWorker",
+    "DrainResult",
+    "Problem",
+    "tag",
+    "undelivered",
+]

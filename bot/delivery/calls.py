@@ -1,0 +1,199 @@
+"""From an outbox row to the Slack call it asks for, and the tag that finds a post again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from bot.incidents import format_incident_id
+from bot.incidents.screenshots import list_screenshots
+from bot.slack import blocks
+from db.models import Delivery, DeliveryAction, EventKind, Incident, IncidentEvent, Severity
+
+TAG_EVENT_TYPE = "incident_tracker_delivery"
+# Looking can't work until a person acts (scopes, membership): post rather than wait forever.
+BLIND_LOOKUP_ERRORS = frozenset(
+    {"missing_scope", "not_in_channel", "channel_not_found", "thread_not_found", "not_allowed"}
+)
+# How far before a post's start its message is looked for (clocks differ a little).
+LOOKUP_SLACK = timedelta(minutes=1)
+LOOKUP_PAGES = 5
+
+
+def tag(delivery_id: int) -> dict[str, Any]:
+    """The message metadata that marks a post as this outbox row's."""
+    return {"event_type": TAG_EVENT_TYPE, "event_payload": {"delivery_id": delivery_id}}
+
+
+class Unsendable(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class SlackCall:
+    """One Slack call prepared from a row (rendered inside its transaction, made after it)."""
+
+    delivery_id: int
+    action: DeliveryAction
+    method: str
+    channel: str | None
+    kwargs: dict[str, Any]
+    incident_id: int | None
+    ref: str
+    # Set for posts: when this post (or an earlier one of the same row) started.
+    sending_since: datetime | None = None
+    look_first: bool = False
+
+
+def pending() -> Any:
+    return Delivery.delivered_at.is_(None) & Delivery.failed_at.is_(None)
+
+
+def prepare(session: Session, delivery: Delivery, incident: Incident | None) -> SlackCall | str:
+    """The Slack call a row asks for, or a note when there is nothing to send."""
+    ref = (
+        format_incident_id(incident.id)
+        if incident
+        else str(delivery.payload.get("ref", "the digest"))
+    )
+
+    def call(method: str, channel: str | None, **kwargs: Any) -> SlackCall:
+        return SlackCall(
+            delivery.id,
+            delivery.action,
+            method,
+            channel,
+            {"channel": channel, **kwargs},
+            delivery.incident_id,
+            ref,
+        )
+
+    if delivery.action == DeliveryAction.POST_DIGEST:
+        return call(
+            "chat.postMessage",
+            delivery.payload["channel"],
+            text=delivery.payload["text"],
+            blocks=delivery.payload["blocks"],
+            unfurl_links=False,
+            metadata=tag(delivery.id),
+        )
+    if delivery.action == DeliveryAction.DELETE_CARD:
+        return call("chat.delete", delivery.payload["channel"], ts=delivery.payload["ts"])
+    if incident is None:
+        return "skipped: the incident was deleted"
+    channel = incident.slack_channel_id
+    match delivery.action:
+        case DeliveryAction.POST_CARD:
+            if incident.card_ts is not None:
+                return "skipped: the card was already posted"
+            return call(
+                "chat.postMessage",
+                channel,
+                text=blocks.card_text(incident),
+                blocks=blocks.card(incident, list_screenshots(session, incident.id)),
+                unfurl_links=False,
+                metadata=tag(delivery.id),
+            )
+        case DeliveryAction.UPDATE_CARD:
+            if _later_card_update_pending(session, delivery):
+                return "skipped: a later card update supersedes it"
+            _require_card(incident)
+            return call(
+                "chat.update",
+                channel,
+                ts=incident.card_ts,
+                text=blocks.card_text(incident),
+                blocks=blocks.card(incident, list_screenshots(session, incident.id)),
+            )
+        case DeliveryAction.POST_THREAD:
+            _require_card(incident)
+            event_ids = delivery.payload.get("event_ids") or [delivery.event_id]
+            events = session.scalars(
+                select(IncidentEvent)
+                .where(IncidentEvent.id.in_(event_ids))
+                .order_by(IncidentEvent.id)
+            ).all()
+            if not events:
+                return "skipped: its events are gone"
+            broadcast = incident.severity in (Severity.SEV1, Severity.SEV2) and any(
+                e.kind == EventKind.STATUS_CHANGED for e in events
+            )
+            return call(
+                "chat.postMessage",
+                channel,
+                thread_ts=incident.card_ts,
+                text=blocks.thread_text(events),
+                blocks=blocks.thread_blocks(incident, events),
+                reply_broadcast=broadcast,
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata=tag(delivery.id),
+            )
+    raise AssertionError(f"unknown delivery action {delivery.action}")
+
+
+def find_tagged(client: WebClient, call: SlackCall) -> str | None:
+    """The ts of this row's message if Slack has it: in the card's thread for a reply, in the
+    channel's recent history for a card or digest."""
+    assert call.sending_since is not None
+    oldest = f"{(call.sending_since - LOOKUP_SLACK).timestamp():.6f}"
+    thread_ts = call.kwargs.get("thread_ts")
+    cursor = None
+    for _ in range(LOOKUP_PAGES):
+        if thread_ts:
+            page = client.conversations_replies(
+                channel=call.channel,
+                ts=thread_ts,
+                oldest=oldest,
+                include_all_metadata=True,
+                limit=200,
+                cursor=cursor,
+            )
+        else:
+            page = client.conversations_history(
+                channel=call.channel,
+                oldest=oldest,
+                include_all_metadata=True,
+                limit=200,
+                cursor=cursor,
+            )
+        for message in page.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if (
+                metadata.get("event_type") == TAG_EVENT_TYPE
+                and payload.get("delivery_id") == call.delivery_id
+            ):
+                return message.get("ts")
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return None
+    return None
+
+
+def _later_card_update_pending(session: Session, delivery: Delivery) -> bool:
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    Delivery.incident_id == delivery.incident_id,
+                    Delivery.id > delivery.id,
+                    Delivery.action == DeliveryAction.UPDATE_CARD,
+                    pending(),
+                )
+            )
+        )
+    )
+
+
+def _require_card(incident: Incident) -> None:
+    if incident.card_ts is None:
+        # Only reachable when the card post failed for good (rows are sent in order).
+        raise Unsendable("card_missing")

@@ -1,0 +1,447 @@
+"""The outbox worker: sends queued Slack side effects (card posts and edits, thread replies).
+
+Rows are written by the domain in the same transaction as the change they report, so a change is
+never lost when Slack fails: the row stays, with its error, until a later drain sends it.
+
+- Order: rows of one incident go strictly in order; across incidents the most severe incident
+  (its current severity) goes first, then the oldest row.
+- Rate limits: Slack's `Retry-After` holds back only that method in that channel.
+- Exactly once: a post carries message metadata tagged with its row id. Before the post the row
+  is leased and marked "sending" in its own commit; when the outcome is unknown (a timeout, a
+  dropped connection, a worker that died mid-post) the tag is looked for in the channel or
+  thread before posting again. Posts are never retried inside the Web API client.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackObjectFormationError
+from sqlalchemy import case, exists, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, aliased, sessionmaker
+
+from bot.incidents import format_incident_id
+from db.models import (
+    Delivery,
+    DeliveryAction,
+    Incident,
+    Severity,
+    SlackRateLimit,
+)
+
+from .calls import (
+    BLIND_LOOKUP_ERRORS,
+    SlackCall,
+    Unsendable,
+    find_tagged,
+    pending,
+    prepare,
+)
+from .problems import ACTION_NEEDED_ERRORS, PERMANENT_ERRORS, DrainResult, Problem
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = timedelta(minutes=15)
+ACTION_NEEDED_BACKOFF = timedelta(minutes=5)
+# Slack may list a fresh message a moment after accepting it: a post whose outcome is unknown is
+# looked for no sooner than this after it was sent.
+VISIBILITY_GRACE = timedelta(seconds=5)
+# A lease outlives the Web API client's timeout by this much, so no second worker takes a row
+# whose post may still be on its way.
+LEASE_MARGIN = timedelta(seconds=5)
+_METHOD = case(
+    (Delivery.action == DeliveryAction.UPDATE_CARD, literal("chat.update")),
+    (Delivery.action == DeliveryAction.DELETE_CARD, literal("chat.delete")),
+    else_=literal("chat.postMessage"),
+)
+_CHANNEL = func.coalesce(Incident.slack_channel_id, Delivery.payload["channel"].astext)
+# SEV1 first; digests and the cards of deleted incidents last.
+_URGENCY = case(
+    {severity.value: rank for rank, severity in enumerate(Severity)},
+    value=Incident.severity,
+    else_=len(Severity),
+)
+
+
+@dataclass
+class _Outcome:
+    ts: str | None = None
+    found: bool = False
+    note: str | None = None
+    error: str | None = None
+    retry_after: str | None = None
+    # The post may have reached Slack: keep the "sending" mark, look before posting again.
+    unknown: bool = False
+    # Not an attempt: e.g. too soon to look, or Slack's rate limit.
+    wait_until: datetime | None = None
+
+
+@dataclass
+class _Step:
+    problem: Problem | None = None
+    found: bool = False
+    # Put back to wait (a rate limit, too soon to look): neither delivered nor failed.
+    waiting: bool = False
+
+
+class Deliverer:
+    def __init__(self, sessions: sessionmaker[Session], client: WebClient) -> None:
+        self.sessions = sessions
+        # Calls that are safe to repeat (edits, deletes, lookups) keep the client's retries.
+        self.client = client
+        # Posts are never repeated by the client: only the outbox decides, after looking.
+        self.poster = WebClient(
+            token=client.token,
+            base_url=client.base_url,
+            timeout=client.timeout,
+            headers=dict(client.headers),
+            retry_handlers=[],
+        )
+        self.lease = timedelta(seconds=client.timeout) + LEASE_MARGIN
+        self._wake = threading.Condition()
+        self._woken = False
+
+    # --- waking a worker ------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Something is due now (a new row, a channel the bot just joined)."""
+        with self._wake:
+            self._woken = True
+            self._wake.notify_all()
+
+    def wait(self, seconds: float) -> None:
+        """Sleep up to `seconds`, or until `wake()`."""
+        with self._wake:
+            if not self._woken:
+                self._wake.wait(seconds)
+            self._woken = False
+
+    # --- draining -------------------------------------------------------------------------------
+
+    def drain(
+        self, *, incident_id: int | None = None, limit: int = 100, now: datetime | None = None
+    ) -> DrainResult:
+        """Send due rows (of one incident, or all), most urgent first, until none is due."""
+        result = DrainResult()
+        for _ in range(limit):
+            step = self._step(incident_id, now)
+            if step is None:
+                break
+            if step.problem is not None:
+                result.problems.append(step.problem)
+            elif not step.waiting:
+                result.delivered += 1
+                result.found += step.found
+        return result
+
+    def next_due(self, now: datetime | None = None) -> datetime | None:
+        """When the earliest row that is not waiting behind another becomes sendable."""
+        limited = aliased(SlackRateLimit)
+        with self.sessions() as session:
+            return session.scalar(
+                select(
+                    func.min(
+                        func.greatest(
+                            Delivery.next_attempt_at,
+                            func.coalesce(Delivery.lease_until, Delivery.next_attempt_at),
+                            func.coalesce(limited.until, Delivery.next_attempt_at),
+                        )
+                    )
+                )
+                .select_from(Delivery)
+                .outerjoin(Incident, Incident.id == Delivery.incident_id)
+                .outerjoin(limited, (limited.channel_id == _CHANNEL) & (limited.method == _METHOD))
+                .where(pending(), ~_behind_earlier())
+            )
+
+    def _step(self, incident_id: int | None, now: datetime | None) -> _Step | None:
+        """Claim one row, make its Slack call outside any transaction, record the outcome."""
+        with self.sessions.begin() as session:
+            at = now or datetime.now(UTC)
+            delivery = self._claim(session, incident_id, at)
+            if delivery is None:
+                return None
+            incident = session.get(Incident, delivery.incident_id) if delivery.incident_id else None
+            try:
+                call = prepare(session, delivery, incident)
+            except Unsendable as error:
+                return _Step(problem=self._failed(session, delivery, incident, error.code, at))
+            except SlackObjectFormationError as error:
+                # Our rendering broke a Block Kit limit: resending the same thing can't succeed,
+                # and the row must not block the incident's later updates.
+                log.error("delivery %d: rendering failed: %s", delivery.id, error)
+                problem = self._failed(session, delivery, incident, "invalid_blocks", at)
+                return _Step(problem=problem)
+            if isinstance(call, str):
+                delivery.delivered_at, delivery.last_error = at, call
+                return _Step()
+            delivery.lease_until = at + self.lease
+            if call.method == "chat.postMessage":
+                call.look_first = delivery.sending_since is not None
+                delivery.sending_since = call.sending_since = delivery.sending_since or at
+        outcome = self._perform(call, now)
+        with self.sessions.begin() as session:
+            return self._record(session, call, outcome, now or datetime.now(UTC))
+
+    def _claim(self, session: Session, incident_id: int | None, now: datetime) -> Delivery | None:
+        limited = exists().where(
+            SlackRateLimit.channel_id == _CHANNEL,
+            SlackRateLimit.method == _METHOD,
+            SlackRateLimit.until > now,
+        )
+        query = (
+            select(Delivery)
+            .outerjoin(Incident, Incident.id == Delivery.incident_id)
+            .where(
+                pending(),
+                Delivery.next_attempt_at <= now,
+                or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now),
+                ~_behind_earlier(),
+                ~limited,
+            )
+            .order_by(_URGENCY, Delivery.id)
+            .limit(1)
+            .with_for_update(skip_locked=True, of=Delivery)
+        )
+        if incident_id is not None:
+            query = query.where(Delivery.incident_id == incident_id)
+        return session.scalars(query).first()
+
+    # --- preparing a call -----------------------------------------------------------------------
+
+    # --- making it ------------------------------------------------------------------------------
+
+    def _perform(self, call: SlackCall, now: datetime | None) -> _Outcome:
+        try:
+            if call.look_first:
+                assert call.sending_since is not None
+                ready = call.sending_since + VISIBILITY_GRACE
+                if (now or datetime.now(UTC)) < ready:
+                    return _Outcome(unknown=True, wait_until=ready)
+                try:
+                    found = find_tagged(self.client, call)
+                except SlackApiError as error:
+                    code = error.response.get("error")
+                    if code not in BLIND_LOOKUP_ERRORS:
+                        return _Outcome(error=f"lookup: {code}", unknown=True)
+                    # Without the history scopes nothing can be checked: posting again may
+                    # repeat the message, never posting would lose it.
+                    log.warning(
+                        "delivery %d of %s: can't look for its earlier post (%s); posting again",
+                        call.delivery_id,
+                        call.ref,
+                        code,
+                    )
+                    found = None
+                if found is not None:
+                    return _Outcome(ts=found, found=True)
+            if call.method == "chat.postMessage":
+                response = self._joining(call, lambda: self.poster.chat_postMessage(**call.kwargs))
+                return _Outcome(ts=response.get("ts"))
+            if call.method == "chat.update":
+                self._joining(call, lambda: self.client.chat_update(**call.kwargs))
+                return _Outcome()
+            try:
+                self.client.chat_delete(**call.kwargs)
+            except SlackApiError as error:
+                if error.response.get("error") != "message_not_found":
+                    raise
+                return _Outcome(note="skipped: the card was already gone")
+            return _Outcome()
+        except SlackApiError as error:
+            status = error.response.status_code
+            code = str(error.response.get("error") or f"http_{status}")
+            headers = error.response.headers or {}
+            # A 5xx may come after Slack stored the post: its outcome is unknown.
+            return _Outcome(
+                error=code,
+                retry_after=headers.get("Retry-After") or headers.get("retry-after"),
+                unknown=call.method == "chat.postMessage" and status >= 500,
+            )
+        except (OSError, TimeoutError) as error:  # refused, reset, timed out, dropped
+            return _Outcome(error=f"connection: {error}", unknown=call.method == "chat.postMessage")
+
+    def _joining(self, call: SlackCall, send: Callable[[], Any]) -> Any:
+        """Make `send`; if the bot is not in the channel, join it (public only) and retry once.
+        Slack refused the first try, so the retry cannot duplicate it."""
+        try:
+            return send()
+        except SlackApiError as error:
+            if error.response.get("error") != "not_in_channel":
+                raise
+            try:
+                self.client.conversations_join(channel=call.channel)
+            except SlackApiError as join_error:
+                # Private channels can't be joined: a person must invite the bot. Report the
+                # original not_in_channel, which says exactly that.
+                log.info("could not join %s: %s", call.channel, join_error.response.get("error"))
+                raise error from None
+            return send()
+
+    # --- recording the outcome ------------------------------------------------------------------
+
+    def _record(self, session: Session, call: SlackCall, outcome: _Outcome, now: datetime) -> _Step:
+        delivery = session.get(Delivery, call.delivery_id, with_for_update=True)
+        assert delivery is not None
+        incident = session.get(Incident, delivery.incident_id) if delivery.incident_id else None
+        delivery.lease_until = None
+        if outcome.wait_until is not None:
+            delivery.next_attempt_at = outcome.wait_until
+            return _Step(waiting=True)
+        if outcome.error is None:
+            delivery.delivered_at = now
+            delivery.last_error = outcome.note
+            delivery.slack_ts = outcome.ts
+            delivery.sending_since = None
+            if outcome.found:
+                log.info(
+                    "delivery %d of %s: found in Slack by its tag (%s), not posted again",
+                    delivery.id,
+                    call.ref,
+                    outcome.ts,
+                )
+            if call.action == DeliveryAction.POST_CARD and incident is not None:
+                # A plain UPDATE, not the ORM's versioned one: a change committed while the card
+                # was being posted must neither fail this write nor be overwritten by it.
+                session.execute(
+                    update(Incident)
+                    .where(Incident.id == incident.id)
+                    .values(card_ts=outcome.ts)
+                    .execution_options(synchronize_session=False)
+                )
+            return _Step(found=outcome.found)
+        if not outcome.unknown:
+            delivery.sending_since = None
+        if outcome.error in ("ratelimited", "rate_limited", "http_429") and call.channel:
+            return self._rate_limited(session, delivery, call, outcome.retry_after, now)
+        return _Step(
+            problem=self._failed(
+                session, delivery, incident, outcome.error, now, outcome.retry_after, call.channel
+            )
+        )
+
+    def _rate_limited(
+        self,
+        session: Session,
+        delivery: Delivery,
+        call: SlackCall,
+        retry_after: str | None,
+        now: datetime,
+    ) -> _Step:
+        """Only this method in this channel waits; the row is not charged an attempt."""
+        seconds = int(retry_after) if retry_after and retry_after.strip().isdigit() else 1
+        until = now + timedelta(seconds=max(seconds, 1))
+        session.execute(
+            insert(SlackRateLimit)
+            .values(channel_id=call.channel, method=call.method, until=until)
+            .on_conflict_do_update(
+                index_elements=[SlackRateLimit.channel_id, SlackRateLimit.method],
+                set_={"until": func.greatest(SlackRateLimit.until, until)},
+            )
+        )
+        delivery.next_attempt_at = until
+        delivery.last_error = "ratelimited"
+        log.info("%s to %s rate limited until %s", call.method, call.channel, f"{until:%H:%M:%S}")
+        return _Step(waiting=True)
+
+    def _failed(
+        self,
+        session: Session,
+        delivery: Delivery,
+        incident: Incident | None,
+        code: str,
+        now: datetime,
+        retry_after: str | None = None,
+        channel: str | None = None,
+    ) -> Problem:
+        delivery.attempts += 1
+        permanent = code in PERMANENT_ERRORS
+        delivery.last_error = code
+        if permanent:
+            delivery.failed_at = now
+            delivery.sending_since = None
+        else:
+            backoff = min(timedelta(seconds=5 * 2 ** (delivery.attempts - 1)), MAX_BACKOFF)
+            if code in ACTION_NEEDED_ERRORS:
+                backoff = max(backoff, ACTION_NEEDED_BACKOFF)
+            if retry_after and retry_after.strip().isdigit():
+                backoff = max(backoff, timedelta(seconds=int(retry_after)))
+            delivery.next_attempt_at = now + backoff
+        ref = (
+            format_incident_id(incident.id)
+            if incident
+            else str(delivery.payload.get("ref", "the digest"))
+        )
+        channel = channel or (
+            incident.slack_channel_id if incident else delivery.payload.get("channel")
+        )
+        log.warning(
+            "delivery %d (%s) of %s to %s failed: %s (%s)",
+            delivery.id,
+            delivery.action.value,
+            ref,
+            channel,
+            code,
+            "permanent" if permanent else f"retry at {delivery.next_attempt_at:%H:%M:%S}",
+        )
+        return Problem(incident_ref=ref, channel=channel, error=code, permanent=permanent)
+
+    def channel_joined(self, channel_id: str, now: datetime | None = None) -> int:
+        """The bot was let into `channel_id`: what waits there for that is due now."""
+        at = now or datetime.now(UTC)
+        with self.sessions.begin() as session:
+            waiting = (
+                update(Delivery)
+                .where(
+                    pending(),
+                    Delivery.last_error.in_(["not_in_channel", "channel_not_found"]),
+                    or_(
+                        Delivery.incident_id.in_(
+                            select(Incident.id).where(Incident.slack_channel_id == channel_id)
+                        ),
+                        Delivery.payload["channel"].astext == channel_id,
+                    ),
+                )
+                .values(next_attempt_at=at)
+                .execution_options(synchronize_session=False)
+            )
+            count = session.execute(waiting).rowcount
+        if count:
+            log.info("joined %s: %d waiting update(s) due now", channel_id, count)
+            self.wake()
+        return count
+
+
+def _behind_earlier() -> Any:
+    """A row waits while an earlier row of the same incident is not done (strict order)."""
+    earlier = aliased(Delivery)
+    return exists().where(
+        earlier.incident_id == Delivery.incident_id,
+        earlier.id < Delivery.id,
+        earlier.delivered_at.is_(None),
+        earlier.failed_at.is_(None),
+    )
+
+
+def undelivered(session: Session, incident_id: int) -> list[str]:
+    """What Slack refused of an incident's updates, oldest first, and whether it is retried."""
+    return [
+        f"{error or 'unknown error'} ({'gave up' if failed else 'will retry'})"
+        for error, failed in session.execute(
+            select(Delivery.last_error, Delivery.failed_at)
+            .where(
+                Delivery.incident_id == incident_id,
+                Delivery.delivered_at.is_(None),
+                Delivery.last_error.is_not(None),
+                Delivery.last_error != "ratelimited",
+            )
+            .order_by(Delivery.id)
+        )
+    ]

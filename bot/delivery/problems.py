@@ -1,0 +1,94 @@
+"""What Slack's refusals mean for an update: retry, wait for a person, or give up; and the words
+that tell the person who made the change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.slack import blocks
+
+# Retrying cannot help: record the failure and stop.
+PERMANENT_ERRORS = frozenset(
+    {
+        "is_archived",
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "invalid_blocks",
+        "invalid_arguments",
+        "no_text",
+        "message_not_found",
+        "thread_not_found",
+        "cant_update_message",
+        "cant_delete_message",
+        "edit_window_closed",
+        "card_missing",
+    }
+)
+# A person must fix something (invite the bot, reinstall the app); keep retrying, slowly. A
+# channel the bot can't see may be private without it: inviting the bot brings it back.
+ACTION_NEEDED_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "missing_scope",
+        "not_authed",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+        "restricted_action",
+    }
+)
+# Of a card: the message itself is gone (deleted in Slack), while its channel is still there.
+CARD_GONE_ERRORS = frozenset({"message_not_found", "thread_not_found", "card_missing"})
+
+
+@dataclass
+class Problem:
+    """A delivery that did not go through, in terms a person can act on."""
+
+    incident_ref: str
+    channel: str | None
+    error: str
+    permanent: bool
+
+    @property
+    def needs_action(self) -> bool:
+        return self.error in ACTION_NEEDED_ERRORS
+
+    def explain(self) -> str:
+        where = blocks.channel(self.channel) if self.channel else "its channel"
+        if self.error == "not_in_channel":
+            return (
+                f"I'm not a member of {where}, so I couldn't post {self.incident_ref} there. "
+                "Invite me with `/invite @Incident Tracker`; the update is kept and goes out as "
+                "soon as I'm in."
+            )
+        if self.error == "channel_not_found":
+            return (
+                f"I can't see the channel {where} (it may be private without me, or deleted), so "
+                f"{self.incident_ref}'s update couldn't be posted there. The incident is saved and "
+                "the update is kept: invite me to the channel and it goes out."
+            )
+        if self.error in CARD_GONE_ERRORS:
+            return (
+                f"{self.incident_ref}'s card in {where} is gone (deleted in Slack), so this "
+                "update can't be posted under it. The incident and its timeline are saved: "
+                f"`/incident show {self.incident_ref}`."
+            )
+        if self.error == "is_archived":
+            return f"{where} is archived, so {self.incident_ref} can't be updated there."
+        if self.needs_action:
+            return (
+                f"Slack refused to post {self.incident_ref} ({self.error}); an admin must fix "
+                "the app's installation. The update is kept and will be retried."
+            )
+        outcome = "It was not posted." if self.permanent else "It is kept and will be retried."
+        return f"Slack didn't take the update to {self.incident_ref} ({self.error}). {outcome}"
+
+
+@dataclass
+class DrainResult:
+    delivered: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    # Posts whose outcome was unknown and that were found in Slack by their tag, not re-posted.
+    found: int = 0
