@@ -148,6 +148,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     from slack_bolt.error import BoltError
 
+    from bot.delivery import Deliverer, DeliveryWorker
     from bot.slack.app import create_app, make_client
     from bot.work import WorkQueue
 
@@ -155,8 +156,10 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     migrate.upgrade(engine)
     sessions = make_session_factory(engine)
     work = WorkQueue(settings.work_queue_limit)
+    client = make_client(settings)
+    deliverer = Deliverer(sessions, client)
     try:
-        app = create_app(settings, sessions, make_client(settings), work)
+        app = create_app(settings, sessions, client, work, deliverer)
     except BoltError as error:
         print(f"Slack refused the bot token: {error}. {SETUP_HINT}", file=sys.stderr)
         return 2
@@ -164,21 +167,19 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     # Workers rendering lists hold the GIL up to this long before an ack's thread gets it back
     # (CPython's default is 5 ms, paid at every I/O an ack waits on).
     sys.setswitchinterval(ACK_SWITCH_INTERVAL)
-    from bot.delivery import Deliverer
     from bot.scheduler import Jobs, Scheduler
 
-    scheduler = Scheduler(
-        engine,
-        Jobs(settings, sessions, Deliverer(sessions, app.client)),
-        settings.scheduler_interval,
-    )
+    scheduler = Scheduler(engine, Jobs(settings, sessions, deliverer), settings.scheduler_interval)
     scheduler.start()
+    delivery = DeliveryWorker(deliverer)
+    delivery.start()
     try:
         _serve(settings, app, engine)
     finally:
-        # Finish what was acked but not yet done, and let a scheduler job in flight finish: a
-        # reply posted but not yet recorded would be sent again.
+        # Finish what was acked but not yet done, and let a post in flight be recorded (one
+        # that is not would be looked for by its tag on the next start, never lost).
         work.shutdown()
+        delivery.stop()
         scheduler.stop()
     return 0
 

@@ -10,7 +10,7 @@ from datetime import time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.incidents.vocabulary import CHANNEL_ID, DEFAULT_CATEGORIES
+from bot.incidents.vocabulary import CHANNEL_ID, DEFAULT_CATEGORIES, DeclareLimit
 
 # How long an active incident may go without an update before its owner is reminded.
 DEFAULT_CADENCES = "SEV1=15m,SEV2=30m,SEV3=4h,SEV4=off"
@@ -42,6 +42,17 @@ def parse_cadences(raw: str) -> dict[str, timedelta | None]:
             )
         cadences[severity] = parse_duration(duration, f"REMINDER_CADENCES {severity}")
     return cadences
+
+
+def parse_declare_limit(raw: str) -> DeclareLimit | None:
+    """`10/10m`: at most 10 declarations per person in 10 minutes; `off`."""
+    if raw.strip().lower() == "off":
+        return None
+    count, sep, window = raw.partition("/")
+    duration = parse_duration(window, "DECLARE_LIMIT") if sep else None
+    if not count.strip().isdigit() or int(count) < 1 or duration is None:
+        raise SettingsError(f"DECLARE_LIMIT: {raw!r} should look like 10/10m (or off)")
+    return DeclareLimit(int(count), duration)
 
 
 def _clock_time(raw: str, name: str) -> time:
@@ -93,6 +104,11 @@ class Settings:
     digest_time: time | None = time(9, 0)
     auto_close_after: timedelta | None = timedelta(days=7)
     scheduler_interval: timedelta = timedelta(seconds=10)
+    # How long a Slack API call may take; an outbox post in flight is leased this long plus 5 s.
+    slack_timeout: int = 10
+    declare_limit: DeclareLimit | None = field(
+        default_factory=lambda: DeclareLimit(10, timedelta(minutes=10))
+    )
 
     @property
     def socket_mode(self) -> bool:
@@ -182,6 +198,11 @@ class Settings:
         interval = parse_duration(environ.get("SCHEDULER_INTERVAL") or "10s", "SCHEDULER_INTERVAL")
         if interval is None:
             raise SettingsError("SCHEDULER_INTERVAL can't be off: undelivered updates need it")
+        slack_timeout = (environ.get("SLACK_TIMEOUT") or "10").strip()
+        if not slack_timeout.isdigit() or not 1 <= int(slack_timeout) <= 60:
+            raise SettingsError(
+                f"SLACK_TIMEOUT must be a number of seconds from 1 to 60, not {slack_timeout!r}"
+            )
         return cls(
             database_url=environ.get("DATABASE_URL") or None,
             data_dir=Path(environ.get("BOT_DATA_DIR") or ".data"),
@@ -204,4 +225,6 @@ class Settings:
             digest_time=None if digest == "off" else _clock_time(digest, "DIGEST_TIME"),
             auto_close_after=timedelta(days=int(auto_close)) if int(auto_close) else None,
             scheduler_interval=interval,
+            slack_timeout=int(slack_timeout),
+            declare_limit=parse_declare_limit(environ.get("DECLARE_LIMIT") or "10/10m"),
         )

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.delivery import Deliverer, DeliveryWorker
 from bot.server import SLACK_PATH, make_server, make_wsgi_app
 from bot.settings import Settings
 from bot.slack.app import create_app, make_client
@@ -61,6 +62,7 @@ class Bot:
     base_url: str
     settings: Settings
     sessions: sessionmaker[Session]
+    deliverer: Deliverer
 
     @property
     def url(self) -> str:
@@ -88,14 +90,34 @@ class Bot:
 
 @contextmanager
 def running_bot(
-    fake: FakeSlack, engine: Engine, sessions: sessionmaker[Session], **overrides: Any
+    fake: FakeSlack,
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    *,
+    delivery_worker: bool = False,
+    **overrides: Any,
 ) -> Iterator[Bot]:
     settings = bot_settings(fake, **overrides)
     work = WorkQueue(settings.work_queue_limit)
-    app = create_app(settings, sessions, make_client(settings), work)
+    client = make_client(settings)
+    deliverer = Deliverer(sessions, client)
+    app = create_app(settings, sessions, client, work, deliverer)
+    # The outbox's own threads, as `python -m bot run` starts them; off by default so tests can
+    # hold rows back and send them when they choose.
+    worker = DeliveryWorker(deliverer) if delivery_worker else None
+    if worker:
+        worker.start()
     try:
         with serve_wsgi(make_wsgi_app(app, engine, settings), settings) as base_url:
-            yield Bot(fake=fake, base_url=base_url, settings=settings, sessions=sessions)
+            yield Bot(
+                fake=fake,
+                base_url=base_url,
+                settings=settings,
+                sessions=sessions,
+                deliverer=deliverer,
+            )
     finally:
         # Work goes on after the ack; let it finish before the fake Slack goes away.
         work.shutdown()
+        if worker:
+            worker.stop()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.delivery import Deliverer
 from bot.slack.app import create_app, make_client
 from bot.work import WorkQueue
 from tests.fakeslack import FakeSlack, defaults, payloads
@@ -26,7 +27,9 @@ def connected(socket_fake: FakeSlack, committing_sessions: sessionmaker[Session]
         socket_fake, slack_app_token=defaults.APP_TOKEN, slack_signing_secret=None
     )
     work = WorkQueue(settings.work_queue_limit)
-    app = create_app(settings, committing_sessions, make_client(settings), work)
+    client = make_client(settings)
+    deliverer = Deliverer(committing_sessions, client)
+    app = create_app(settings, committing_sessions, client, work, deliverer)
     with socket_fake.socket_mode_app(app):
         yield
     work.shutdown()

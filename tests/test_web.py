@@ -8,6 +8,7 @@ import urllib.request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.delivery import Deliverer
 from bot.server import make_wsgi_app
 from bot.slack.app import create_app, make_client
 from bot.work import WorkQueue
@@ -36,7 +37,9 @@ def test_healthz_is_503_when_the_database_does_not_answer(
 ):
     settings = bot_settings(fake_slack)
     work = WorkQueue(1)
-    app = create_app(settings, committing_sessions, make_client(settings), work)
+    client = make_client(settings)
+    deliverer = Deliverer(committing_sessions, client)
+    app = create_app(settings, committing_sessions, client, work, deliverer)
     unreachable: Engine = make_engine("postgresql://postgres@127.0.0.1:1/nothing")
     with serve_wsgi(make_wsgi_app(app, unreachable, settings), settings) as base_url:
         assert fetch(f"{base_url}/healthz") == (503, "database unreachable\n")

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -51,6 +52,7 @@ from .vocabulary import (
     RESOLUTION_MAX,
     SERVICE_MAX,
     Actor,
+    DeclareLimit,
     InvalidInput,
     NotFound,
     PermissionDenied,
@@ -85,6 +87,37 @@ class IncidentDraft:
     needs_card: bool = False
 
 
+# Two-key advisory locks: this class, then the hash of the reporter's id.
+_DECLARE_LOCK_CLASS = 0x1DEC
+
+
+def _check_declare_limit(
+    session: Session, actor: Actor, limit: DeclareLimit, now: datetime
+) -> None:
+    """Refuse a declaration past the person's limit, saying when they may declare again."""
+    reporter = _reporter(actor)
+    # Two declarations sent at once must not both count the same history.
+    session.execute(
+        select(func.pg_advisory_xact_lock(_DECLARE_LOCK_CLASS, func.hashtext(reporter)))
+    )
+    recent = session.scalars(
+        select(Incident.created_at)
+        .where(Incident.reporter == reporter, Incident.created_at > now - limit.window)
+        .order_by(Incident.created_at.desc())
+        .limit(limit.count)
+    ).all()
+    if len(recent) < limit.count:
+        return
+    minutes = max(1, math.ceil((recent[-1] + limit.window - now).total_seconds() / 60))
+    log.warning("declare refused for %s: %d in %s", reporter, len(recent), limit.span())
+    raise InvalidInput(
+        f"You have declared {len(recent)} incidents in the last {limit.span()}, the most one "
+        "person may, so that a runaway script can't flood the incidents channel. Try again in "
+        f"{minutes} minute{'s' if minutes > 1 else ''}, or ask a teammate to declare this one.",
+        "title",
+    )
+
+
 def declare(
     session: Session,
     draft: IncidentDraft,
@@ -92,8 +125,11 @@ def declare(
     *,
     categories: Sequence[str] = DEFAULT_CATEGORIES,
     now: datetime | None = None,
+    limit: DeclareLimit | None = None,
 ) -> Incident:
     now = _now(now)
+    if limit is not None:
+        _check_declare_limit(session, actor, limit, now)
     incident = Incident(
         title=_clean_title(draft.title),
         severity=parse_severity(draft.severity),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from db.models import (
     Severity,
@@ -181,3 +182,16 @@ def format_incident_id(incident_id: int) -> str:
 
 
 SYSTEM = Actor("system")
+
+
+@dataclass(frozen=True)
+class DeclareLimit:
+    """At most `count` declarations per person within `window`: a runaway script or a stuck
+    integration can't bury the incidents channel (and a SEV1 behind it)."""
+
+    count: int
+    window: timedelta
+
+    def span(self) -> str:
+        minutes = int(self.window.total_seconds() // 60)
+        return f"{minutes} minutes" if minutes < 120 else f"{minutes // 60} hours"

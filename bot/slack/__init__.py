@@ -4,7 +4,7 @@ It holds no rules and runs no SQL (tests/test_architecture.py checks): every cha
 the domain (bot.incidents) in one short transaction before the ack, and every Slack side effect of
 a change through the outbox (bot.delivery).
 
-    app.py        create_app(settings, sessions, client, work): the Bolt app, listeners registered
+    app.py        create_app(settings, sessions, client, work, deliverer): the Bolt app
     services.py   what listeners need (settings, sessions, outbox, work queue), handed over once
     listeners/    module-level handlers by surface: commands, views, actions, shortcuts, events,
                   options; common.py holds the request path (save, press, later)

@@ -27,7 +27,7 @@ def make_client(settings: Settings) -> WebClient:
     return WebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
-        timeout=10,
+        timeout=settings.slack_timeout,
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=1),
             RateLimitErrorRetryHandler(max_retry_count=1),
@@ -37,7 +37,11 @@ def make_client(settings: Settings) -> WebClient:
 
 
 def create_app(
-    settings: Settings, sessions: sessionmaker[Session], client: WebClient, work: WorkQueue
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    client: WebClient,
+    work: WorkQueue,
+    deliverer: Deliverer,
 ) -> App:
     """Build the Bolt app. It calls `auth.test` once, so a bad token fails here, loudly.
 
@@ -61,7 +65,7 @@ def create_app(
         Services(
             settings=settings,
             sessions=sessions,
-            deliverer=Deliverer(sessions, client),
+            deliverer=deliverer,
             work=work,
         ),
     )

@@ -97,6 +97,13 @@ def file_posted(services: Services, event: dict[str, Any], client: WebClient):
     )
 
 
+def member_joined(services: Services, event: dict[str, Any], context: dict[str, Any]):
+    """The bot was let into a channel: the updates that waited for that go out now."""
+    channel = string(event, "channel")
+    if channel and string(event, "user") == context.get("bot_user_id"):
+        services.deliverer.channel_joined(channel)
+
+
 def app_removed(services: Services, event: dict[str, Any], body: dict[str, Any]):
     log.warning(
         "Slack says %s for team %s: the bot can no longer post until it is reinstalled",
@@ -110,6 +117,7 @@ def register(app: App, services: Services) -> None:
     app.middleware(bind(services, once_per_event))
     app.event("app_home_opened")(bind(services, home_opened))
     app.event({"type": "message", "subtype": "file_share"})(bind(services, file_posted))
+    app.event("member_joined_channel")(bind(services, member_joined))
     app.event("app_uninstalled")(bind(services, app_removed))
     app.event("tokens_revoked")(bind(services, app_removed))
 

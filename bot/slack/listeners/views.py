@@ -68,7 +68,11 @@ def declare_submitted(
 
     def declare(session: Session) -> tuple[int, str]:
         incident = incidents.declare(
-            session, draft, services.actor(user_id), categories=services.settings.categories
+            session,
+            draft,
+            services.actor(user_id),
+            categories=services.settings.categories,
+            limit=services.settings.declare_limit,
         )
         return incident.id, blocks.ref(incident)
 
