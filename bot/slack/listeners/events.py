@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -71,11 +72,48 @@ def once_per_event(
     return next()
 
 
+# Slack never redelivers an event it saw acked, so handling that fails after the ack (Slack
+# answering 500, the database restarting) is tried again here, this many seconds apart.
+EVENT_RETRIES = (2.0, 10.0, 60.0)
+
+
+def handle_later(
+    services: Services,
+    client: WebClient,
+    user_id: str,
+    channel: str | None,
+    job: Callable[..., Any],
+    *args: Any,
+    retries: tuple[float, ...] = EVENT_RETRIES,
+) -> None:
+    """`later()`, with the event's handling tried again when it fails; the last failure is
+    logged and told like any other."""
+
+    def attempt(services: Services, client: WebClient, *args: Any) -> None:
+        try:
+            job(services, client, *args)
+        except Exception as error:
+            if not retries:
+                raise
+            log.warning("%s failed (%r); trying again in %g s", job.__name__, error, retries[0])
+            again = threading.Timer(
+                retries[0],
+                handle_later,
+                (services, client, user_id, channel, job, *args),
+                {"retries": retries[1:]},
+            )
+            again.daemon = True
+            again.start()
+
+    attempt.__name__ = job.__name__
+    later(services, client, user_id, channel, attempt, *args)
+
+
 def home_opened(services: Services, event: dict[str, Any], client: WebClient):
     user_id = string(event, "user")
     if event.get("tab", "home") != "home" or not user_id:
         return
-    later(services, client, user_id, None, publish_home, user_id)
+    handle_later(services, client, user_id, None, publish_home, user_id)
 
 
 def file_posted(services: Services, event: dict[str, Any], client: WebClient):
@@ -84,7 +122,7 @@ def file_posted(services: Services, event: dict[str, Any], client: WebClient):
     user_id = string(event, "user")
     if not services.settings.attach_thread_files or not thread_ts or not channel or not user_id:
         return
-    later(
+    handle_later(
         services,
         client,
         user_id,
