@@ -8,6 +8,9 @@ sends the most severe first; one channel's rate limit holds up nothing else.
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -15,7 +18,7 @@ from sqlalchemy import select
 from bot.delivery import TAG_EVENT_TYPE, Deliverer
 from bot.slack.app import make_client
 from db.models import Delivery, DeliveryAction
-from tests.fakeslack import FakeSlack
+from tests.fakeslack import FakeSlack, defaults
 from tests.slackbot import bot_settings
 from tests.test_delivery import (
     CHANNEL,
@@ -29,6 +32,7 @@ from tests.test_delivery import (
     stored_card_ts,
     with_card,
 )
+from tests.test_run import bot_process, free_port, stop, wait_until_healthy
 
 GRACE = timedelta(seconds=5)  # Slack may list a fresh post this late (the design's figure)
 OTHER = "C0OTHER0001"
@@ -242,3 +246,46 @@ def test_rate_limits_are_kept_per_method_and_channel(
     assert [c.method for c in fake_slack.calls][:2] == ["chat.update", "chat.postMessage"]
     held = [r for r in deliveries(sessions, incident_id) if r.action == DeliveryAction.POST_THREAD]
     assert [r.last_error for r in held] == ["ratelimited"]
+
+
+# --- A bot killed between Slack's answer and its commit ----------------------------------------
+
+
+def test_a_bot_killed_after_slack_took_the_card_finds_it_on_restart_and_posts_nothing_twice(
+    fake_slack: FakeSlack, committing_sessions: Sessions, database_url: str
+):
+    sessions = committing_sessions
+    incident_id = declare(sessions, severity="SEV1")
+    running: dict[str, int] = {}
+    # SIGKILL once Slack has stored the card, before the bot can read Slack's answer.
+    fake_slack.after_call("chat.postMessage", lambda *_: os.kill(running["pid"], signal.SIGKILL))
+    env = {
+        "DATABASE_URL": database_url,
+        "SLACK_BOT_TOKEN": defaults.BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": defaults.SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "SLACK_TIMEOUT": "1",  # a post's lease: 1 s plus 5 s
+    }
+
+    with bot_process(**env, PORT=str(free_port())) as first:
+        running["pid"] = first.pid
+        first.wait(timeout=60)
+    assert first.returncode == -signal.SIGKILL
+    [card] = cards(fake_slack, CHANNEL)
+    [row] = deliveries(sessions, incident_id)
+    assert row.sending_since is not None and row.delivered_at is None
+    assert stored_card_ts(sessions, incident_id) is None
+
+    port = free_port()
+    with bot_process(**env, PORT=str(port)) as second:
+        wait_until_healthy(second, f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 30
+        while deliveries(sessions, incident_id)[0].delivered_at is None:
+            assert time.monotonic() < deadline, "the restarted bot never settled the card"
+            time.sleep(0.1)
+        stop(second)
+
+    assert [c["ts"] for c in cards(fake_slack, CHANNEL)] == [card["ts"]]
+    assert stored_card_ts(sessions, incident_id) == card["ts"]
+    assert deliveries(sessions, incident_id)[0].slack_ts == card["ts"]
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
