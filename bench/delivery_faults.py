@@ -73,18 +73,7 @@ def run(url: str) -> None:
         while time.monotonic() - started < FAULT_SECONDS:
             time.sleep(0.1)
         fake.clear_faults()
-        recovered = time.monotonic()
-        while True:
-            with sessions() as session:
-                pending = session.scalar(
-                    select(func.count()).where(
-                        Delivery.delivered_at.is_(None), Delivery.failed_at.is_(None)
-                    )
-                )
-            if not pending:
-                break
-            time.sleep(0.2)
-        drained_after = time.monotonic() - recovered
+        drained_after = delivery_cases.wait_delivered(sessions)
         scheduler.stop()
         report(sessions, fake, ids, drained_after)
     delivery_cases.run(url, engine, sessions)
