@@ -141,7 +141,7 @@ class Deliverer:
                 result.found += step.found
         return result
 
-    def next_due(self, now: datetime | None = None) -> datetime | None:
+    def next_due(self) -> datetime | None:
         """When the earliest row that is not waiting behind another becomes sendable."""
         limited = aliased(SlackRateLimit)
         with self.sessions() as session:
@@ -213,8 +213,6 @@ class Deliverer:
         if incident_id is not None:
             query = query.where(Delivery.incident_id == incident_id)
         return session.scalars(query).first()
-
-    # --- preparing a call -----------------------------------------------------------------------
 
     # --- making it ------------------------------------------------------------------------------
 
