@@ -16,7 +16,7 @@ import types
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -254,6 +254,180 @@ def test_ephemeral_and_response_url(fake: FakeSlack) -> None:
         assert resp.status == 200
     assert fake.responses(url) == [{"response_type": "ephemeral", "text": "done"}]
     assert fake.calls_to("response_url") == [{"response_type": "ephemeral", "text": "done"}]
+
+
+# ---------------------------------------------------------------------- incident channels
+def test_users_conversations_pages_through_the_bots_channels(fake: FakeSlack) -> None:
+    """How the bot finds a channel it made again: only channels it is in, page by page."""
+    client = fake.client()
+    made = [client.conversations_create(name=f"inc-{i}")["channel"]["id"] for i in range(4)]
+    secret = client.conversations_create(name="inc-secret", is_private=True)["channel"]["id"]
+    fake.add_channel("C0OUTSIDE1", "outside", is_member=False)
+    client.conversations_archive(channel=made[0])
+    dm = fake.dm_channel(USER_ID)
+
+    pages: list[list[str]] = []
+    cursor = None
+    for _ in range(5):  # bounded: a cursor that never ends must fail, not hang
+        page = client.users_conversations(limit=2, cursor=cursor)
+        pages.append([c["id"] for c in page["channels"]])
+        cursor = page["response_metadata"]["next_cursor"]
+        if not cursor:
+            break
+        assert not cursor.isdigit()  # opaque, like Slack's
+    # Public channels only by default, archived ones included.
+    assert pages == [[CHANNEL_ID, made[0]], made[1:3], made[3:]]
+    every = client.users_conversations(
+        types="public_channel,private_channel,im", exclude_archived=True
+    )
+    assert [c["id"] for c in every["channels"]] == [CHANNEL_ID, *made[1:], secret, dm]
+    for bad, error in [
+        ({"cursor": "bm9wZQ=="}, "invalid_cursor"),
+        ({"types": "channels"}, "invalid_types"),
+    ]:
+        with pytest.raises(SlackApiError) as excinfo:
+            client.users_conversations(**bad)
+        assert api_error(excinfo) == error
+
+
+def test_create_private_channels_and_names_that_stay_taken(fake: FakeSlack) -> None:
+    """Archived channels keep their names, and a lost create answer still took the name."""
+    client = fake.client(timeout=5, retry_handlers=[])
+    fake.add_channel("C0OLDINC01", "inc-1-db-down", is_archived=True)
+    with pytest.raises(SlackApiError) as taken:
+        client.conversations_create(name="inc-1-db-down")
+    assert api_error(taken) == "name_taken"
+
+    created = client.conversations_create(name="inc-2-api-slow", is_private=True)["channel"]
+    assert created["id"].startswith("G") and created["is_private"] is True
+    assert (created["creator"], created["is_member"]) == (BOT_USER_ID, True)
+    assert fake.channel_by_name("inc-2-api-slow") == created
+    assert fake.channel_by_name("inc-9-nothing") is None
+
+    fake.drop_after("conversations.create")
+    with pytest.raises(http.client.RemoteDisconnected):
+        client.conversations_create(name="inc-3-lost", is_private=True)
+    with pytest.raises(SlackApiError, match="name_taken"):
+        client.conversations_create(name="inc-3-lost", is_private=True)
+    mine = client.users_conversations(types="private_channel")["channels"]
+    assert [c["name"] for c in mine] == ["inc-2-api-slow", "inc-3-lost"]
+
+
+def test_rename_follows_the_create_name_rules(fake: FakeSlack) -> None:
+    client = fake.client()
+    channel = client.conversations_create(name="inc-3-triage")["channel"]["id"]
+    renamed = client.conversations_rename(channel=channel, name="inc-3-db-down")["channel"]
+    assert (renamed["id"], renamed["name"]) == (channel, "inc-3-db-down")
+    assert renamed["previous_names"] == ["inc-3-triage"]
+    assert fake.channel_by_name("inc-3-triage") is None
+    fake.add_channel("C0OUTSIDE1", "outside", is_member=False)
+    for channel_id, name, error in [
+        (channel, "Inc 3", "invalid_name_specials"),
+        (channel, "x" * 81, "invalid_name_maxlength"),
+        (channel, "general", "name_taken"),
+        ("C0OUTSIDE1", "inc-3-elsewhere", "not_in_channel"),
+    ]:
+        with pytest.raises(SlackApiError) as excinfo:
+            client.conversations_rename(channel=channel_id, name=name)
+        assert api_error(excinfo) == error, name
+
+
+def test_pins_add_list_and_remove(fake: FakeSlack) -> None:
+    client = fake.client()
+    summary = client.chat_postMessage(channel=CHANNEL_ID, text="Summary: DB down")["ts"]
+    client.pins_add(channel=CHANNEL_ID, timestamp=summary)
+    assert fake.pinned(CHANNEL_ID) == [summary]
+    items = client.pins_list(channel=CHANNEL_ID)["items"]
+    assert [(i["type"], i["channel"], i["message"]["ts"]) for i in items] == [
+        ("message", CHANNEL_ID, summary)
+    ]
+    fake.add_channel("C0OUTSIDE1", "outside", is_member=False)
+    for channel, ts, error in [
+        (CHANNEL_ID, summary, "already_pinned"),
+        (CHANNEL_ID, "1700000000.000001", "message_not_found"),
+        ("C0OUTSIDE1", summary, "not_in_channel"),
+    ]:
+        with pytest.raises(SlackApiError) as excinfo:
+            client.pins_add(channel=channel, timestamp=ts)
+        assert api_error(excinfo) == error
+    client.pins_remove(channel=CHANNEL_ID, timestamp=summary)
+    assert fake.pinned(CHANNEL_ID) == [] and client.pins_list(channel=CHANNEL_ID)["items"] == []
+    with pytest.raises(SlackApiError, match="no_pin"):
+        client.pins_remove(channel=CHANNEL_ID, timestamp=summary)
+    fake.scopes.discard("pins:read")
+    with pytest.raises(SlackApiError, match="missing_scope"):
+        client.pins_list(channel=CHANNEL_ID)
+
+
+def test_usergroup_members(fake: FakeSlack) -> None:
+    bob = fake.add_user(name="bob")["id"]
+    group = fake.add_usergroup("S0ONCALL01", [USER_ID, bob], handle="db-oncall")
+    assert (group["handle"], group["user_count"]) == ("db-oncall", 2)
+    client = fake.client()
+    assert client.usergroups_users_list(usergroup="S0ONCALL01")["users"] == [USER_ID, bob]
+    with pytest.raises(SlackApiError, match="no_such_subteam"):
+        client.usergroups_users_list(usergroup="S0NOPE0001")
+
+
+def test_inviting_several_users_is_all_or_nothing_unless_forced(fake: FakeSlack) -> None:
+    """One refused user fails the whole call and invites nobody; ``force`` invites the rest."""
+    client = fake.client()
+    channel = client.conversations_create(name="inc-4-db-down")["channel"]["id"]
+    bob = fake.add_user(name="bob")["id"]
+    guest = fake.add_user(name="guest", restricted=True)["id"]
+    users = [USER_ID, guest, "U0NOBODY01"]
+    refusals = [
+        {"user": guest, "ok": False, "error": "user_is_restricted"},
+        {"user": "U0NOBODY01", "ok": False, "error": "user_not_found"},
+    ]
+    with pytest.raises(SlackApiError) as refused:
+        client.conversations_invite(channel=channel, users=users)
+    assert api_error(refused) == "user_is_restricted"
+    assert refused.value.response["errors"] == refusals
+    assert client.conversations_members(channel=channel)["members"] == [BOT_USER_ID]
+
+    forced = client.conversations_invite(channel=channel, users=users, force=True)
+    assert forced["errors"] == refusals
+    assert client.conversations_members(channel=channel)["members"] == [BOT_USER_ID, USER_ID]
+    for invitees, error in [
+        (USER_ID, "already_in_channel"),
+        (BOT_USER_ID, "cant_invite_self"),
+        ([bob, USER_ID], "already_in_channel"),
+    ]:
+        with pytest.raises(SlackApiError) as excinfo:
+            client.conversations_invite(channel=channel, users=invitees)
+        assert api_error(excinfo) == error
+    assert "errors" not in client.conversations_invite(channel=channel, users=bob)
+
+
+def test_topic_is_stored_and_limited_to_250_characters(fake: FakeSlack) -> None:
+    client = fake.client()
+    client.conversations_setTopic(channel=CHANNEL_ID, topic="SEV1 | DB down | lead: alice")
+    topic = client.conversations_info(channel=CHANNEL_ID)["channel"]["topic"]
+    assert topic["value"] == fake.topic(CHANNEL_ID) == "SEV1 | DB down | lead: alice"
+    assert topic["creator"] == BOT_USER_ID
+    with pytest.raises(SlackApiError, match="too_long"):
+        client.conversations_setTopic(channel=CHANNEL_ID, topic="x" * 251)
+    assert fake.topic(CHANNEL_ID) == "SEV1 | DB down | lead: alice"
+    client.conversations_setTopic(channel=CHANNEL_ID, topic="x" * 250)
+
+
+def test_archived_channels_refuse_posts_invites_and_a_second_archive(fake: FakeSlack) -> None:
+    client = fake.client()
+    channel = client.conversations_create(name="inc-5-resolved")["channel"]["id"]
+    assert fake.is_archived(channel) is False
+    client.conversations_archive(channel=channel)
+    assert fake.is_archived(channel) is True
+    assert client.conversations_info(channel=channel)["channel"]["is_archived"] is True
+    attempts: list[tuple[Callable[[], Any], str]] = [
+        (lambda: client.chat_postMessage(channel=channel, text="x"), "is_archived"),
+        (lambda: client.conversations_invite(channel=channel, users=USER_ID), "is_archived"),
+        (lambda: client.conversations_archive(channel=channel), "already_archived"),
+    ]
+    for attempt, error in attempts:
+        with pytest.raises(SlackApiError) as excinfo:
+            attempt()
+        assert api_error(excinfo) == error
 
 
 # ---------------------------------------------------------------------- Block Kit
@@ -722,6 +896,34 @@ def test_member_joined_channel_event() -> None:
     assert TS.match(event["event_ts"])
     assert "inviter" not in payloads.member_joined_channel_event(USER_ID)
     assert payloads.member_joined_channel_event(USER_ID)["channel_type"] == "C"
+
+
+def test_reaction_added_event_reaches_a_bolt_listener(fake: FakeSlack) -> None:
+    """Bolt finds the channel in ``item``, so ``say`` answers where the reaction was added."""
+    event = payloads.reaction_added_event(
+        USER_ID, "white_check_mark", CHANNEL_ID, "1700000000.000100", item_user=BOT_USER_ID
+    )
+    assert event == {
+        "type": "reaction_added",
+        "user": USER_ID,
+        "reaction": "white_check_mark",
+        "item_user": BOT_USER_ID,
+        "item": {"type": "message", "channel": CHANNEL_ID, "ts": "1700000000.000100"},
+        "event_ts": event["event_ts"],
+    }
+    assert TS.match(event["event_ts"])
+    assert "item_user" not in payloads.reaction_added_event(USER_ID, "eyes", CHANNEL_ID, "1.2")
+
+    app = App(client=fake.client(), signing_secret=SIGNING_SECRET)
+
+    @app.event("reaction_added")
+    def reacted(event: dict[str, Any], say: Any) -> None:
+        say(f"{event['reaction']} on {event['item']['ts']}")
+
+    with serve_bolt_app(app) as url:
+        assert post_payload(url, payloads.event_callback(event))[0] == 200
+        fake.wait_for(lambda: fake.messages(CHANNEL_ID))
+    assert fake.messages(CHANNEL_ID)[0]["text"] == "white_check_mark on 1700000000.000100"
 
 
 def test_state_values_and_block_actions_from_stored_surfaces(fake: FakeSlack) -> None:

@@ -815,6 +815,22 @@ def member_joined_channel_event(
     return event
 
 
+def reaction_added_event(
+    user: str, reaction: str, channel: str, ts: str, *, item_user: str | None = None
+) -> dict[str, Any]:
+    """``reaction_added``: ``user`` reacted with ``reaction`` (no colons) to message ``ts``.
+
+    ``item_user``, the message's author, is left out unless given, as Slack does for messages
+    no user wrote. Slack's event has no team field, unlike `member_joined_channel_event`.
+    """
+    event: dict[str, Any] = {"type": "reaction_added", "user": user, "reaction": reaction}
+    if item_user:
+        event["item_user"] = item_user
+    event["item"] = {"type": "message", "channel": channel, "ts": ts}
+    event["event_ts"] = _ts()
+    return event
+
+
 def app_uninstalled_event() -> dict[str, Any]:
     return {"type": "app_uninstalled", "event_ts": _ts()}
 

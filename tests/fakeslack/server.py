@@ -7,6 +7,7 @@ public method is thread-safe, so bolt's worker threads and the test thread can s
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import json
@@ -55,6 +56,8 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "chat.postEphemeral": ("chat:write",),
     "users.info": ("users:read",),
     "users.lookupByEmail": ("users:read.email",),
+    "users.conversations": ("channels:read", "groups:read"),
+    "usergroups.users.list": ("usergroups:read",),
     "conversations.info": ("channels:read", "groups:read"),
     "conversations.members": ("channels:read", "groups:read"),
     "conversations.history": ("channels:history", "groups:history"),
@@ -63,8 +66,12 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.invite": ("channels:manage", "groups:write"),
     "conversations.archive": ("channels:manage", "groups:write"),
     "conversations.setTopic": ("channels:manage", "groups:write"),
+    "conversations.rename": ("channels:manage", "groups:write"),
     "conversations.join": ("channels:join",),
     "conversations.open": ("im:write",),
+    "pins.add": ("pins:write",),
+    "pins.remove": ("pins:write",),
+    "pins.list": ("pins:read",),
     "files.info": ("files:read",),
     "files.getUploadURLExternal": ("files:write",),
     "files.completeUploadExternal": ("files:write",),
@@ -86,6 +93,9 @@ DEFAULT_SCOPES = frozenset(
         "users:read",
         "users:read.email",
         "im:write",
+        "pins:read",
+        "pins:write",
+        "usergroups:read",
     }
 )
 
@@ -311,6 +321,8 @@ class FakeSlack:
         self._members: dict[str, set[str] | None] = {}  # None: membership not tracked
         self._gone_channels: set[str] = set()
         self._dms: dict[str, str] = {}  # user_id -> D… channel
+        self._usergroups: dict[str, dict[str, Any]] = {}
+        self._pins: dict[str, dict[str, int]] = {}  # channel -> {message ts: pinned at}, in order
         self._messages: dict[str, list[dict[str, Any]]] = {}
         # time.monotonic() at which each message was stored, by (channel ID, ts); kept off the
         # message dicts so it can never leak into what clients or tests get back.
@@ -349,16 +361,22 @@ class FakeSlack:
             "views.publish": self._views_publish,
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
+            "users.conversations": self._users_conversations,
+            "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
             "conversations.create": self._conversations_create,
             "conversations.invite": self._conversations_invite,
             "conversations.join": self._conversations_join,
             "conversations.archive": self._conversations_archive,
             "conversations.setTopic": self._conversations_set_topic,
+            "conversations.rename": self._conversations_rename,
             "conversations.members": self._conversations_members,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "conversations.open": self._conversations_open,
+            "pins.add": self._pins_add,
+            "pins.remove": self._pins_remove,
+            "pins.list": self._pins_list,
             "files.info": self._files_info,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
@@ -847,6 +865,33 @@ class FakeSlack:
                     response_metadata={"messages": [f"[ERROR] missing required field: {name}"]},
                 )
 
+    @staticmethod
+    def _page(p: Params, items: list[Any]) -> tuple[list[Any], str]:
+        """The items ``cursor`` and ``limit`` (default 100) select, and the next cursor.
+
+        Cursors are opaque like Slack's (base64 of ``offset:N``); "" means no more pages.
+        """
+        try:
+            limit = int(p.get("limit") or 100)
+        except (TypeError, ValueError):
+            raise SlackError("invalid_limit") from None
+        if limit < 1:
+            raise SlackError("invalid_limit")
+        start = 0
+        if p.get("cursor"):
+            try:
+                decoded = base64.b64decode(str(p["cursor"]), validate=True).decode()
+            except ValueError:
+                decoded = ""
+            match = re.fullmatch(r"offset:(\d+)", decoded)
+            if match is None:
+                raise SlackError("invalid_cursor")
+            start = int(match[1])
+        end = start + limit
+        if end >= len(items):
+            return items[start:], ""
+        return items[start:end], base64.b64encode(f"offset:{end}".encode()).decode()
+
     # ------------------------------------------------------------------ users
     def add_user(
         self,
@@ -858,10 +903,14 @@ class FakeSlack:
         email: str | None = None,
         is_bot: bool = False,
         deleted: bool = False,
+        restricted: bool = False,
         tz: str = "Europe/London",
         tz_offset: int = 0,
     ) -> dict[str, Any]:
-        """Register a user for `users.info`; returns the Slack-shaped user object."""
+        """Register a user for `users.info`; returns the Slack-shaped user object.
+
+        ``restricted=True`` makes a guest (``is_restricted``): conversations.invite refuses them.
+        """
         user_id = user_id or defaults.new_id("U")
         real_name = real_name if real_name is not None else name.title()
         profile: dict[str, Any] = {
@@ -900,7 +949,7 @@ class FakeSlack:
             "is_admin": False,
             "is_owner": False,
             "is_primary_owner": False,
-            "is_restricted": False,
+            "is_restricted": restricted,
             "is_ultra_restricted": False,
             "is_bot": is_bot,
             "is_app_user": False,
@@ -931,6 +980,39 @@ class FakeSlack:
             if user["profile"].get("email", "").lower() == str(p["email"]).lower():
                 return {"user": self._user_view(user)}
         raise SlackError("users_not_found")
+
+    def add_usergroup(
+        self, group_id: str, users: Iterable[str], handle: str | None = None
+    ) -> dict[str, Any]:
+        """Register a user group (``S…``) for `usergroups.users.list`; returns its Slack shape.
+
+        ``handle`` (default: the ID in lower case) is what ``<!subteam^ID|@handle>`` shows.
+        """
+        handle = handle or group_id.lower()
+        members = list(users)
+        now = int(time.time())
+        group: dict[str, Any] = {
+            "id": group_id,
+            "team_id": self.team_id,
+            "is_usergroup": True,
+            "name": handle.replace("-", " ").title(),
+            "description": "",
+            "handle": handle,
+            "date_create": now,
+            "date_update": now,
+            "users": members,
+            "user_count": len(members),
+        }
+        with self._lock:
+            self._usergroups[group_id] = group
+        return copy.deepcopy(group)
+
+    def _usergroups_users_list(self, p: Params) -> dict[str, Any]:
+        self._require(p, "usergroup")
+        group = self._usergroups.get(p["usergroup"])
+        if group is None:
+            raise SlackError("no_such_subteam")
+        return {"users": list(group["users"])}
 
     # ------------------------------------------------------------------ channels
     def add_channel(
@@ -1001,6 +1083,25 @@ class FakeSlack:
             found = self._channels.get(channel_id)
             return copy.deepcopy(found) if found else None
 
+    def channel_by_name(self, name: str) -> dict[str, Any] | None:
+        """The channel called ``name`` (archived ones too), or None."""
+        with self._lock:
+            found = next((c for c in self._channels.values() if c.get("name") == name), None)
+            return copy.deepcopy(found) if found else None
+
+    def topic(self, channel_id: str) -> str:
+        with self._lock:
+            return str(self._channels[channel_id]["topic"]["value"])
+
+    def is_archived(self, channel_id: str) -> bool:
+        with self._lock:
+            return bool(self._channels[channel_id]["is_archived"])
+
+    def pinned(self, channel_id: str) -> list[str]:
+        """The ts of each message pinned in the channel, in the order they were pinned."""
+        with self._lock:
+            return list(self._pins.get(channel_id, {}))
+
     def dm_channel(self, user_id: str) -> str:
         """The D… channel ID of the bot's DM with ``user_id`` (created on first use)."""
         with self._lock:
@@ -1068,6 +1169,11 @@ class FakeSlack:
             channel["num_members"] = len(self._channel_members(channel["id"]))
         return {"channel": channel}
 
+    def channel_members(self, channel_id: str) -> list[str]:
+        """Who is in the channel now (invited, or the bot that made it)."""
+        with self._lock:
+            return self._channel_members(channel_id)
+
     def _channel_members(self, channel_id: str) -> list[str]:
         members = self._members.get(channel_id)
         if members is not None:
@@ -1076,44 +1182,75 @@ class FakeSlack:
 
     _CHANNEL_NAME = re.compile(r"[a-z0-9_\-\u00C0-\uFFFF]+")
 
-    def _conversations_create(self, p: Params) -> dict[str, Any]:
-        name = p.get("name")
+    def _free_name(self, name: Any) -> str:
+        """``name`` if a channel may be given it: Slack's rules, and no channel (even an archived
+        one, even the channel being renamed) has it."""
         if not name:
             raise SlackError("invalid_name_required")
+        name = str(name)
         if len(name) > 80:
             raise SlackError("invalid_name_maxlength")
         if not self._CHANNEL_NAME.fullmatch(name):
             raise SlackError("invalid_name_specials")
         if any(c.get("name") == name for c in self._channels.values()):
             raise SlackError("name_taken")
+        return name
+
+    def _conversations_create(self, p: Params) -> dict[str, Any]:
+        name = self._free_name(p.get("name"))
         channel = self.add_channel(
             name=name, is_private=_truthy(p.get("is_private")), members=[self.bot_user_id]
         )
         self._channels[channel["id"]]["creator"] = self.bot_user_id
         return {"channel": copy.deepcopy(self._channels[channel["id"]])}
 
+    def _conversations_rename(self, p: Params) -> dict[str, Any]:
+        channel = self._channel(p.get("channel"))
+        if channel.get("is_archived"):
+            raise SlackError("is_archived")
+        if not channel.get("is_member"):
+            raise SlackError("not_in_channel")
+        name = self._free_name(p.get("name"))
+        channel["previous_names"].append(channel["name"])
+        channel["name"] = channel["name_normalized"] = name
+        return {"channel": copy.deepcopy(channel)}
+
+    def _invite_error(self, user: str, members: set[str]) -> str | None:
+        if user == self.bot_user_id:
+            return "cant_invite_self"
+        if user not in self._users:
+            return "user_not_found"
+        if self._users[user]["is_restricted"]:
+            return "user_is_restricted"
+        return "already_in_channel" if user in members else None
+
     def _conversations_invite(self, p: Params) -> dict[str, Any]:
+        """Any user refused fails the whole call and invites nobody, unless ``force`` is set
+        and someone can be invited; ``errors`` names each refused user either way."""
         channel = self._channel(p.get("channel"))
         self._require(p, "users")
         if channel.get("is_archived"):
             raise SlackError("is_archived")
         if not channel.get("is_member"):
             raise SlackError("not_in_channel")
-        users = [u.strip() for u in str(p["users"]).split(",") if u.strip()]
-        if self.bot_user_id in users:
-            raise SlackError("cant_invite_self")
-        for user in users:
-            if user not in self._users:
-                raise SlackError("user_not_found")
+        users = list(dict.fromkeys(u.strip() for u in str(p["users"]).split(",") if u.strip()))
         members = self._members.get(channel["id"])
         if members is None:  # untracked so far: from now on only invited users are members
             members = {self.bot_user_id}
-            self._members[channel["id"]] = members
-        new = [u for u in users if u not in members]
-        if not new:
-            raise SlackError("already_in_channel")
-        members.update(new)
-        return {"channel": copy.deepcopy(channel)}
+        errors = [
+            {"user": u, "ok": False, "error": error}
+            for u in users
+            if (error := self._invite_error(u, members))
+        ]
+        refused = {e["user"] for e in errors}
+        valid = [u for u in users if u not in refused]
+        if errors and not (valid and _truthy(p.get("force"))):
+            raise SlackError(errors[0]["error"], errors=errors)
+        self._members[channel["id"]] = members | set(valid)
+        result: dict[str, Any] = {"channel": copy.deepcopy(channel)}
+        if errors:
+            result["errors"] = errors
+        return result
 
     def _conversations_join(self, p: Params) -> dict[str, Any]:
         channel = self._channel(p.get("channel"))
@@ -1160,6 +1297,31 @@ class FakeSlack:
             "members": self._channel_members(channel["id"]),
             "response_metadata": {"next_cursor": ""},
         }
+
+    _CONVERSATION_TYPES = frozenset({"public_channel", "private_channel", "mpim", "im"})
+
+    @staticmethod
+    def _conversation_type(channel: dict[str, Any]) -> str:
+        if channel.get("is_im"):
+            return "im"
+        if channel.get("is_mpim"):
+            return "mpim"
+        return "private_channel" if channel.get("is_private") else "public_channel"
+
+    def _users_conversations(self, p: Params) -> dict[str, Any]:
+        types = {t.strip() for t in str(p.get("types") or "public_channel").split(",") if t.strip()}
+        if not types <= self._CONVERSATION_TYPES:
+            raise SlackError("invalid_types")
+        skip_archived = _truthy(p.get("exclude_archived"))
+        mine = [
+            c
+            for c in self._channels.values()
+            if (c.get("is_im") or c.get("is_member"))
+            and self._conversation_type(c) in types
+            and not (skip_archived and c.get("is_archived"))
+        ]
+        page, next_cursor = self._page(p, mine)
+        return {"channels": copy.deepcopy(page), "response_metadata": {"next_cursor": next_cursor}}
 
     def _conversations_open(self, p: Params) -> dict[str, Any]:
         users = [u for u in str(p.get("users", "")).split(",") if u]
@@ -1440,6 +1602,7 @@ class FakeSlack:
     def _chat_delete(self, p: Params) -> dict[str, Any]:
         channel, msg = self._own_message(p, "cant_delete_message")
         self._messages[channel["id"]].remove(msg)
+        self._pins.get(channel["id"], {}).pop(msg["ts"], None)  # Slack drops a deleted pin
         return {"channel": channel["id"], "ts": msg["ts"]}
 
     def _chat_post_ephemeral(self, p: Params) -> dict[str, Any]:
@@ -1470,6 +1633,47 @@ class FakeSlack:
         if msg.get("thread_ts") and msg["thread_ts"] != msg["ts"]:
             link += f"?thread_ts={msg['thread_ts']}&cid={channel['id']}"
         return {"channel": channel["id"], "permalink": link}
+
+    # ------------------------------------------------------------------ pins
+    def _pin_target(self, p: Params) -> tuple[str, str]:
+        channel = self._readable_channel(p.get("channel"))
+        ts = p.get("timestamp")
+        if not ts:
+            raise SlackError("no_item_specified")
+        if self._find_message(channel["id"], ts) is None:
+            raise SlackError("message_not_found")
+        return channel["id"], str(ts)
+
+    def _pins_add(self, p: Params) -> dict[str, Any]:
+        channel_id, ts = self._pin_target(p)
+        pins = self._pins.setdefault(channel_id, {})
+        if ts in pins:
+            raise SlackError("already_pinned")
+        pins[ts] = int(time.time())
+        return {}
+
+    def _pins_remove(self, p: Params) -> dict[str, Any]:
+        channel_id, ts = self._pin_target(p)
+        if self._pins.get(channel_id, {}).pop(ts, None) is None:
+            raise SlackError("no_pin")
+        return {}
+
+    def _pins_list(self, p: Params) -> dict[str, Any]:
+        channel_id = self._channel(p.get("channel"))["id"]
+        items = []
+        for ts, created in self._pins.get(channel_id, {}).items():
+            message = copy.deepcopy(self._find_message(channel_id, ts))
+            message["pinned_to"] = [channel_id]
+            items.append(
+                {
+                    "type": "message",
+                    "created": created,
+                    "created_by": self.bot_user_id,
+                    "channel": channel_id,
+                    "message": message,
+                }
+            )
+        return {"items": items}
 
     # ------------------------------------------------------------------ auth & socket mode
     def _auth_test(self, p: Params) -> dict[str, Any]:
