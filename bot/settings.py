@@ -10,7 +10,8 @@ from datetime import time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.incidents.vocabulary import CHANNEL_ID, DEFAULT_CATEGORIES, DeclareLimit
+from bot.incidents.channels import CHANNEL_MODES, USER_GROUP_ID, ChannelRules, check_name_template
+from bot.incidents.vocabulary import CHANNEL_ID, DEFAULT_CATEGORIES, USER_ID, DeclareLimit
 
 # How long an active incident may go without an update before its owner is reminded.
 DEFAULT_CADENCES = "SEV1=15m,SEV2=30m,SEV3=4h,SEV4=off"
@@ -53,6 +54,43 @@ def parse_declare_limit(raw: str) -> DeclareLimit | None:
     if not count.strip().isdigit() or int(count) < 1 or duration is None:
         raise SettingsError(f"DECLARE_LIMIT: {raw!r} should look like 10/10m (or off)")
     return DeclareLimit(int(count), duration)
+
+
+def parse_channel_rules(environ: Mapping[str, str]) -> ChannelRules:
+    mode = (environ.get("INCIDENT_CHANNELS") or "sev1-sev2").strip().lower()
+    if mode not in CHANNEL_MODES:
+        raise SettingsError(f"INCIDENT_CHANNELS must be one of {', '.join(CHANNEL_MODES)}")
+    template = environ.get("INCIDENT_CHANNEL_NAME") or "inc-{id}-{slug}"
+    try:
+        check_name_template(template)
+    except ValueError as error:
+        raise SettingsError(f"INCIDENT_CHANNEL_NAME {template!r}: {error}") from None
+    private = (environ.get("INCIDENT_CHANNEL_PRIVATE") or "false").strip().lower()
+    if private not in {"true", "false", "1", "0", "yes", "no"}:
+        raise SettingsError(f"INCIDENT_CHANNEL_PRIVATE must be true or false, not {private!r}")
+    responders: dict[str, tuple[str, ...]] = {}
+    for item in (environ.get("INCIDENT_RESPONDERS") or "").split(";"):
+        if not item.strip():
+            continue
+        severity, sep, people = item.partition("=")
+        severity = severity.strip().upper()
+        ids = tuple(_split_list(people))
+        if (
+            not sep
+            or severity not in {"SEV1", "SEV2", "SEV3", "SEV4"}
+            or not all(USER_ID.match(i) or USER_GROUP_ID.match(i) for i in ids)
+        ):
+            raise SettingsError(
+                f"INCIDENT_RESPONDERS: {item!r} should look like SEV1=S0ONCALL,U0LEAD (user ids "
+                "and user group ids per severity, separated by ;)"
+            )
+        responders[severity] = ids
+    return ChannelRules(
+        mode=mode,
+        name_template=template,
+        private=private in {"true", "1", "yes"},
+        responders=responders,
+    )
 
 
 def _clock_time(raw: str, name: str) -> time:
@@ -109,6 +147,7 @@ class Settings:
     declare_limit: DeclareLimit | None = field(
         default_factory=lambda: DeclareLimit(10, timedelta(minutes=10))
     )
+    channel_rules: ChannelRules = field(default_factory=ChannelRules)
 
     @property
     def socket_mode(self) -> bool:
@@ -227,4 +266,5 @@ class Settings:
             scheduler_interval=interval,
             slack_timeout=int(slack_timeout),
             declare_limit=parse_declare_limit(environ.get("DECLARE_LIMIT") or "10/10m"),
+            channel_rules=parse_channel_rules(environ),
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Computed,
     Date,
@@ -71,6 +72,10 @@ class DeliveryAction(enum.StrEnum):
     POST_THREAD = "post_thread"
     DELETE_CARD = "delete_card"
     POST_DIGEST = "post_digest"
+    # The incident's own channel: create it (or adopt the one an earlier attempt made), invite.
+    OPEN_CHANNEL = "open_channel"
+    # A change's reply in the incident's own channel, beside the card's thread.
+    POST_CHANNEL = "post_channel"
 
 
 def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
@@ -124,6 +129,10 @@ class Incident(Base):
     resolved_at: Mapped[datetime | None] = _timestamp()
     closed_at: Mapped[datetime | None] = _timestamp()
     slack_team_id: Mapped[str | None] = mapped_column(String(32))
+    # Its own channel: wanted at declaration; the id and name once Slack made it.
+    wants_own_channel: Mapped[bool] = mapped_column(Boolean, server_default=sql_text("false"))
+    own_channel_id: Mapped[str | None] = mapped_column(String(32))
+    own_channel_name: Mapped[str | None] = mapped_column(String(80))
     slack_channel_id: Mapped[str | None] = mapped_column(String(32))
     card_ts: Mapped[str | None] = mapped_column(String(32))
     # When the next "no update for a while" reminder is due; NULL after every change, so the
@@ -241,7 +250,8 @@ class Delivery(Base):
     # before posting again. No other worker takes the row before `lease_until`.
     sending_since: Mapped[datetime | None] = _timestamp()
     lease_until: Mapped[datetime | None] = _timestamp()
-    # The message Slack holds for this row (posted, or found by its tag).
+    # What Slack holds for this row: a message's ts (posted, or found by its tag), or the id of
+    # the channel it opened.
     slack_ts: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (

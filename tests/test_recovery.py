@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import Delivery, ProcessedEvent
+from db.models import Delivery, DeliveryAction, ProcessedEvent
 from tests.fakeslack import FakeSlack, defaults, payloads
 from tests.slackbot import ADMIN_ID, Bot, running_bot
 from tests.test_delivery import cards, listener_errors
@@ -124,8 +124,12 @@ def private_channel_bot(
 
 def card_row(bot: Bot, incident_id: int) -> Delivery:
     with bot.sessions() as session:
-        [row] = session.scalars(select(Delivery).where(Delivery.incident_id == incident_id))
-        return row
+        return session.scalars(
+            select(Delivery).where(
+                Delivery.incident_id == incident_id,
+                Delivery.action == DeliveryAction.POST_CARD,
+            )
+        ).one()
 
 
 def tried_card_row(bot: Bot, incident_id: int) -> Delivery:

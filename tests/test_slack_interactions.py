@@ -40,7 +40,16 @@ NEXT_STATUSES = {
     "resolved": ["investigating", "closed"],
     "closed": [],
 }
-DECLARE_BLOCKS = ["title", "severity", "category", "service", "description", "owner", "channel"]
+DECLARE_BLOCKS = [
+    "title",
+    "severity",
+    "category",
+    "service",
+    "description",
+    "owner",
+    "channel",
+    "open_channel",
+]
 
 
 # --- fixtures ---
@@ -97,19 +106,25 @@ def count_deliveries(bot: Bot) -> int:
 
 
 def settle(bot: Bot, incident_id: int) -> None:
-    """Wait until no delivery of the incident is being sent.
-
-    The outbox worker leases a row, calls Slack, then commits what Slack answered (the card's
-    ts, delivered_at) and drops the lease: a leased row is a call in flight.
-    """
+    """Wait until the listener's drain of the incident is over: no delivery of it in flight
+    (the outbox leases a row while its Slack call is made) and the next one to send, if any,
+    waiting for its back-off (later rows wait behind it)."""
 
     def idle() -> bool:
         with bot.sessions() as session:
-            return not session.scalar(
-                select(func.count())
-                .select_from(Delivery)
-                .where(Delivery.incident_id == incident_id, Delivery.lease_until.is_not(None))
-            )
+            rows = session.scalars(
+                select(Delivery)
+                .where(
+                    Delivery.incident_id == incident_id,
+                    Delivery.delivered_at.is_(None),
+                    Delivery.failed_at.is_(None),
+                )
+                .order_by(Delivery.id)
+            ).all()
+            now = session.scalar(select(func.now()))
+        return not rows or (
+            all(r.lease_until is None for r in rows) and rows[0].next_attempt_at > now
+        )
 
     deadline = time.monotonic() + 5
     while not idle():  # the database, not the fake, says when: poll it

@@ -20,6 +20,8 @@ TAG_EVENT_TYPE = "incident_tracker_delivery"
 BLIND_LOOKUP_ERRORS = frozenset(
     {"missing_scope", "not_in_channel", "channel_not_found", "thread_not_found", "not_allowed"}
 )
+# Calls that must not happen twice: their outcome, when unknown, is looked up before a retry.
+ONCE_ONLY = frozenset({"chat.postMessage", "conversations.create"})
 # How far before a post's start its message is looked for (clocks differ a little).
 LOOKUP_SLACK = timedelta(minutes=1)
 LOOKUP_PAGES = 5
@@ -112,14 +114,34 @@ def prepare(session: Session, delivery: Delivery, incident: Incident | None) -> 
                 text=blocks.card_text(incident),
                 blocks=blocks.card(incident, list_screenshots(session, incident.id)),
             )
+        case DeliveryAction.OPEN_CHANNEL:
+            if incident.own_channel_id is not None:
+                return "skipped: the channel is open"
+            return call(
+                "conversations.create",
+                None,
+                name=delivery.payload["name"],
+                is_private=delivery.payload.get("private", False),
+                invite=delivery.payload.get("invite", []),
+            )
+        case DeliveryAction.POST_CHANNEL:
+            if incident.own_channel_id is None:
+                # Only reachable when opening the channel failed for good.
+                raise Unsendable("channel_missing")
+            events = _events(session, delivery)
+            if not events:
+                return "skipped: its events are gone"
+            return call(
+                "chat.postMessage",
+                incident.own_channel_id,
+                text=blocks.thread_text(events),
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata=tag(delivery.id),
+            )
         case DeliveryAction.POST_THREAD:
             _require_card(incident)
-            event_ids = delivery.payload.get("event_ids") or [delivery.event_id]
-            events = session.scalars(
-                select(IncidentEvent)
-                .where(IncidentEvent.id.in_(event_ids))
-                .order_by(IncidentEvent.id)
-            ).all()
+            events = _events(session, delivery)
             if not events:
                 return "skipped: its events are gone"
             broadcast = incident.severity in (Severity.SEV1, Severity.SEV2) and any(
@@ -176,6 +198,15 @@ def find_tagged(client: WebClient, call: SlackCall) -> str | None:
         if not cursor:
             return None
     return None
+
+
+def _events(session: Session, delivery: Delivery) -> list[IncidentEvent]:
+    event_ids = delivery.payload.get("event_ids") or [delivery.event_id]
+    return list(
+        session.scalars(
+            select(IncidentEvent).where(IncidentEvent.id.in_(event_ids)).order_by(IncidentEvent.id)
+        )
+    )
 
 
 def _later_card_update_pending(session: Session, delivery: Delivery) -> bool:

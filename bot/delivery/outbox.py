@@ -38,12 +38,14 @@ from db.models import (
 
 from .calls import (
     BLIND_LOOKUP_ERRORS,
+    ONCE_ONLY,
     SlackCall,
     Unsendable,
     find_tagged,
     pending,
     prepare,
 )
+from .channels import open_channel, record_opened
 from .problems import ACTION_NEEDED_ERRORS, PERMANENT_ERRORS, DrainResult, Problem
 
 log = logging.getLogger(__name__)
@@ -59,9 +61,13 @@ LEASE_MARGIN = timedelta(seconds=5)
 _METHOD = case(
     (Delivery.action == DeliveryAction.UPDATE_CARD, literal("chat.update")),
     (Delivery.action == DeliveryAction.DELETE_CARD, literal("chat.delete")),
+    (Delivery.action == DeliveryAction.OPEN_CHANNEL, literal("conversations.create")),
     else_=literal("chat.postMessage"),
 )
-_CHANNEL = func.coalesce(Incident.slack_channel_id, Delivery.payload["channel"].astext)
+_CHANNEL = case(
+    (Delivery.action == DeliveryAction.POST_CHANNEL, Incident.own_channel_id),
+    else_=func.coalesce(Incident.slack_channel_id, Delivery.payload["channel"].astext),
+)
 # SEV1 first; digests and the cards of deleted incidents last.
 _URGENCY = case(
     {severity.value: rank for rank, severity in enumerate(Severity)},
@@ -81,6 +87,8 @@ class _Outcome:
     unknown: bool = False
     # Not an attempt: e.g. too soon to look, or Slack's rate limit.
     wait_until: datetime | None = None
+    # An incident channel opened (its id is `ts`).
+    channel_name: str | None = None
 
 
 @dataclass
@@ -183,7 +191,7 @@ class Deliverer:
                 delivery.delivered_at, delivery.last_error = at, call
                 return _Step()
             delivery.lease_until = at + self.lease
-            if call.method == "chat.postMessage":
+            if call.method in ONCE_ONLY:
                 call.look_first = delivery.sending_since is not None
                 delivery.sending_since = call.sending_since = delivery.sending_since or at
         outcome = self._perform(call, now)
@@ -218,6 +226,8 @@ class Deliverer:
 
     def _perform(self, call: SlackCall, now: datetime | None) -> _Outcome:
         try:
+            if call.method == "conversations.create":
+                return self._open_channel(call, now)
             if call.look_first:
                 assert call.sending_since is not None
                 ready = call.sending_since + VISIBILITY_GRACE
@@ -261,10 +271,19 @@ class Deliverer:
             return _Outcome(
                 error=code,
                 retry_after=headers.get("Retry-After") or headers.get("retry-after"),
-                unknown=call.method == "chat.postMessage" and status >= 500,
+                unknown=call.method in ONCE_ONLY and status >= 500,
             )
         except (OSError, TimeoutError) as error:  # refused, reset, timed out, dropped
-            return _Outcome(error=f"connection: {error}", unknown=call.method == "chat.postMessage")
+            return _Outcome(error=f"connection: {error}", unknown=call.method in ONCE_ONLY)
+
+    def _open_channel(self, call: SlackCall, now: datetime | None) -> _Outcome:
+        if call.look_first:
+            assert call.sending_since is not None
+            ready = call.sending_since + VISIBILITY_GRACE
+            if (now or datetime.now(UTC)) < ready:
+                return _Outcome(unknown=True, wait_until=ready)
+        channel_id, name = open_channel(self.client, call)
+        return _Outcome(ts=channel_id, channel_name=name)
 
     def _joining(self, call: SlackCall, send: Callable[[], Any]) -> Any:
         """Make `send`; if the bot is not in the channel, join it (public only) and retry once.
@@ -305,6 +324,9 @@ class Deliverer:
                     call.ref,
                     outcome.ts,
                 )
+            if call.action == DeliveryAction.OPEN_CHANNEL and incident is not None:
+                assert outcome.ts is not None and outcome.channel_name is not None
+                record_opened(session, incident, outcome.ts, outcome.channel_name, now)
             if call.action == DeliveryAction.POST_CARD and incident is not None:
                 # A plain UPDATE, not the ORM's versioned one: a change committed while the card
                 # was being posted must neither fail this write nor be overwritten by it.

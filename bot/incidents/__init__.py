@@ -10,6 +10,7 @@ at once are serialised, and the second change is checked against what the first 
     validation.py   cleaning what people type
     recording.py    the row lock, timeline events and outbox rows of a change
     changes.py      declare, change_status, edit, assign, notes, delete
+    channels.py     which incidents get their own channel, its name, who is invited
     reminders.py    when an owner is next reminded, and snoozing it
     queries.py      get, timeline, list (filters, search, sort, pages), stats
     screenshots.py  image checks, storage and deduplication
@@ -29,6 +30,13 @@ from .changes import (
     edit,
     fingerprint,
     link_note_source,
+)
+from .channels import (
+    CHANNEL_MODES,
+    ChannelRules,
+    channel_name,
+    check_name_template,
+    slug,
 )
 from .queries import (
     COUNT_CAP,
@@ -104,6 +112,7 @@ __all__ = [
     "ADMIN_TRANSITIONS",
     "CAUSE_MAX",
     "CHANNEL_ID",
+    "CHANNEL_MODES",
     "CLOCK_SKEW",
     "COUNT_CAP",
     "DEFAULT_CATEGORIES",
@@ -127,6 +136,7 @@ __all__ = [
     "USER_ID",
     "WORKFLOW_ORDER",
     "Actor",
+    "ChannelRules",
     "Conflict",
     "DeclareLimit",
     "IncidentDraft",
@@ -145,8 +155,10 @@ __all__ = [
     "assign",
     "change_severity",
     "change_status",
+    "channel_name",
     "check_as_seen",
     "check_can_delete",
+    "check_name_template",
     "declare",
     "delete_incident",
     "delete_note",
@@ -165,6 +177,7 @@ __all__ = [
     "record_event",
     "remind",
     "severity_choices",
+    "slug",
     "snooze_reminders",
     "stats",
     "timeline",

@@ -26,6 +26,7 @@ from db.models import (
     Status,
 )
 
+from .channels import ChannelRules, channel_name, invitees
 from .queries import get_incident
 from .recording import (
     _require_editable,
@@ -85,6 +86,8 @@ class IncidentDraft:
     slack_channel_id: str | None = None
     # Declared in Slack, the incident must have a card; seed data and other surfaces need none.
     needs_card: bool = False
+    # The form's "Open an incident channel" box (ChannelRules decides what it adds to).
+    open_channel: bool = False
 
 
 # Two-key advisory locks: this class, then the hash of the reporter's id.
@@ -126,6 +129,7 @@ def declare(
     categories: Sequence[str] = DEFAULT_CATEGORIES,
     now: datetime | None = None,
     limit: DeclareLimit | None = None,
+    channels: ChannelRules | None = None,
 ) -> Incident:
     now = _now(now)
     if limit is not None:
@@ -146,12 +150,29 @@ def declare(
         slack_channel_id=_clean_card_channel(draft.slack_channel_id, required=draft.needs_card),
     )
     session.add(incident)
-    record_event(session, incident, EventKind.CREATED, actor, now, to_value=incident.severity.value)
+    created = record_event(
+        session, incident, EventKind.CREATED, actor, now, to_value=incident.severity.value
+    )
     session.flush()
     if incident.slack_channel_id is not None:
         session.add(
             Delivery(incident_id=incident.id, action=DeliveryAction.POST_CARD, next_attempt_at=now)
         )
+        if channels is not None and channels.wanted(incident.severity, draft.open_channel):
+            incident.wants_own_channel = True
+            session.add(
+                Delivery(
+                    incident_id=incident.id,
+                    action=DeliveryAction.OPEN_CHANNEL,
+                    payload={
+                        "name": channel_name(channels.name_template, incident),
+                        "private": channels.private,
+                        "invite": invitees(channels, incident),
+                    },
+                    next_attempt_at=now,
+                )
+            )
+            notify(session, incident, [created], now=now, card=False, thread=False)
     log.info(
         "%s declared (%s) by %s, card channel %s",
         format_incident_id(incident.id),

@@ -66,8 +66,10 @@ def notify(
     *,
     now: datetime,
     card: bool = True,
+    thread: bool = True,
 ) -> None:
-    """Queue the card edit and one threaded reply for `events`; nothing when there is no card.
+    """Queue the card edit and one reply for `events`, in the card's thread and in the
+    incident's own channel if it has one; nothing when there is no card.
 
     The rows are due at `now`, the change's own time, so a drain right after it sends them.
     """
@@ -80,15 +82,19 @@ def notify(
                 incident_id=incident.id, action=DeliveryAction.UPDATE_CARD, next_attempt_at=now
             )
         )
-    session.add(
-        Delivery(
-            incident_id=incident.id,
-            event_id=events[0].id,
-            action=DeliveryAction.POST_THREAD,
-            payload={"event_ids": [e.id for e in events]},
-            next_attempt_at=now,
+    replies = [DeliveryAction.POST_THREAD] if thread else []
+    if incident.wants_own_channel:
+        replies.append(DeliveryAction.POST_CHANNEL)
+    for action in replies:
+        session.add(
+            Delivery(
+                incident_id=incident.id,
+                event_id=events[0].id,
+                action=action,
+                payload={"event_ids": [e.id for e in events]},
+                next_attempt_at=now,
+            )
         )
-    )
 
 
 def lock_incident(session: Session, incident_id: object) -> Incident:

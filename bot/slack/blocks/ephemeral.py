@@ -36,6 +36,7 @@ from .text import (
     STATUS_EMOJI,
     _context,
     _mrkdwn,
+    channel,
     clip,
     metadata,
     ref,
@@ -128,6 +129,8 @@ def incident_detail(
         f"*Service*\n{clip(incident.service or '-', 200)}",
         f"*Declared*\n{when(incident.created_at)}",
     ]
+    if incident.own_channel_id:
+        fields.append(f"*Channel*\n{channel(incident.own_channel_id)}")
     blocks.append(SectionBlock(fields=[_mrkdwn(f) for f in fields]))
     if incident.description:
         blocks.append(SectionBlock(text=_mrkdwn(clip(incident.description, 1_500))))

@@ -27,6 +27,7 @@ from .text import (
     _context,
     _mrkdwn,
     _quote,
+    channel,
     clip,
     escape,
     metadata,
@@ -62,6 +63,8 @@ def card(incident: Incident, screenshots: Sequence[Screenshot] = ()) -> list[Blo
         f"*Reporter*\n{user(incident.reporter)}",
         f"*Declared*\n{when(incident.created_at)}",
     ]
+    if incident.own_channel_id:
+        fields.append(f"*Channel*\n{channel(incident.own_channel_id)}")
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=truncate(header, 150), emoji=True)),
         SectionBlock(fields=[_mrkdwn(f) for f in fields]),

@@ -12,6 +12,7 @@ from slack_sdk.models.blocks import (
     StaticSelectElement,
 )
 from slack_sdk.models.blocks.block_elements import (
+    CheckboxesElement,
     ConversationFilter,
     ConversationSelectElement,
     ExternalDataSelectElement,
@@ -21,7 +22,7 @@ from slack_sdk.models.blocks.block_elements import (
 from slack_sdk.models.views import View
 
 from bot import incidents
-from bot.incidents import IncidentRow
+from bot.incidents import ChannelRules, IncidentRow
 from bot.slack import ids
 from db.models import Incident, Severity, Status
 
@@ -106,6 +107,7 @@ def declare_modal(
     channel_id: str | None,
     title: str = "",
     origin_channel: str | None = None,
+    channel_rules: ChannelRules | None = None,
 ) -> View:
     channel_element = ConversationSelectElement(
         action_id=ids.CHANNEL_BLOCK,
@@ -152,8 +154,26 @@ def declare_modal(
             hint="The bot must be a member of private channels.",
         ),
     ]
+    if channel_rules is not None and channel_rules.offered:
+        blocks.append(_open_channel_input(channel_rules))
     return _modal(
         ids.DECLARE_VIEW, "Declare an incident", "Declare", blocks, metadata(origin=origin_channel)
+    )
+
+
+def _open_channel_input(rules: ChannelRules) -> InputBlock:
+    choice = Option(value="yes", text="Open an incident channel")
+    always = rules.mode == "always"
+    return InputBlock(
+        block_id=ids.OPEN_CHANNEL_BLOCK,
+        label="Incident channel",
+        optional=True,
+        element=CheckboxesElement(
+            action_id=ids.OPEN_CHANNEL_BLOCK,
+            options=[choice],
+            initial_options=[choice] if always else None,
+        ),
+        hint=None if always else "SEV1 and SEV2 incidents always get one.",
     )
 
 

@@ -146,6 +146,7 @@ def open_declare_modal(
             channel_id=settings.incident_channel or _real_channel(channel_id),
             title=title,
             origin_channel=channel_id,
+            channel_rules=settings.channel_rules,
         ),
     )
 

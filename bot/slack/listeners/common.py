@@ -61,6 +61,12 @@ def element(values: dict[str, Any], block_id: str, action_id: str | None = None)
     return as_dict(as_dict(values.get(block_id)).get(action_id or block_id))
 
 
+def checked(values: dict[str, Any], block_id: str, value: str = "yes") -> bool:
+    """Whether a checkboxes element of a submitted view has `value` ticked."""
+    options = element(values, block_id).get("selected_options")
+    return isinstance(options, list) and any(as_dict(o).get("value") == value for o in options)
+
+
 def text_value(values: dict[str, Any], block_id: str) -> str | None:
     """A plain_text_input's value, as typed (view state text is not mrkdwn-escaped)."""
     return string(element(values, block_id), "value")

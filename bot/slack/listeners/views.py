@@ -24,6 +24,7 @@ from .common import (
     Refusal,
     as_dict,
     bind,
+    checked,
     deliver_and_report,
     deliver_later,
     deliver_now,
@@ -64,6 +65,7 @@ def declare_submitted(
         slack_team_id=string(as_dict(body.get("team")), "id"),
         slack_channel_id=channel,
         needs_card=True,
+        open_channel=checked(values, ids.OPEN_CHANNEL_BLOCK),
     )
 
     def declare(session: Session) -> tuple[int, str]:
@@ -73,6 +75,7 @@ def declare_submitted(
             services.actor(user_id),
             categories=services.settings.categories,
             limit=services.settings.declare_limit,
+            channels=services.settings.channel_rules,
         )
         return incident.id, blocks.ref(incident)
 

@@ -1,0 +1,115 @@
+"""Opening an incident's own channel: never two for one incident, people invited one way or
+another, nobody's refusal failing the rest."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from bot.incidents import format_incident_id
+from bot.incidents.channels import NAME_MAX, USER_GROUP_ID
+from db.models import Delivery, DeliveryAction, Incident
+
+from .calls import SlackCall, Unsendable
+
+log = logging.getLogger(__name__)
+
+# A name taken by a channel that is not the bot's gets a suffix: -2, -3, ...
+SUFFIXES = ("", *(f"-{n}" for n in range(2, 10)))
+OWN_CHANNEL_PAGES = 20
+
+
+def open_channel(client: WebClient, call: SlackCall) -> tuple[str, str]:
+    """Create the channel the row names, or adopt the one an earlier attempt created (its answer
+    lost, or the bot killed before recording it); then invite. Returns its id and name."""
+    name = call.kwargs["name"]
+    found = _own_channel(client, name) if call.look_first else None
+    if found is None:
+        found = _create(client, name, bool(call.kwargs.get("is_private")))
+    channel_id, actual = found
+    _invite(client, channel_id, call.kwargs.get("invite") or [], call.ref)
+    return channel_id, actual
+
+
+def _create(client: WebClient, name: str, private: bool) -> tuple[str, str]:
+    for suffix in SUFFIXES:
+        candidate = name[: NAME_MAX - len(suffix)].rstrip("-_") + suffix
+        try:
+            created = client.conversations_create(name=candidate, is_private=private)
+        except SlackApiError as error:
+            if error.response.get("error") != "name_taken":
+                raise
+            own = _own_channel(client, candidate)
+            if own is not None:  # made by an earlier attempt of this row
+                return own
+            continue  # somebody else's channel
+        return created["channel"]["id"], created["channel"]["name"]
+    raise Unsendable("name_taken")
+
+
+def _own_channel(client: WebClient, name: str) -> tuple[str, str] | None:
+    """A channel called `name` among those the bot is in (it is in every channel it made)."""
+    cursor = None
+    for _ in range(OWN_CHANNEL_PAGES):
+        page = client.users_conversations(
+            types="public_channel,private_channel", limit=200, cursor=cursor
+        )
+        for channel in page.get("channels") or []:
+            if channel.get("name") == name:
+                return channel["id"], name
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return None
+    return None
+
+
+def _invite(client: WebClient, channel_id: str, wanted: list[str], ref: str) -> None:
+    """Invite people and user groups' members; whoever can't be invited is skipped and logged."""
+    users: list[str] = []
+    for who in wanted:
+        if not USER_GROUP_ID.match(who):
+            users.append(who)
+            continue
+        try:
+            users += client.usergroups_users_list(usergroup=who).get("users") or []
+        except SlackApiError as error:
+            log.warning("%s: user group %s not invited: %s", ref, who, _code(error))
+    users = list(dict.fromkeys(users))
+    if not users:
+        return
+    try:
+        answer: Any = client.conversations_invite(
+            channel=channel_id, users=",".join(users), force=True
+        )
+        skipped = answer.get("errors") or []
+    except SlackApiError as error:
+        skipped = error.response.get("errors") or [{"user": ",".join(users), "error": _code(error)}]
+    for refusal in skipped:
+        if refusal.get("error") != "already_in_channel":
+            log.info("%s: %s not invited: %s", ref, refusal.get("user"), refusal.get("error"))
+
+
+def record_opened(
+    session: Session, incident: Incident, channel_id: str, name: str, now: datetime
+) -> None:
+    """Keep the channel (a plain UPDATE, as for the card's ts) and show it on the card."""
+    session.execute(
+        update(Incident)
+        .where(Incident.id == incident.id)
+        .values(own_channel_id=channel_id, own_channel_name=name)
+        .execution_options(synchronize_session=False)
+    )
+    session.add(
+        Delivery(incident_id=incident.id, action=DeliveryAction.UPDATE_CARD, next_attempt_at=now)
+    )
+    log.info("%s: its channel #%s (%s) is open", format_incident_id(incident.id), name, channel_id)
+
+
+def _code(error: SlackApiError) -> str:
+    return str(error.response.get("error") or error.response.status_code)

@@ -1,0 +1,76 @@
+"""Incident channels: which incidents get their own channel, what it is called, who is invited."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from db.models import Incident, Severity
+
+from .vocabulary import USER_ID
+
+CHANNEL_MODES = ("never", "sev1-sev2", "always")
+SERIOUS = frozenset({Severity.SEV1, Severity.SEV2})
+# Slack's channel names: lowercase letters, digits, `-` and `_`, at most 80 characters.
+NAME_MAX = 80
+_NOT_IN_NAMES = re.compile(r"[^a-z0-9_-]+")
+_DASHES = re.compile(r"-{2,}")
+_PLACEHOLDERS = frozenset({"id", "slug", "severity"})
+USER_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+
+
+@dataclass(frozen=True)
+class ChannelRules:
+    """INCIDENT_CHANNELS and its companions, as the domain uses them."""
+
+    mode: str = "sev1-sev2"
+    name_template: str = "inc-{id}-{slug}"
+    private: bool = False
+    # Severity ("SEV1") -> user ids and user group ids to invite.
+    responders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def offered(self) -> bool:
+        return self.mode != "never"
+
+    def by_default(self, severity: Severity) -> bool:
+        return self.mode == "always" or (self.mode == "sev1-sev2" and severity in SERIOUS)
+
+    def wanted(self, severity: Severity, asked: bool) -> bool:
+        """Whether an incident declared at `severity` gets a channel (`asked`: the form's box)."""
+        return self.offered and (asked or self.by_default(severity))
+
+
+def slug(text: str) -> str:
+    """`Checkout: 502s on /pay!` -> `checkout-502s-on-pay`; accents dropped, not the letters."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return _DASHES.sub("-", _NOT_IN_NAMES.sub("-", ascii_text.lower())).strip("-_")
+
+
+def channel_name(template: str, incident: Incident, suffix: str = "") -> str:
+    """The channel's name under Slack's rules; `suffix` (`-2`) always survives the cut."""
+    raw = template.format(
+        id=incident.id, slug=slug(incident.title), severity=incident.severity.value.lower()
+    )
+    name = _DASHES.sub("-", _NOT_IN_NAMES.sub("-", raw.lower())).strip("-_")
+    return name[: NAME_MAX - len(suffix)].rstrip("-_") + suffix
+
+
+def check_name_template(template: str) -> None:
+    """Raise ValueError unless `template` makes a usable, unique name for every incident."""
+    names = set(re.findall(r"{(\w*)}", template))
+    if not names <= _PLACEHOLDERS:
+        unknown = ", ".join(sorted(names - _PLACEHOLDERS))
+        raise ValueError(f"unknown placeholder(s) {unknown}; use {{id}}, {{slug}}, {{severity}}")
+    if "id" not in names:
+        raise ValueError("it must contain {id}, so that two incidents never share a name")
+
+
+def invitees(rules: ChannelRules, incident: Incident) -> list[str]:
+    """The reporter, owner, assignee and the severity's responders, each once, in that order."""
+    people = [incident.reporter, incident.owner, incident.assignee]
+    wanted = [p for p in people if p and USER_ID.match(p)]
+    wanted += rules.responders.get(incident.severity.value, ())
+    return list(dict.fromkeys(wanted))

@@ -1,0 +1,47 @@
+"""incident channels
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-01 01:40:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+ACTIONS = ("post_card", "update_card", "post_thread", "delete_card", "post_digest")
+NEW_ACTIONS = ("open_channel", "post_channel")
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _allow(values: Sequence[str]) -> None:
+    # The enums are checked VARCHARs: widening one means replacing its CHECK constraint.
+    name = op.f("ck_deliveries_delivery_action")
+    op.drop_constraint(name, "deliveries", type_="check")
+    listed = ", ".join(f"'{value}'" for value in values)
+    op.create_check_constraint(name, "deliveries", f"action IN ({listed})")
+
+
+def upgrade() -> None:
+    op.add_column(
+        "incidents",
+        sa.Column(
+            "wants_own_channel", sa.Boolean(), server_default=sa.text("false"), nullable=False
+        ),
+    )
+    op.add_column("incidents", sa.Column("own_channel_id", sa.String(length=32), nullable=True))
+    op.add_column("incidents", sa.Column("own_channel_name", sa.String(length=80), nullable=True))
+    _allow(ACTIONS + NEW_ACTIONS)
+
+
+def downgrade() -> None:
+    op.execute(sa.text("DELETE FROM deliveries WHERE action IN ('open_channel', 'post_channel')"))
+    _allow(ACTIONS)
+    op.drop_column("incidents", "own_channel_name")
+    op.drop_column("incidents", "own_channel_id")
+    op.drop_column("incidents", "wants_own_channel")

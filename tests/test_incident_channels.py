@@ -1,0 +1,299 @@
+"""Incident channels: which incidents get one, its name, who is invited, and opening it in Slack
+exactly once (a lost answer to conversations.create is found again, not made twice)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import incidents
+from bot.delivery import Deliverer
+from bot.incidents import Actor, ChannelRules, IncidentDraft, channel_name, slug
+from bot.settings import Settings, SettingsError
+from db.models import Delivery, DeliveryAction, Incident, Severity
+from tests.fakeslack import FakeSlack
+from tests.slackbot import Bot
+from tests.test_delivery import CHANNEL, Sessions, add_note, now
+from tests.test_slack_interactions import latest_incident_id, open_declare, settle, submit
+
+ALICE = Actor("U0ALICE0001")
+RULES = ChannelRules(responders={"SEV1": ("S0ONCALL", "U0LEAD0001")})
+
+
+def declare(
+    sessions: Sessions,
+    severity: str = "SEV1",
+    title: str = "Checkout is failing",
+    rules: ChannelRules = RULES,
+    asked: bool = False,
+    **fields: object,
+) -> int:
+    with sessions.begin() as session:
+        draft = IncidentDraft(
+            title=title,
+            severity=severity,
+            slack_channel_id=CHANNEL,
+            open_channel=asked,
+            **fields,  # type: ignore[arg-type]
+        )
+        return incidents.declare(session, draft, ALICE, channels=rules).id
+
+
+def actions(sessions: Sessions, incident_id: int) -> list[str]:
+    with sessions() as session:
+        rows = session.scalars(
+            select(Delivery).where(Delivery.incident_id == incident_id).order_by(Delivery.id)
+        )
+        return [r.action.value for r in rows]
+
+
+def incident(sessions: Sessions, incident_id: int) -> Incident:
+    with sessions() as session:
+        found = session.get(Incident, incident_id)
+        assert found is not None
+        return found
+
+
+# --- Rules: when, name, who ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "severity", "asked", "wanted"),
+    [
+        ("never", Severity.SEV1, True, False),
+        ("sev1-sev2", Severity.SEV1, False, True),
+        ("sev1-sev2", Severity.SEV2, False, True),
+        ("sev1-sev2", Severity.SEV3, False, False),
+        ("sev1-sev2", Severity.SEV3, True, True),
+        ("always", Severity.SEV4, False, True),
+    ],
+)
+def test_which_incidents_get_a_channel(mode: str, severity: Severity, asked: bool, wanted: bool):
+    assert ChannelRules(mode=mode).wanted(severity, asked) is wanted
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("Checkout: 502s on /pay!", "checkout-502s-on-pay"),
+        ("Ünïcödé Straße — down", "unicode-strae-down"),
+        ("🔥🔥🔥", ""),
+        ("__Already--dashed__", "already-dashed"),
+    ],
+)
+def test_slugs_keep_what_slack_allows_in_channel_names(title: str, expected: str):
+    assert slug(title) == expected
+
+
+def test_names_follow_slacks_rules_and_a_suffix_survives_the_cut():
+    long = Incident(id=12345, title="a very long title " * 10, severity=Severity.SEV1)
+    name = channel_name("inc-{id}-{slug}", long)
+    assert name.startswith("inc-12345-a-very-long-title") and len(name) <= 80
+    assert name == name.lower() and set(name) <= set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+    suffixed = channel_name("inc-{id}-{slug}", long, "-2")
+    assert suffixed.endswith("-2") and len(suffixed) <= 80
+    bare = Incident(id=7, title="🔥🔥🔥", severity=Severity.SEV2)
+    assert channel_name("inc-{id}-{slug}", bare) == "inc-7"
+    assert channel_name("{severity}_INC_{id}", bare) == "sev2_inc_7"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("INCIDENT_CHANNELS", "sometimes"),
+        ("INCIDENT_CHANNEL_NAME", "inc-{slug}"),  # two incidents could share a name
+        ("INCIDENT_CHANNEL_NAME", "inc-{id}-{owner}"),
+        ("INCIDENT_CHANNEL_PRIVATE", "maybe"),
+        ("INCIDENT_RESPONDERS", "SEV1=@oncall"),
+        ("INCIDENT_RESPONDERS", "SEV9=U0LEAD0001"),
+    ],
+)
+def test_bad_channel_settings_are_refused_naming_the_variable(variable: str, value: str):
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({variable: value})
+
+
+def test_channel_settings_and_their_defaults():
+    default = Settings.from_env({}).channel_rules
+    assert (default.mode, default.name_template, default.private) == (
+        "sev1-sev2",
+        "inc-{id}-{slug}",
+        False,
+    )
+    rules = Settings.from_env(
+        {
+            "INCIDENT_CHANNELS": "always",
+            "INCIDENT_CHANNEL_PRIVATE": "true",
+            "INCIDENT_RESPONDERS": "SEV1=S0ONCALL,U0LEAD0001;SEV2=S0ONCALL",
+        }
+    ).channel_rules
+    assert (rules.mode, rules.private) == ("always", True)
+    assert rules.responders == {"SEV1": ("S0ONCALL", "U0LEAD0001"), "SEV2": ("S0ONCALL",)}
+
+
+def test_declaring_queues_the_channel_after_the_card_with_its_name_and_people(
+    session: Session,
+):
+    draft = IncidentDraft(
+        title="DB down",
+        severity="SEV1",
+        slack_channel_id=CHANNEL,
+        owner="U0OWNER0001",
+        assignee="U0ALICE0001",
+    )
+    declared = incidents.declare(session, draft, ALICE, channels=RULES)
+    rows = session.scalars(
+        select(Delivery).where(Delivery.incident_id == declared.id).order_by(Delivery.id)
+    ).all()
+    assert [r.action for r in rows] == [
+        DeliveryAction.POST_CARD,
+        DeliveryAction.OPEN_CHANNEL,
+        DeliveryAction.POST_CHANNEL,
+    ]
+    assert rows[1].payload == {
+        "name": f"inc-{declared.id}-db-down",
+        "private": False,
+        "invite": ["U0ALICE0001", "U0OWNER0001", "S0ONCALL", "U0LEAD0001"],
+    }
+    assert declared.wants_own_channel
+
+
+def test_a_minor_incident_gets_no_channel_unless_asked(session: Session):
+    minor = incidents.declare(
+        session, IncidentDraft("Typo", "SEV4", slack_channel_id=CHANNEL), ALICE, channels=RULES
+    )
+    asked = incidents.declare(
+        session,
+        IncidentDraft("Typo", "SEV4", slack_channel_id=CHANNEL, open_channel=True),
+        ALICE,
+        channels=RULES,
+    )
+    kinds = {
+        i: [r.action for r in session.scalars(select(Delivery).where(Delivery.incident_id == i))]
+        for i in (minor.id, asked.id)
+    }
+    assert DeliveryAction.OPEN_CHANNEL not in kinds[minor.id]
+    assert DeliveryAction.OPEN_CHANNEL in kinds[asked.id]
+
+
+# --- Opening it in Slack ------------------------------------------------------------------------
+
+
+def test_a_sev1_gets_its_channel_with_people_invited_and_every_change_posted_there_too(
+    fake_slack: FakeSlack, committing_sessions: Sessions
+):
+    sessions = committing_sessions
+    for user in ("U0OWNER0001", "U0LEAD0001", "U0ONCALL001", "U0ALICE0001"):
+        fake_slack.add_user(user)
+    fake_slack.add_usergroup("S0ONCALL", ["U0ONCALL001", "U0LEAD0001"])
+    incident_id = declare(sessions, title="DB down", owner="U0OWNER0001")
+    deliverer = Deliverer(sessions, fake_slack.client())
+
+    result = deliverer.drain()
+    add_note(sessions, incident_id, "marker-both")
+    deliverer.drain()
+
+    assert result.problems == []
+    opened = incident(sessions, incident_id)
+    room = fake_slack.channel_by_name(f"inc-{incident_id}-db-down")
+    assert room is not None and opened.own_channel_id == room["id"]
+    assert opened.own_channel_name == room["name"]
+    members = set(fake_slack.channel_members(room["id"]))
+    assert {"U0ALICE0001", "U0OWNER0001", "U0ONCALL001", "U0LEAD0001"} <= members
+    said = [m["text"] for m in fake_slack.messages(room["id"])]
+    assert len(said) == 2 and "declared" in said[0].lower() and "marker-both" in said[1]
+    card = fake_slack.message(CHANNEL, opened.card_ts)
+    assert f"<#{room['id']}>" in str(card["blocks"]), "the card links the channel"
+    thread = [m["text"] for m in fake_slack.thread(CHANNEL, opened.card_ts)]
+    assert any("marker-both" in t for t in thread), "the card's thread has it too"
+
+
+def test_a_name_taken_by_another_channel_gets_a_suffix(
+    fake_slack: FakeSlack, committing_sessions: Sessions
+):
+    sessions = committing_sessions
+    incident_id = declare(sessions, title="DB down")
+    fake_slack.add_channel(None, f"inc-{incident_id}-db-down", is_member=False)
+
+    Deliverer(sessions, fake_slack.client()).drain()
+
+    assert incident(sessions, incident_id).own_channel_name == f"inc-{incident_id}-db-down-2"
+
+
+def test_a_create_whose_answer_is_lost_is_adopted_on_retry_never_made_twice(
+    fake_slack: FakeSlack, committing_sessions: Sessions
+):
+    sessions = committing_sessions
+    incident_id = declare(sessions, title="DB down")
+    # No client retry: the outbox's own "creating" mark and lookup are what is tested here.
+    deliverer = Deliverer(sessions, fake_slack.client(retry_handlers=[]))
+    fake_slack.drop_after("conversations.create")
+    t0 = now()
+
+    first = deliverer.drain(now=t0)
+    assert len(first.problems) == 1
+    assert incident(sessions, incident_id).own_channel_id is None
+    made = fake_slack.channel_by_name(f"inc-{incident_id}-db-down")
+    assert made is not None, "Slack made the channel; the bot never heard"
+
+    deliverer.drain(now=t0 + timedelta(seconds=10))
+
+    assert incident(sessions, incident_id).own_channel_id == made["id"]
+    assert len(fake_slack.calls_to("conversations.create")) == 1
+    assert fake_slack.calls_to("users.conversations"), "looked among its own channels"
+    assert fake_slack.channel_by_name(f"inc-{incident_id}-db-down-2") is None
+
+
+def test_a_name_taken_by_the_bots_own_earlier_attempt_is_adopted(
+    fake_slack: FakeSlack, committing_sessions: Sessions
+):
+    """An attempt whose outcome was not even marked (a crash before the commit of the answer,
+    the mark lost with a restore) still finds its channel through name_taken."""
+    sessions = committing_sessions
+    incident_id = declare(sessions, title="DB down")
+    earlier = fake_slack.client().conversations_create(name=f"inc-{incident_id}-db-down")
+
+    Deliverer(sessions, fake_slack.client()).drain()
+
+    assert incident(sessions, incident_id).own_channel_id == earlier["channel"]["id"]
+    assert fake_slack.channel_by_name(f"inc-{incident_id}-db-down-2") is None
+
+
+def test_people_who_cant_be_invited_are_skipped_and_the_rest_still_are(
+    fake_slack: FakeSlack, committing_sessions: Sessions
+):
+    sessions = committing_sessions
+    fake_slack.add_user("U0OWNER0001")
+    fake_slack.add_user("U0GUEST0001", restricted=True)
+    incident_id = declare(sessions, owner="U0OWNER0001", assignee="U0GUEST0001")
+
+    result = Deliverer(sessions, fake_slack.client()).drain()
+
+    assert result.problems == []
+    room = incident(sessions, incident_id).own_channel_id
+    assert room is not None
+    members = set(fake_slack.channel_members(room))
+    assert "U0OWNER0001" in members and "U0GUEST0001" not in members
+
+
+# --- Through the declare form -------------------------------------------------------------------
+
+
+def test_the_declare_forms_box_opens_a_channel_for_a_minor_incident(slackbot: Bot):
+    bot = slackbot
+    view = open_declare(bot)
+    box = next(b for b in view["blocks"] if b.get("block_id") == "open_channel")
+    assert box["element"]["type"] == "checkboxes" and "initial_options" not in box["element"]
+
+    fields = {"title": "Search is slow", "severity": "SEV3", "open_channel": ["yes"]}
+    assert submit(bot, view, fields) is None
+    incident_id = latest_incident_id(bot)
+    bot.fake.wait_for(lambda: bot.fake.channel_by_name(f"inc-{incident_id}-search-is-slow"))
+    settle(bot, incident_id)
+
+    opened = incident(bot.sessions, incident_id)
+    assert opened.own_channel_name == f"inc-{incident_id}-search-is-slow"
+    assert opened.wants_own_channel
