@@ -163,6 +163,7 @@ class Incident(Base):
         Index("ix_incidents_owner", "owner"),
         Index("ix_incidents_reporter", "reporter"),
         Index("ix_incidents_next_reminder_at", "next_reminder_at"),
+        Index("ix_incidents_own_channel_id", "own_channel_id", unique=True),
         Index(
             "ix_incidents_search_trgm",
             "search_text",

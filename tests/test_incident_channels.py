@@ -11,12 +11,14 @@ from sqlalchemy.orm import Session
 
 from bot import incidents
 from bot.delivery import Deliverer
-from bot.incidents import Actor, ChannelRules, IncidentDraft, channel_name, slug
+from bot.incidents import Actor, ChannelRules, IncidentDraft, InvalidInput, channel_name, slug
 from bot.settings import Settings, SettingsError
-from db.models import Delivery, DeliveryAction, Incident, Severity
+from bot.slack import grammar
+from db.models import Delivery, DeliveryAction, Incident, Severity, Status
 from tests.fakeslack import FakeSlack
 from tests.slackbot import Bot
 from tests.test_delivery import CHANNEL, Sessions, add_note, now
+from tests.test_slack_commands import ask
 from tests.test_slack_interactions import latest_incident_id, open_declare, settle, submit
 
 ALICE = Actor("U0ALICE0001")
@@ -297,3 +299,57 @@ def test_the_declare_forms_box_opens_a_channel_for_a_minor_incident(slackbot: Bo
     opened = incident(bot.sessions, incident_id)
     assert opened.own_channel_name == f"inc-{incident_id}-search-is-slow"
     assert opened.wants_own_channel
+
+
+# --- Working from inside the channel ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("status mitigated rolled back", ("status", "INC-5", "rolled back")),
+        ("sev 2 it spreads", ("severity", "INC-5", "it spreads")),
+        ("note 12 users affected", ("note", "INC-5", "12 users affected")),
+        ("note INC-7 over there", ("note", "INC-7", "over there")),
+        ("show", ("show", "INC-5", "")),
+        ("assign me", ("assign", "INC-5", "")),
+    ],
+)
+def test_in_an_incident_channel_the_incident_is_implied(text: str, expected: tuple):
+    asked: list[bool] = []
+
+    def here() -> str:
+        asked.append(True)
+        return "INC-5"
+
+    command = grammar.parse(text, "U0ALICE0001", here)
+    assert (command.name, command.incident, command.text) == expected
+    assert asked == ([] if "INC-7" in text else [True])
+
+
+def test_elsewhere_a_command_without_an_id_still_asks_which_incident():
+    with pytest.raises(InvalidInput, match="Which incident"):
+        grammar.parse("status", "U0ALICE0001")
+    with pytest.raises(InvalidInput, match="'mitigated' is not an incident id"):
+        grammar.parse("status mitigated", "U0ALICE0001")
+
+
+def test_commands_typed_in_the_channel_change_its_incident(slackbot: Bot, fake_slack: FakeSlack):
+    sessions = slackbot.sessions
+    incident_id = declare(sessions, title="DB down")
+    other = declare(sessions, severity="SEV3", title="Search slow")
+    Deliverer(sessions, fake_slack.client()).drain()
+    room = incident(sessions, incident_id).own_channel_id
+    assert room is not None
+
+    reply = ask(slackbot, "status mitigated rolled back the deploy", channel=room)
+    assert reply["text"] == f"INC-{incident_id} is now mitigated."
+    reply = ask(slackbot, f"note INC-{other} seen from the war room", channel=room)
+    assert f"INC-{other}" in reply["text"]
+
+    assert incident(sessions, incident_id).status == Status.MITIGATED
+    with sessions() as session:
+        noted = incidents.timeline(session, other)[-1]
+    assert noted.text == "seen from the war room"
+    refused = ask(slackbot, "status mitigated")  # the incidents channel implies nothing
+    assert "'mitigated' is not an incident id" in refused["text"]

@@ -52,6 +52,11 @@ def find_by_card(session: Session, channel_id: str, card_ts: str) -> Incident | 
     )
 
 
+def incident_in_channel(session: Session, channel_id: str) -> int | None:
+    """The incident whose own channel `channel_id` is, if any."""
+    return session.scalar(select(Incident.id).where(Incident.own_channel_id == channel_id))
+
+
 def timeline(
     session: Session, incident_id: int, *, limit: int | None = None
 ) -> list[IncidentEvent]:

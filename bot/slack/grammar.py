@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot import incidents
@@ -37,12 +38,26 @@ def _split(text: str) -> tuple[str, str]:
     return head, rest[0].strip() if rest else ""
 
 
-def _need_id(name: str, rest: str) -> tuple[str, str]:
-    incident, rest = _split(rest)
+# In an incident's own channel the incident is implied; another one is named as INC-<n> only
+# (a bare number there is a severity, a note's first word...).
+_EXPLICIT_ID = re.compile(r"^inc-\d+$", re.IGNORECASE)
+
+
+def _need_id(name: str, rest: str, implied: Callable[[], str | None]) -> tuple[str, str]:
+    incident, after = _split(rest)
+    if incident and _EXPLICIT_ID.match(incident):
+        return incident, after
+    here = implied()
+    if here is not None:
+        return here, rest
     if not incident:
         raise UsageError(f"Which incident? Usage: `/incident {name} <id> ...` (e.g. INC-12).")
     incidents.parse_incident_id(incident)
-    return incident, rest
+    return incident, after
+
+
+def _nowhere() -> str | None:
+    return None
 
 
 def _status_and_note(rest: str) -> tuple[Status, str]:
@@ -93,7 +108,9 @@ def parse_list_filters(text: str, viewer: str) -> IncidentQuery:
     return query
 
 
-def parse(text: str, viewer: str) -> Command:
+def parse(text: str, viewer: str, implied: Callable[[], str | None] = _nowhere) -> Command:
+    """`implied()`: the incident whose own channel the command was typed in, if any; asked
+    only when the command names no incident as INC-<n>."""
     head, rest = _split(text)
     name = head.lower()
     if not name:
@@ -115,7 +132,7 @@ def parse(text: str, viewer: str) -> Command:
         "delete",
         "screenshots",
     }:
-        incident, rest = _need_id(name, rest)
+        incident, rest = _need_id(name, rest, implied)
     else:
         # Anything else is the title of a new incident.
         return Command("declare", text=text.strip())

@@ -31,8 +31,16 @@ def incident_command(
     services: Services, ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient
 ):
     user_id, channel_id = body["user_id"], body.get("channel_id")
+
+    def implied() -> str | None:
+        if not isinstance(channel_id, str) or not incidents.CHANNEL_ID.match(channel_id):
+            return None
+        with services.sessions() as session:
+            found = incidents.incident_in_channel(session, channel_id)
+        return incidents.format_incident_id(found) if found else None
+
     try:
-        command = grammar.parse(unescaped(body.get("text")), user_id)
+        command = grammar.parse(unescaped(body.get("text")), user_id, implied)
     except IncidentError as error:
         ack(text=blocks.escape(str(error)))
         return

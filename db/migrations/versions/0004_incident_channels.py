@@ -36,12 +36,15 @@ def upgrade() -> None:
     )
     op.add_column("incidents", sa.Column("own_channel_id", sa.String(length=32), nullable=True))
     op.add_column("incidents", sa.Column("own_channel_name", sa.String(length=80), nullable=True))
+    # Commands typed in an incident's channel find their incident by it.
+    op.create_index("ix_incidents_own_channel_id", "incidents", ["own_channel_id"], unique=True)
     _allow(ACTIONS + NEW_ACTIONS)
 
 
 def downgrade() -> None:
     op.execute(sa.text("DELETE FROM deliveries WHERE action IN ('open_channel', 'post_channel')"))
     _allow(ACTIONS)
+    op.drop_index("ix_incidents_own_channel_id", table_name="incidents")
     op.drop_column("incidents", "own_channel_name")
     op.drop_column("incidents", "own_channel_id")
     op.drop_column("incidents", "wants_own_channel")
