@@ -76,6 +76,9 @@ class DeliveryAction(enum.StrEnum):
     OPEN_CHANNEL = "open_channel"
     # A change's reply in the incident's own channel, beside the card's thread.
     POST_CHANNEL = "post_channel"
+    # The summary pinned in the incident's channel: posted once, then edited with the topic.
+    POST_SUMMARY = "post_summary"
+    UPDATE_CHANNEL = "update_channel"
 
 
 def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
@@ -133,6 +136,9 @@ class Incident(Base):
     wants_own_channel: Mapped[bool] = mapped_column(Boolean, server_default=sql_text("false"))
     own_channel_id: Mapped[str | None] = mapped_column(String(32))
     own_channel_name: Mapped[str | None] = mapped_column(String(80))
+    # Its pinned summary (the card, edited on every change) and the topic last set there.
+    own_channel_summary_ts: Mapped[str | None] = mapped_column(String(32))
+    own_channel_topic: Mapped[str | None] = mapped_column(String(250))
     slack_channel_id: Mapped[str | None] = mapped_column(String(32))
     card_ts: Mapped[str | None] = mapped_column(String(32))
     # When the next "no update for a while" reminder is due; NULL after every change, so the

@@ -153,6 +153,8 @@ def test_declaring_queues_the_channel_after_the_card_with_its_name_and_people(
     assert [r.action for r in rows] == [
         DeliveryAction.POST_CARD,
         DeliveryAction.OPEN_CHANNEL,
+        DeliveryAction.POST_SUMMARY,
+        DeliveryAction.UPDATE_CHANNEL,
         DeliveryAction.POST_CHANNEL,
     ]
     assert rows[1].payload == {
@@ -205,8 +207,10 @@ def test_a_sev1_gets_its_channel_with_people_invited_and_every_change_posted_the
     assert opened.own_channel_name == room["name"]
     members = set(fake_slack.channel_members(room["id"]))
     assert {"U0ALICE0001", "U0OWNER0001", "U0ONCALL001", "U0LEAD0001"} <= members
-    said = [m["text"] for m in fake_slack.messages(room["id"])]
-    assert len(said) == 2 and "declared" in said[0].lower() and "marker-both" in said[1]
+    summary, declared, noted = fake_slack.messages(room["id"])
+    assert fake_slack.pinned(room["id"]) == [summary["ts"]] == [opened.own_channel_summary_ts]
+    assert "declared" in declared["text"] and "marker-both" in noted["text"]
+    assert fake_slack.topic(room["id"]) == "SEV1 · open · owner <@U0OWNER0001>"
     card = fake_slack.message(CHANNEL, opened.card_ts)
     assert f"<#{room['id']}>" in str(card["blocks"]), "the card links the channel"
     thread = [m["text"] for m in fake_slack.thread(CHANNEL, opened.card_ts)]
@@ -353,3 +357,30 @@ def test_commands_typed_in_the_channel_change_its_incident(slackbot: Bot, fake_s
     assert noted.text == "seen from the war room"
     refused = ask(slackbot, "status mitigated")  # the incidents channel implies nothing
     assert "'mitigated' is not an incident id" in refused["text"]
+
+
+def test_the_summary_and_topic_follow_changes_and_the_topic_is_set_only_when_it_changes(
+    fake_slack: FakeSlack, committing_sessions: Sessions
+):
+    sessions = committing_sessions
+    incident_id = declare(sessions, title="DB down")
+    deliverer = Deliverer(sessions, fake_slack.client())
+    deliverer.drain()
+    room = incident(sessions, incident_id).own_channel_id
+    assert room is not None
+    topics = len(fake_slack.calls_to("conversations.setTopic"))
+
+    add_note(sessions, incident_id, "marker-quiet")  # no topic change: no topic notice
+    deliverer.drain()
+    assert len(fake_slack.calls_to("conversations.setTopic")) == topics
+
+    with sessions.begin() as session:
+        incidents.change_status(session, incident_id, "investigating", ALICE)
+        incidents.change_severity(session, incident_id, "SEV2", ALICE)
+    deliverer.drain()
+
+    assert len(fake_slack.calls_to("conversations.setTopic")) == topics + 1, "coalesced"
+    assert fake_slack.topic(room) == "SEV2 · investigating · owner nobody"
+    [summary_ts] = fake_slack.pinned(room)
+    summary = fake_slack.message(room, summary_ts)
+    assert "[SEV2, investigating]" in summary["text"]

@@ -20,6 +20,8 @@ TAG_EVENT_TYPE = "incident_tracker_delivery"
 BLIND_LOOKUP_ERRORS = frozenset(
     {"missing_scope", "not_in_channel", "channel_not_found", "thread_not_found", "not_allowed"}
 )
+# Not one Slack method: the pinned summary's edit and the topic, as one row.
+REFRESH = "channel.refresh"
 # Calls that must not happen twice: their outcome, when unknown, is looked up before a retry.
 ONCE_ONLY = frozenset({"chat.postMessage", "conversations.create"})
 # How far before a post's start its message is looked for (clocks differ a little).
@@ -104,7 +106,7 @@ def prepare(session: Session, delivery: Delivery, incident: Incident | None) -> 
                 metadata=tag(delivery.id),
             )
         case DeliveryAction.UPDATE_CARD:
-            if _later_card_update_pending(session, delivery):
+            if _later_pending(session, delivery):
                 return "skipped: a later card update supersedes it"
             _require_card(incident)
             return call(
@@ -124,16 +126,42 @@ def prepare(session: Session, delivery: Delivery, incident: Incident | None) -> 
                 is_private=delivery.payload.get("private", False),
                 invite=delivery.payload.get("invite", []),
             )
+        case DeliveryAction.POST_SUMMARY:
+            room = _require_own_channel(incident)
+            if incident.own_channel_summary_ts is not None:
+                return "skipped: the summary is posted"
+            return call(
+                "chat.postMessage",
+                room,
+                text=blocks.card_text(incident),
+                blocks=blocks.card(incident, list_screenshots(session, incident.id)),
+                unfurl_links=False,
+                metadata=tag(delivery.id),
+            )
+        case DeliveryAction.UPDATE_CHANNEL:
+            room = _require_own_channel(incident)
+            if _later_pending(session, delivery):
+                return "skipped: a later update supersedes it"
+            summary = incident.own_channel_summary_ts and {
+                "channel": room,
+                "ts": incident.own_channel_summary_ts,
+                "text": blocks.card_text(incident),
+                "blocks": blocks.card(incident, list_screenshots(session, incident.id)),
+            }
+            topic = blocks.channel_topic(incident)
+            if topic == incident.own_channel_topic:
+                topic = None
+            if not summary and not topic:
+                return "skipped: nothing to change"
+            return call(REFRESH, room, summary=summary, topic=topic)
         case DeliveryAction.POST_CHANNEL:
-            if incident.own_channel_id is None:
-                # Only reachable when opening the channel failed for good.
-                raise Unsendable("channel_missing")
+            room = _require_own_channel(incident)
             events = _events(session, delivery)
             if not events:
                 return "skipped: its events are gone"
             return call(
                 "chat.postMessage",
-                incident.own_channel_id,
+                room,
                 text=blocks.thread_text(events),
                 unfurl_links=False,
                 unfurl_media=False,
@@ -209,19 +237,27 @@ def _events(session: Session, delivery: Delivery) -> list[IncidentEvent]:
     )
 
 
-def _later_card_update_pending(session: Session, delivery: Delivery) -> bool:
+def _later_pending(session: Session, delivery: Delivery) -> bool:
+    """A later edit of the same kind will show everything this one would: skip this one."""
     return bool(
         session.scalar(
             select(
                 exists().where(
                     Delivery.incident_id == delivery.incident_id,
                     Delivery.id > delivery.id,
-                    Delivery.action == DeliveryAction.UPDATE_CARD,
+                    Delivery.action == delivery.action,
                     pending(),
                 )
             )
         )
     )
+
+
+def _require_own_channel(incident: Incident) -> str:
+    if incident.own_channel_id is None:
+        # Only reachable when opening the channel failed for good (rows are sent in order).
+        raise Unsendable("channel_missing")
+    return incident.own_channel_id
 
 
 def _require_card(incident: Incident) -> None:

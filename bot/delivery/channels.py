@@ -98,7 +98,7 @@ def _invite(client: WebClient, channel_id: str, wanted: list[str], ref: str) -> 
 def record_opened(
     session: Session, incident: Incident, channel_id: str, name: str, now: datetime
 ) -> None:
-    """Keep the channel (a plain UPDATE, as for the card's ts) and show it on the card."""
+    """Keep the channel (a plain UPDATE, as for the card's ts) and link it from the card."""
     session.execute(
         update(Incident)
         .where(Incident.id == incident.id)
@@ -109,6 +109,42 @@ def record_opened(
         Delivery(incident_id=incident.id, action=DeliveryAction.UPDATE_CARD, next_attempt_at=now)
     )
     log.info("%s: its channel #%s (%s) is open", format_incident_id(incident.id), name, channel_id)
+
+
+def record_channel_call(
+    session: Session, incident: Incident, call: SlackCall, ts: str | None
+) -> None:
+    """Keep what the channel now shows: the pinned summary's ts, the topic last set."""
+    values: dict[str, str] = {}
+    if call.action == DeliveryAction.POST_SUMMARY and ts:
+        values["own_channel_summary_ts"] = ts
+    if call.action == DeliveryAction.UPDATE_CHANNEL and call.kwargs.get("topic"):
+        values["own_channel_topic"] = call.kwargs["topic"]
+    if values:
+        session.execute(
+            update(Incident)
+            .where(Incident.id == incident.id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def refresh(client: WebClient, call: SlackCall) -> None:
+    """Edit the pinned summary, and set the topic when it changed (Slack posts a notice for
+    every topic change, so an unchanged one is not set again)."""
+    if call.kwargs.get("summary"):
+        client.chat_update(**call.kwargs["summary"])
+    if call.kwargs.get("topic"):
+        client.conversations_setTopic(channel=call.channel, topic=call.kwargs["topic"])
+
+
+def pin(client: WebClient, channel_id: str, ts: str, ref: str) -> None:
+    """Pin the summary; a refusal is logged, never a reason to post it again."""
+    try:
+        client.pins_add(channel=channel_id, timestamp=ts)
+    except SlackApiError as error:
+        if _code(error) != "already_pinned":
+            log.warning("%s: summary not pinned in %s: %s", ref, channel_id, _code(error))
 
 
 def _code(error: SlackApiError) -> str:

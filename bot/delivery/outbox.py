@@ -39,13 +39,14 @@ from db.models import (
 from .calls import (
     BLIND_LOOKUP_ERRORS,
     ONCE_ONLY,
+    REFRESH,
     SlackCall,
     Unsendable,
     find_tagged,
     pending,
     prepare,
 )
-from .channels import open_channel, record_opened
+from .channels import open_channel, pin, record_channel_call, record_opened, refresh
 from .problems import ACTION_NEEDED_ERRORS, PERMANENT_ERRORS, DrainResult, Problem
 
 log = logging.getLogger(__name__)
@@ -61,11 +62,17 @@ LEASE_MARGIN = timedelta(seconds=5)
 _METHOD = case(
     (Delivery.action == DeliveryAction.UPDATE_CARD, literal("chat.update")),
     (Delivery.action == DeliveryAction.DELETE_CARD, literal("chat.delete")),
+    (Delivery.action == DeliveryAction.UPDATE_CHANNEL, literal("chat.update")),
     (Delivery.action == DeliveryAction.OPEN_CHANNEL, literal("conversations.create")),
     else_=literal("chat.postMessage"),
 )
+_IN_OWN_CHANNEL = (
+    DeliveryAction.POST_CHANNEL,
+    DeliveryAction.POST_SUMMARY,
+    DeliveryAction.UPDATE_CHANNEL,
+)
 _CHANNEL = case(
-    (Delivery.action == DeliveryAction.POST_CHANNEL, Incident.own_channel_id),
+    (Delivery.action.in_(_IN_OWN_CHANNEL), Incident.own_channel_id),
     else_=func.coalesce(Incident.slack_channel_id, Delivery.payload["channel"].astext),
 )
 # SEV1 first; digests and the cards of deleted incidents last.
@@ -225,34 +232,22 @@ class Deliverer:
     # --- making it ------------------------------------------------------------------------------
 
     def _perform(self, call: SlackCall, now: datetime | None) -> _Outcome:
+        if call.look_first:  # Slack may list what it took a moment late: not before then
+            assert call.sending_since is not None
+            ready = call.sending_since + VISIBILITY_GRACE
+            if (now or datetime.now(UTC)) < ready:
+                return _Outcome(unknown=True, wait_until=ready)
         try:
             if call.method == "conversations.create":
-                return self._open_channel(call, now)
-            if call.look_first:
-                assert call.sending_since is not None
-                ready = call.sending_since + VISIBILITY_GRACE
-                if (now or datetime.now(UTC)) < ready:
-                    return _Outcome(unknown=True, wait_until=ready)
-                try:
-                    found = find_tagged(self.client, call)
-                except SlackApiError as error:
-                    code = error.response.get("error")
-                    if code not in BLIND_LOOKUP_ERRORS:
-                        return _Outcome(error=f"lookup: {code}", unknown=True)
-                    # Without the history scopes nothing can be checked: posting again may
-                    # repeat the message, never posting would lose it.
-                    log.warning(
-                        "delivery %d of %s: can't look for its earlier post (%s); posting again",
-                        call.delivery_id,
-                        call.ref,
-                        code,
-                    )
-                    found = None
-                if found is not None:
-                    return _Outcome(ts=found, found=True)
+                return self._open_channel(call)
             if call.method == "chat.postMessage":
-                response = self._joining(call, lambda: self.poster.chat_postMessage(**call.kwargs))
-                return _Outcome(ts=response.get("ts"))
+                outcome = self._post(call)
+                if call.action == DeliveryAction.POST_SUMMARY and outcome.ts and call.channel:
+                    pin(self.client, call.channel, outcome.ts, call.ref)
+                return outcome
+            if call.method == REFRESH:
+                refresh(self.client, call)
+                return _Outcome()
             if call.method == "chat.update":
                 self._joining(call, lambda: self.client.chat_update(**call.kwargs))
                 return _Outcome()
@@ -276,12 +271,30 @@ class Deliverer:
         except (OSError, TimeoutError) as error:  # refused, reset, timed out, dropped
             return _Outcome(error=f"connection: {error}", unknown=call.method in ONCE_ONLY)
 
-    def _open_channel(self, call: SlackCall, now: datetime | None) -> _Outcome:
+    def _post(self, call: SlackCall) -> _Outcome:
+        """Post, unless an earlier attempt whose outcome is unknown did: then find that one."""
         if call.look_first:
-            assert call.sending_since is not None
-            ready = call.sending_since + VISIBILITY_GRACE
-            if (now or datetime.now(UTC)) < ready:
-                return _Outcome(unknown=True, wait_until=ready)
+            try:
+                found = find_tagged(self.client, call)
+            except SlackApiError as error:
+                code = error.response.get("error")
+                if code not in BLIND_LOOKUP_ERRORS:
+                    return _Outcome(error=f"lookup: {code}", unknown=True)
+                # Without the history scopes nothing can be checked: posting again may
+                # repeat the message, never posting would lose it.
+                log.warning(
+                    "delivery %d of %s: can't look for its earlier post (%s); posting again",
+                    call.delivery_id,
+                    call.ref,
+                    code,
+                )
+                found = None
+            if found is not None:
+                return _Outcome(ts=found, found=True)
+        response = self._joining(call, lambda: self.poster.chat_postMessage(**call.kwargs))
+        return _Outcome(ts=response.get("ts"))
+
+    def _open_channel(self, call: SlackCall) -> _Outcome:
         channel_id, name = open_channel(self.client, call)
         return _Outcome(ts=channel_id, channel_name=name)
 
@@ -324,6 +337,8 @@ class Deliverer:
                     call.ref,
                     outcome.ts,
                 )
+            if incident is not None:
+                record_channel_call(session, incident, call, outcome.ts)
             if call.action == DeliveryAction.OPEN_CHANNEL and incident is not None:
                 assert outcome.ts is not None and outcome.channel_name is not None
                 record_opened(session, incident, outcome.ts, outcome.channel_name, now)

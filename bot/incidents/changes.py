@@ -26,7 +26,7 @@ from db.models import (
     Status,
 )
 
-from .channels import ChannelRules, channel_name, invitees
+from .channels import ChannelRules, queue_channel
 from .queries import get_incident
 from .recording import (
     _require_editable,
@@ -159,20 +159,7 @@ def declare(
             Delivery(incident_id=incident.id, action=DeliveryAction.POST_CARD, next_attempt_at=now)
         )
         if channels is not None and channels.wanted(incident.severity, draft.open_channel):
-            incident.wants_own_channel = True
-            session.add(
-                Delivery(
-                    incident_id=incident.id,
-                    action=DeliveryAction.OPEN_CHANNEL,
-                    payload={
-                        "name": channel_name(channels.name_template, incident),
-                        "private": channels.private,
-                        "invite": invitees(channels, incident),
-                    },
-                    next_attempt_at=now,
-                )
-            )
-            notify(session, incident, [created], now=now, card=False, thread=False)
+            queue_channel(session, incident, channels, created, now)
     log.info(
         "%s declared (%s) by %s, card channel %s",
         format_incident_id(incident.id),

@@ -6,9 +6,13 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from db.models import Incident, Severity
+from sqlalchemy.orm import Session
 
+from db.models import Delivery, DeliveryAction, Incident, IncidentEvent, Severity
+
+from .recording import notify
 from .vocabulary import USER_ID
 
 CHANNEL_MODES = ("never", "sev1-sev2", "always")
@@ -74,3 +78,28 @@ def invitees(rules: ChannelRules, incident: Incident) -> list[str]:
     wanted = [p for p in people if p and USER_ID.match(p)]
     wanted += rules.responders.get(incident.severity.value, ())
     return list(dict.fromkeys(wanted))
+
+
+def queue_channel(
+    session: Session, incident: Incident, rules: ChannelRules, created: IncidentEvent, now: datetime
+) -> None:
+    """Queue the incident's channel after its card: open it (name and people fixed now), pin
+    its summary and set its topic, then say there that the incident was declared."""
+    incident.wants_own_channel = True
+    session.add(
+        Delivery(
+            incident_id=incident.id,
+            action=DeliveryAction.OPEN_CHANNEL,
+            payload={
+                "name": channel_name(rules.name_template, incident),
+                "private": rules.private,
+                "invite": invitees(rules, incident),
+            },
+            next_attempt_at=now,
+        )
+    )
+    session.add_all(
+        Delivery(incident_id=incident.id, action=action, next_attempt_at=now)
+        for action in (DeliveryAction.POST_SUMMARY, DeliveryAction.UPDATE_CHANNEL)
+    )
+    notify(session, incident, [created], now=now, card=False, thread=False)

@@ -77,10 +77,11 @@ def notify(
     if not events or incident.slack_channel_id is None:
         return
     if card:
-        session.add(
-            Delivery(
-                incident_id=incident.id, action=DeliveryAction.UPDATE_CARD, next_attempt_at=now
-            )
+        edits = [DeliveryAction.UPDATE_CARD]
+        if incident.wants_own_channel:
+            edits.append(DeliveryAction.UPDATE_CHANNEL)
+        session.add_all(
+            Delivery(incident_id=incident.id, action=edit, next_attempt_at=now) for edit in edits
         )
     replies = [DeliveryAction.POST_THREAD] if thread else []
     if incident.wants_own_channel:

@@ -51,6 +51,11 @@ def card_text(incident: Incident) -> str:
     )
 
 
+def channel_topic(incident: Incident) -> str:
+    """`SEV1 · investigating · owner @x`: what an incident's channel is about, at a glance."""
+    return f"{incident.severity.value} · {incident.status.value} · owner {user(incident.owner)}"
+
+
 def card(incident: Incident, screenshots: Sequence[Screenshot] = ()) -> list[Block]:
     header = f"{SEVERITY_EMOJI[incident.severity]} {ref(incident)}: {incident.title}"
     fields = [
