@@ -170,6 +170,17 @@ class Jobs:
             self.deliverer.drain(incident_id=incident_id, now=now)
         return closed
 
+    # --- incident channels ----------------------------------------------------------------------
+
+    def archive_channels(self, now: datetime) -> int:
+        """Archive the channels of incidents closed for INCIDENT_CHANNEL_ARCHIVE_AFTER."""
+        with self.sessions.begin() as session:
+            queued = incidents.queue_archives(session, self.settings.channel_rules, now)
+        for incident_id in queued:
+            log.info("INC-%d: its channel is archived after close", incident_id)
+            self.deliverer.drain(incident_id=incident_id, now=now)
+        return len(queued)
+
     # --- digest ---------------------------------------------------------------------------------
 
     def digest(self, now: datetime) -> bool:
@@ -290,6 +301,7 @@ class Scheduler:
             ("auto-close", self.jobs.auto_close),
             ("digest", self.jobs.digest),
             ("forget-events", self.jobs.forget_old_events),
+            ("archive-channels", self.jobs.archive_channels),
         ):
             self._scheduler.add_job(
                 self._guarded(name, job),

@@ -85,11 +85,15 @@ def parse_channel_rules(environ: Mapping[str, str]) -> ChannelRules:
                 "and user group ids per severity, separated by ;)"
             )
         responders[severity] = ids
+    archive = (environ.get("INCIDENT_CHANNEL_ARCHIVE_AFTER") or "1d").strip().lower()
     return ChannelRules(
         mode=mode,
         name_template=template,
         private=private in {"true", "1", "yes"},
         responders=responders,
+        archive_after=timedelta(0)
+        if archive == "now"
+        else parse_duration(archive, "INCIDENT_CHANNEL_ARCHIVE_AFTER"),
     )
 
 

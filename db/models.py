@@ -79,6 +79,8 @@ class DeliveryAction(enum.StrEnum):
     # The summary pinned in the incident's channel: posted once, then edited with the topic.
     POST_SUMMARY = "post_summary"
     UPDATE_CHANNEL = "update_channel"
+    # Closed long enough (INCIDENT_CHANNEL_ARCHIVE_AFTER): the incident's channel is archived.
+    ARCHIVE_CHANNEL = "archive_channel"
 
 
 def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
@@ -139,6 +141,7 @@ class Incident(Base):
     # Its pinned summary (the card, edited on every change) and the topic last set there.
     own_channel_summary_ts: Mapped[str | None] = mapped_column(String(32))
     own_channel_topic: Mapped[str | None] = mapped_column(String(250))
+    own_channel_archived_at: Mapped[datetime | None] = _timestamp()
     slack_channel_id: Mapped[str | None] = mapped_column(String(32))
     card_ts: Mapped[str | None] = mapped_column(String(32))
     # When the next "no update for a while" reminder is due; NULL after every change, so the

@@ -3,7 +3,8 @@ exactly once (a lost answer to conversations.create is found again, not made twi
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -17,7 +18,8 @@ from bot.slack import grammar
 from db.models import Delivery, DeliveryAction, Incident, Severity, Status
 from tests.fakeslack import FakeSlack
 from tests.slackbot import Bot
-from tests.test_delivery import CHANNEL, Sessions, add_note, now
+from tests.test_delivery import ADMIN, CHANNEL, Sessions, add_note, now
+from tests.test_scheduler_jobs import make_jobs
 from tests.test_slack_commands import ask
 from tests.test_slack_interactions import latest_incident_id, open_declare, settle, submit
 
@@ -384,3 +386,77 @@ def test_the_summary_and_topic_follow_changes_and_the_topic_is_set_only_when_it_
     [summary_ts] = fake_slack.pinned(room)
     summary = fake_slack.message(room, summary_ts)
     assert "[SEV2, investigating]" in summary["text"]
+
+
+# --- Closing: archived on the scheduler's clock, a new channel when reopened --------------------
+
+
+def close(sessions: Sessions, incident_id: int, at: datetime) -> None:
+    with sessions.begin() as session:
+        incidents.change_status(session, incident_id, "closed", ALICE, now=at)
+
+
+@pytest.mark.parametrize(
+    ("after", "archived_at"),
+    [
+        (timedelta(days=1), [(timedelta(hours=23), False), (timedelta(days=1), True)]),
+        (timedelta(0), [(timedelta(0), True)]),
+        (None, [(timedelta(days=365), False)]),
+    ],
+)
+def test_a_closed_incidents_channel_is_archived_after_its_delay_with_a_last_word(
+    fake_slack: FakeSlack,
+    committing_sessions: Sessions,
+    after: timedelta | None,
+    archived_at: list[tuple[timedelta, bool]],
+):
+    sessions = committing_sessions
+    incident_id = declare(sessions, title="DB down")
+    jobs = make_jobs(fake_slack, sessions, retrying=False)
+    jobs.deliverer.drain()
+    room = incident(sessions, incident_id).own_channel_id
+    assert room is not None
+    closed_at = now()
+    close(sessions, incident_id, closed_at)
+    jobs.deliverer.drain()
+    rules = replace(RULES, archive_after=after)
+    jobs.settings = replace(jobs.settings, channel_rules=rules)
+
+    for offset, archived in archived_at:
+        jobs.archive_channels(closed_at + offset)
+        assert fake_slack.is_archived(room) is archived
+    if archived_at[-1][1]:
+        last = fake_slack.messages(room)[-1]["text"]
+        assert f"INC-{incident_id} is closed" in last and f"<#{CHANNEL}>" in last
+        assert incident(sessions, incident_id).own_channel_archived_at is not None
+        jobs.archive_channels(closed_at + timedelta(days=30))  # once
+        assert len(fake_slack.calls_to("conversations.archive")) == 1
+
+
+def test_reopening_after_the_archive_opens_a_second_channel_that_links_the_first(
+    fake_slack: FakeSlack, committing_sessions: Sessions
+):
+    sessions = committing_sessions
+    fake_slack.add_user("U0OWNER0001")
+    incident_id = declare(sessions, title="DB down", owner="U0OWNER0001")
+    jobs = make_jobs(fake_slack, sessions, retrying=False)
+    jobs.deliverer.drain()
+    first = incident(sessions, incident_id).own_channel_id
+    closed_at = now()
+    close(sessions, incident_id, closed_at)
+    jobs.archive_channels(closed_at + timedelta(days=2))
+    assert first is not None and fake_slack.is_archived(first)
+
+    with sessions.begin() as session:
+        incidents.change_status(session, incident_id, "investigating", ADMIN, note="it's back")
+    jobs.deliverer.drain()
+
+    reopened = incident(sessions, incident_id)
+    assert reopened.own_channel_name == f"inc-{incident_id}-db-down-2"
+    second = reopened.own_channel_id
+    assert second not in (None, first) and not fake_slack.is_archived(second)
+    said = [m["text"] for m in fake_slack.messages(second)]
+    assert any(f"<#{first}>" in text for text in said), "the new channel links the old one"
+    assert any("it's back" in text for text in said)
+    assert "U0OWNER0001" in fake_slack.channel_members(second)
+    assert fake_slack.topic(second).startswith("SEV1 · investigating")

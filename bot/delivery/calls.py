@@ -22,6 +22,7 @@ BLIND_LOOKUP_ERRORS = frozenset(
 )
 # Not one Slack method: the pinned summary's edit and the topic, as one row.
 REFRESH = "channel.refresh"
+ARCHIVE = "conversations.archive"
 # Calls that must not happen twice: their outcome, when unknown, is looked up before a retry.
 ONCE_ONLY = frozenset({"chat.postMessage", "conversations.create"})
 # How far before a post's start its message is looked for (clocks differ a little).
@@ -154,15 +155,21 @@ def prepare(session: Session, delivery: Delivery, incident: Incident | None) -> 
             if not summary and not topic:
                 return "skipped: nothing to change"
             return call(REFRESH, room, summary=summary, topic=topic)
+        case DeliveryAction.ARCHIVE_CHANNEL:
+            room = _require_own_channel(incident)
+            if incident.own_channel_archived_at is not None:
+                return "skipped: the channel is archived"
+            return call(ARCHIVE, room)
         case DeliveryAction.POST_CHANNEL:
             room = _require_own_channel(incident)
             events = _events(session, delivery)
-            if not events:
+            text = delivery.payload.get("text") or blocks.thread_text(events)
+            if not events and "text" not in delivery.payload:
                 return "skipped: its events are gone"
             return call(
                 "chat.postMessage",
                 room,
-                text=blocks.thread_text(events),
+                text=text,
                 unfurl_links=False,
                 unfurl_media=False,
                 metadata=tag(delivery.id),

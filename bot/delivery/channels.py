@@ -112,10 +112,12 @@ def record_opened(
 
 
 def record_channel_call(
-    session: Session, incident: Incident, call: SlackCall, ts: str | None
+    session: Session, incident: Incident, call: SlackCall, ts: str | None, now: datetime
 ) -> None:
     """Keep what the channel now shows: the pinned summary's ts, the topic last set."""
-    values: dict[str, str] = {}
+    values: dict[str, object] = {}
+    if call.action == DeliveryAction.ARCHIVE_CHANNEL:
+        values["own_channel_archived_at"] = now
     if call.action == DeliveryAction.POST_SUMMARY and ts:
         values["own_channel_summary_ts"] = ts
     if call.action == DeliveryAction.UPDATE_CHANNEL and call.kwargs.get("topic"):
@@ -127,6 +129,14 @@ def record_channel_call(
             .values(**values)
             .execution_options(synchronize_session=False)
         )
+
+
+def archive(client: WebClient, call: SlackCall) -> None:
+    try:
+        client.conversations_archive(channel=call.channel)
+    except SlackApiError as error:
+        if _code(error) != "already_archived":
+            raise
 
 
 def refresh(client: WebClient, call: SlackCall) -> None:

@@ -37,6 +37,7 @@ from db.models import (
 )
 
 from .calls import (
+    ARCHIVE,
     BLIND_LOOKUP_ERRORS,
     ONCE_ONLY,
     REFRESH,
@@ -46,7 +47,14 @@ from .calls import (
     pending,
     prepare,
 )
-from .channels import open_channel, pin, record_channel_call, record_opened, refresh
+from .channels import (
+    archive,
+    open_channel,
+    pin,
+    record_channel_call,
+    record_opened,
+    refresh,
+)
 from .problems import ACTION_NEEDED_ERRORS, PERMANENT_ERRORS, DrainResult, Problem
 
 log = logging.getLogger(__name__)
@@ -64,9 +72,11 @@ _METHOD = case(
     (Delivery.action == DeliveryAction.DELETE_CARD, literal("chat.delete")),
     (Delivery.action == DeliveryAction.UPDATE_CHANNEL, literal("chat.update")),
     (Delivery.action == DeliveryAction.OPEN_CHANNEL, literal("conversations.create")),
+    (Delivery.action == DeliveryAction.ARCHIVE_CHANNEL, literal("conversations.archive")),
     else_=literal("chat.postMessage"),
 )
 _IN_OWN_CHANNEL = (
+    DeliveryAction.ARCHIVE_CHANNEL,
     DeliveryAction.POST_CHANNEL,
     DeliveryAction.POST_SUMMARY,
     DeliveryAction.UPDATE_CHANNEL,
@@ -248,6 +258,9 @@ class Deliverer:
             if call.method == REFRESH:
                 refresh(self.client, call)
                 return _Outcome()
+            if call.method == ARCHIVE:
+                archive(self.client, call)
+                return _Outcome()
             if call.method == "chat.update":
                 self._joining(call, lambda: self.client.chat_update(**call.kwargs))
                 return _Outcome()
@@ -338,7 +351,7 @@ class Deliverer:
                     outcome.ts,
                 )
             if incident is not None:
-                record_channel_call(session, incident, call, outcome.ts)
+                record_channel_call(session, incident, call, outcome.ts, now)
             if call.action == DeliveryAction.OPEN_CHANNEL and incident is not None:
                 assert outcome.ts is not None and outcome.channel_name is not None
                 record_opened(session, incident, outcome.ts, outcome.channel_name, now)

@@ -36,6 +36,7 @@ from .channels import (
     ChannelRules,
     channel_name,
     check_name_template,
+    queue_archives,
     slug,
 )
 from .queries import (
@@ -176,6 +177,7 @@ __all__ = [
     "parse_incident_id",
     "parse_severity",
     "parse_status",
+    "queue_archives",
     "record_event",
     "remind",
     "severity_choices",

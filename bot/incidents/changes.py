@@ -26,7 +26,7 @@ from db.models import (
     Status,
 )
 
-from .channels import ChannelRules, queue_channel
+from .channels import ChannelRules, queue_channel, reopen_channel
 from .queries import get_incident
 from .recording import (
     _require_editable,
@@ -62,6 +62,7 @@ from .vocabulary import (
     parse_status,
 )
 from .workflow import (
+    ACTIVE_STATUSES,
     _check_transition,
     _stamp_milestones,
     check_as_seen,
@@ -216,6 +217,8 @@ def change_status(
         text=note,
         details=details,
     )
+    if new in ACTIVE_STATUSES and incident.own_channel_archived_at is not None:
+        reopen_channel(session, incident, now)
     notify(session, incident, [event], now=now)
     log.info(
         "%s status %s -> %s by %s",

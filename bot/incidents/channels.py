@@ -6,14 +6,15 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from db.models import Delivery, DeliveryAction, Incident, IncidentEvent, Severity
+from db.models import Delivery, DeliveryAction, Incident, IncidentEvent, Severity, Status
 
 from .recording import notify
-from .vocabulary import USER_ID
+from .vocabulary import USER_ID, format_incident_id
 
 CHANNEL_MODES = ("never", "sev1-sev2", "always")
 SERIOUS = frozenset({Severity.SEV1, Severity.SEV2})
@@ -34,6 +35,8 @@ class ChannelRules:
     private: bool = False
     # Severity ("SEV1") -> user ids and user group ids to invite.
     responders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # How long after closing the channel is archived; None: never.
+    archive_after: timedelta | None = timedelta(days=1)
 
     @property
     def offered(self) -> bool:
@@ -103,3 +106,89 @@ def queue_channel(
         for action in (DeliveryAction.POST_SUMMARY, DeliveryAction.UPDATE_CHANNEL)
     )
     notify(session, incident, [created], now=now, card=False, thread=False)
+
+
+def queue_archives(session: Session, rules: ChannelRules, now: datetime) -> list[int]:
+    """Queue a last word and the archive for the channels of incidents closed long enough
+    (each once); returns their incident ids."""
+    if rules.archive_after is None:
+        return []
+    queued = exists().where(
+        Delivery.incident_id == Incident.id,
+        Delivery.action == DeliveryAction.ARCHIVE_CHANNEL,
+        Delivery.failed_at.is_(None),
+    )
+    due = session.scalars(
+        select(Incident)
+        .where(
+            Incident.status == Status.CLOSED,
+            Incident.closed_at <= now - rules.archive_after,
+            Incident.own_channel_id.is_not(None),
+            Incident.own_channel_archived_at.is_(None),
+            ~queued,
+        )
+        .order_by(Incident.closed_at)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for incident in due:
+        ref = format_incident_id(incident.id)
+        farewell = (
+            f"{ref} is closed, so this channel is archived. Its record stays: the card in "
+            f"<#{incident.slack_channel_id}> and `/incident show {ref}`."
+        )
+        session.add_all(
+            [
+                Delivery(
+                    incident_id=incident.id,
+                    action=DeliveryAction.POST_CHANNEL,
+                    payload={"text": farewell},
+                    next_attempt_at=now,
+                ),
+                Delivery(
+                    incident_id=incident.id,
+                    action=DeliveryAction.ARCHIVE_CHANNEL,
+                    next_attempt_at=now,
+                ),
+            ]
+        )
+    return [incident.id for incident in due]
+
+
+def reopen_channel(session: Session, incident: Incident, now: datetime) -> None:
+    """A bot can't unarchive: a reopened incident whose channel is archived gets a new one
+    (`-2`, `-3`...) with the same people, which links the old one."""
+    opened = session.scalars(
+        select(Delivery)
+        .where(Delivery.incident_id == incident.id, Delivery.action == DeliveryAction.OPEN_CHANNEL)
+        .order_by(Delivery.id)
+    ).all()
+    first = opened[0].payload
+    previous = incident.own_channel_id
+    incident.own_channel_id = incident.own_channel_name = None
+    incident.own_channel_summary_ts = incident.own_channel_topic = None
+    incident.own_channel_archived_at = None
+    suffix = f"-{len(opened) + 1}"
+    name = first["name"][: NAME_MAX - len(suffix)].rstrip("-_") + suffix
+    session.add_all(
+        [
+            Delivery(
+                incident_id=incident.id,
+                action=DeliveryAction.OPEN_CHANNEL,
+                payload={**first, "name": name},
+                next_attempt_at=now,
+            ),
+            *(
+                Delivery(incident_id=incident.id, action=action, next_attempt_at=now)
+                for action in (DeliveryAction.POST_SUMMARY, DeliveryAction.UPDATE_CHANNEL)
+            ),
+            Delivery(
+                incident_id=incident.id,
+                action=DeliveryAction.POST_CHANNEL,
+                payload={
+                    "text": f"{format_incident_id(incident.id)} was reopened. Its earlier "
+                    f"channel, <#{previous}>, is archived and keeps what was said there."
+                },
+                next_attempt_at=now,
+            ),
+        ]
+    )

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 ACTIONS = ("post_card", "update_card", "post_thread", "delete_card", "post_digest")
-NEW_ACTIONS = ("open_channel", "post_channel", "post_summary", "update_channel")
+NEW_ACTIONS = ("open_channel", "post_channel", "post_summary", "update_channel", "archive_channel")
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -40,6 +40,10 @@ def upgrade() -> None:
         "incidents", sa.Column("own_channel_summary_ts", sa.String(length=32), nullable=True)
     )
     op.add_column("incidents", sa.Column("own_channel_topic", sa.String(length=250), nullable=True))
+    op.add_column(
+        "incidents",
+        sa.Column("own_channel_archived_at", sa.DateTime(timezone=True), nullable=True),
+    )
     # Commands typed in an incident's channel find their incident by it.
     op.create_index("ix_incidents_own_channel_id", "incidents", ["own_channel_id"], unique=True)
     _allow(ACTIONS + NEW_ACTIONS)
@@ -50,6 +54,7 @@ def downgrade() -> None:
     op.execute(sa.text(f"DELETE FROM deliveries WHERE action IN ({listed})"))
     _allow(ACTIONS)
     op.drop_index("ix_incidents_own_channel_id", table_name="incidents")
+    op.drop_column("incidents", "own_channel_archived_at")
     op.drop_column("incidents", "own_channel_topic")
     op.drop_column("incidents", "own_channel_summary_ts")
     op.drop_column("incidents", "own_channel_name")
