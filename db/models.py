@@ -81,6 +81,8 @@ class DeliveryAction(enum.StrEnum):
     UPDATE_CHANNEL = "update_channel"
     # Closed long enough (INCIDENT_CHANNEL_ARCHIVE_AFTER): the incident's channel is archived.
     ARCHIVE_CHANNEL = "archive_channel"
+    # Someone assigned to an incident that has its channel: invite them.
+    INVITE_CHANNEL = "invite_channel"
 
 
 def _enum(cls: type[enum.StrEnum], name: str) -> Enum:

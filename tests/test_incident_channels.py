@@ -460,3 +460,45 @@ def test_reopening_after_the_archive_opens_a_second_channel_that_links_the_first
     assert any("it's back" in text for text in said)
     assert "U0OWNER0001" in fake_slack.channel_members(second)
     assert fake_slack.topic(second).startswith("SEV1 · investigating")
+
+
+# --- Later: a channel on request, and the people assigned meanwhile -----------------------------
+
+
+def test_incident_channel_command_opens_one_later_and_refuses_a_second(
+    slackbot: Bot, fake_slack: FakeSlack
+):
+    sessions = slackbot.sessions
+    minor = declare(sessions, severity="SEV3", title="Search slow")
+    Deliverer(sessions, fake_slack.client()).drain()
+    assert incident(sessions, minor).own_channel_id is None
+
+    reply = ask(slackbot, f"channel INC-{minor}")
+    assert reply["text"] == f"INC-{minor} gets its own channel; it opens in a moment."
+    fake_slack.wait_for(lambda: fake_slack.channel_by_name(f"inc-{minor}-search-slow"))
+    settle(slackbot, minor)
+    room = incident(sessions, minor).own_channel_id
+    assert room is not None
+    assert [m["text"] for m in fake_slack.messages(room)][-1] == f"This is INC-{minor}'s channel."
+
+    again = ask(slackbot, f"channel INC-{minor}")
+    assert again["text"] == f"INC-{minor} already has its channel, #inc-{minor}-search-slow."
+    assert len(fake_slack.calls_to("conversations.create")) == 1
+
+
+def test_someone_assigned_later_is_invited_to_the_channel(
+    fake_slack: FakeSlack, committing_sessions: Sessions
+):
+    sessions = committing_sessions
+    fake_slack.add_user("U0LATE00001")
+    incident_id = declare(sessions, title="DB down")
+    deliverer = Deliverer(sessions, fake_slack.client())
+    deliverer.drain()
+    room = incident(sessions, incident_id).own_channel_id
+    assert room is not None and "U0LATE00001" not in fake_slack.channel_members(room)
+
+    with sessions.begin() as session:
+        incidents.assign(session, incident_id, ALICE, assignee="U0LATE00001")
+    deliverer.drain()
+
+    assert "U0LATE00001" in fake_slack.channel_members(room)

@@ -23,6 +23,7 @@ BLIND_LOOKUP_ERRORS = frozenset(
 # Not one Slack method: the pinned summary's edit and the topic, as one row.
 REFRESH = "channel.refresh"
 ARCHIVE = "conversations.archive"
+INVITE = "conversations.invite"
 # Calls that must not happen twice: their outcome, when unknown, is looked up before a retry.
 ONCE_ONLY = frozenset({"chat.postMessage", "conversations.create"})
 # How far before a post's start its message is looked for (clocks differ a little).
@@ -155,6 +156,9 @@ def prepare(session: Session, delivery: Delivery, incident: Incident | None) -> 
             if not summary and not topic:
                 return "skipped: nothing to change"
             return call(REFRESH, room, summary=summary, topic=topic)
+        case DeliveryAction.INVITE_CHANNEL:
+            room = _require_own_channel(incident)
+            return call(INVITE, room, invite=delivery.payload.get("invite", []))
         case DeliveryAction.ARCHIVE_CHANNEL:
             room = _require_own_channel(incident)
             if incident.own_channel_archived_at is not None:

@@ -4,6 +4,7 @@ another, nobody's refusal failing the rest."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from bot.incidents import format_incident_id
 from bot.incidents.channels import NAME_MAX, USER_GROUP_ID
 from db.models import Delivery, DeliveryAction, Incident
 
-from .calls import SlackCall, Unsendable
+from .calls import ARCHIVE, INVITE, REFRESH, SlackCall, Unsendable
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,11 @@ def record_channel_call(
         )
 
 
+def invite(client: WebClient, call: SlackCall) -> None:
+    assert call.channel is not None
+    _invite(client, call.channel, call.kwargs.get("invite") or [], call.ref)
+
+
 def archive(client: WebClient, call: SlackCall) -> None:
     try:
         client.conversations_archive(channel=call.channel)
@@ -155,6 +161,14 @@ def pin(client: WebClient, channel_id: str, ts: str, ref: str) -> None:
     except SlackApiError as error:
         if _code(error) != "already_pinned":
             log.warning("%s: summary not pinned in %s: %s", ref, channel_id, _code(error))
+
+
+# The incident channel's calls that are safe to repeat, by the method a row's call names.
+CHANNEL_CALLS: dict[str, Callable[[WebClient, SlackCall], None]] = {
+    ARCHIVE: archive,
+    INVITE: invite,
+    REFRESH: refresh,
+}
 
 
 def _code(error: SlackApiError) -> str:

@@ -37,24 +37,15 @@ from db.models import (
 )
 
 from .calls import (
-    ARCHIVE,
     BLIND_LOOKUP_ERRORS,
     ONCE_ONLY,
-    REFRESH,
     SlackCall,
     Unsendable,
     find_tagged,
     pending,
     prepare,
 )
-from .channels import (
-    archive,
-    open_channel,
-    pin,
-    record_channel_call,
-    record_opened,
-    refresh,
-)
+from .channels import CHANNEL_CALLS, open_channel, pin, record_channel_call, record_opened
 from .problems import ACTION_NEEDED_ERRORS, PERMANENT_ERRORS, DrainResult, Problem
 
 log = logging.getLogger(__name__)
@@ -73,10 +64,12 @@ _METHOD = case(
     (Delivery.action == DeliveryAction.UPDATE_CHANNEL, literal("chat.update")),
     (Delivery.action == DeliveryAction.OPEN_CHANNEL, literal("conversations.create")),
     (Delivery.action == DeliveryAction.ARCHIVE_CHANNEL, literal("conversations.archive")),
+    (Delivery.action == DeliveryAction.INVITE_CHANNEL, literal("conversations.invite")),
     else_=literal("chat.postMessage"),
 )
 _IN_OWN_CHANNEL = (
     DeliveryAction.ARCHIVE_CHANNEL,
+    DeliveryAction.INVITE_CHANNEL,
     DeliveryAction.POST_CHANNEL,
     DeliveryAction.POST_SUMMARY,
     DeliveryAction.UPDATE_CHANNEL,
@@ -255,11 +248,8 @@ class Deliverer:
                 if call.action == DeliveryAction.POST_SUMMARY and outcome.ts and call.channel:
                     pin(self.client, call.channel, outcome.ts, call.ref)
                 return outcome
-            if call.method == REFRESH:
-                refresh(self.client, call)
-                return _Outcome()
-            if call.method == ARCHIVE:
-                archive(self.client, call)
+            if call.method in CHANNEL_CALLS:
+                CHANNEL_CALLS[call.method](self.client, call)
                 return _Outcome()
             if call.method == "chat.update":
                 self._joining(call, lambda: self.client.chat_update(**call.kwargs))

@@ -36,6 +36,7 @@ from .channels import (
     ChannelRules,
     channel_name,
     check_name_template,
+    open_channel,
     queue_archives,
     slug,
 )
@@ -174,6 +175,7 @@ __all__ = [
     "list_incidents",
     "lock_incident",
     "notify",
+    "open_channel",
     "parse_incident_id",
     "parse_severity",
     "parse_status",

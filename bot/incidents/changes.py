@@ -26,7 +26,7 @@ from db.models import (
     Status,
 )
 
-from .channels import ChannelRules, queue_channel, reopen_channel
+from .channels import ChannelRules, invite_later, queue_channel, reopen_channel
 from .queries import get_incident
 from .recording import (
     _require_editable,
@@ -375,6 +375,7 @@ def assign(
             f"{name} is already {value or 'nobody'}" for name, value in wanted.items()
         )
         raise InvalidInput(f"Nothing changed: the {who}.")
+    invite_later(session, incident, [e.to_value for e in events if e.to_value], _now(now))
     log.info(
         "%s assigned (%s) by %s",
         format_incident_id(incident.id),

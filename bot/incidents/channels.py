@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from db.models import Delivery, DeliveryAction, Incident, IncidentEvent, Severity, Status
 
-from .recording import notify
-from .vocabulary import USER_ID, format_incident_id
+from .recording import _require_editable, lock_incident, notify
+from .vocabulary import USER_ID, Actor, Conflict, InvalidInput, format_incident_id
+from .workflow import ACTIVE_STATUSES
+
+log = logging.getLogger("bot.incidents")
 
 CHANNEL_MODES = ("never", "sev1-sev2", "always")
 SERIOUS = frozenset({Severity.SEV1, Severity.SEV2})
@@ -84,10 +88,15 @@ def invitees(rules: ChannelRules, incident: Incident) -> list[str]:
 
 
 def queue_channel(
-    session: Session, incident: Incident, rules: ChannelRules, created: IncidentEvent, now: datetime
+    session: Session,
+    incident: Incident,
+    rules: ChannelRules,
+    created: IncidentEvent | None,
+    now: datetime,
 ) -> None:
     """Queue the incident's channel after its card: open it (name and people fixed now), pin
-    its summary and set its topic, then say there that the incident was declared."""
+    its summary and set its topic, then say there that the incident was declared (`created`),
+    or that the channel was opened later."""
     incident.wants_own_channel = True
     session.add(
         Delivery(
@@ -105,7 +114,17 @@ def queue_channel(
         Delivery(incident_id=incident.id, action=action, next_attempt_at=now)
         for action in (DeliveryAction.POST_SUMMARY, DeliveryAction.UPDATE_CHANNEL)
     )
-    notify(session, incident, [created], now=now, card=False, thread=False)
+    if created is not None:
+        notify(session, incident, [created], now=now, card=False, thread=False)
+    else:
+        session.add(
+            Delivery(
+                incident_id=incident.id,
+                action=DeliveryAction.POST_CHANNEL,
+                payload={"text": f"This is {format_incident_id(incident.id)}'s channel."},
+                next_attempt_at=now,
+            )
+        )
 
 
 def queue_archives(session: Session, rules: ChannelRules, now: datetime) -> list[int]:
@@ -192,3 +211,47 @@ def reopen_channel(session: Session, incident: Incident, now: datetime) -> None:
             ),
         ]
     )
+
+
+def invite_later(session: Session, incident: Incident, users: list[str], now: datetime) -> None:
+    """People newly assigned to an incident with a channel are invited to it."""
+    people = [u for u in users if USER_ID.match(u)]
+    if people and incident.wants_own_channel:
+        session.add(
+            Delivery(
+                incident_id=incident.id,
+                action=DeliveryAction.INVITE_CHANNEL,
+                payload={"invite": people},
+                next_attempt_at=now,
+            )
+        )
+
+
+def open_channel(
+    session: Session,
+    incident_id: int | str,
+    actor: Actor,
+    rules: ChannelRules,
+    now: datetime | None = None,
+) -> Incident:
+    """Give an incident declared without one its own channel (`/incident channel INC-<n>`)."""
+    now = now or datetime.now(UTC)
+    incident = lock_incident(session, incident_id)
+    _require_editable(incident, actor)
+    ref = format_incident_id(incident.id)
+    if not rules.offered:
+        raise InvalidInput("Incident channels are turned off here (INCIDENT_CHANNELS=never).")
+    if incident.slack_channel_id is None:
+        raise InvalidInput(f"{ref} has no card in Slack, so no channel either.")
+    if incident.own_channel_archived_at is not None and incident.status in ACTIVE_STATUSES:
+        reopen_channel(session, incident, now)
+    elif incident.wants_own_channel:
+        raise Conflict(f"{ref} already has its channel{_named(incident.own_channel_name)}.")
+    else:
+        queue_channel(session, incident, rules, None, now)
+    log.info("%s channel asked for by %s", ref, actor.user_id)
+    return incident
+
+
+def _named(name: str | None) -> str:
+    return f", #{name}" if name else " (it is being opened)"

@@ -131,13 +131,14 @@ def parse(text: str, viewer: str, implied: Callable[[], str | None] = _nowhere) 
         "edit",
         "delete",
         "screenshots",
+        "channel",
     }:
         incident, rest = _need_id(name, rest, implied)
     else:
         # Anything else is the title of a new incident.
         return Command("declare", text=text.strip())
     match name:
-        case "show" | "edit" | "delete" | "screenshots":
+        case "show" | "edit" | "delete" | "screenshots" | "channel":
             return Command(name, incident=incident)
         case "status":
             status, note = _status_and_note(rest)

@@ -222,8 +222,10 @@ HELP = """*`/incident`*: run incidents from Slack
 • `/incident assign <id> [owner|assignee] @someone|me|nobody`
 • `/incident edit <id>`: edit title, service, description, cause, resolution
 • `/incident screenshots <id>`: post the stored screenshots into the incident's thread
+• `/incident channel <id>`: give the incident its own channel
 • `/incident delete <id>`: admins only
-Ids can be written `INC-12`, `#12` or `12`."""
+Ids can be written `INC-12`, `#12` or `12`. In an incident's own channel the id can be left \
+out (another incident is then named as `INC-12`)."""
 
 
 # --- Home tab ----------------------------------------------------------------------------------

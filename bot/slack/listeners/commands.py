@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
 from bot import delivery, incidents
-from bot.incidents import Actor, IncidentError, screenshots
+from bot.incidents import Actor, ChannelRules, IncidentError, screenshots
 from bot.slack import blocks, grammar, ids
 from bot.slack.grammar import Command
 from bot.slack.services import Services
@@ -24,7 +24,7 @@ TIMELINE_ENTRIES = 10
 
 
 # Commands that change an incident: saved before the ack, which carries the confirmation.
-CHANGES = {"status", "severity", "note", "assign"}
+CHANGES = {"status", "severity", "note", "assign", "channel"}
 
 
 def incident_command(
@@ -50,7 +50,10 @@ def incident_command(
     if command.name in CHANGES:
         try:
             reply, incident_id = save(
-                services, lambda session: change(session, command, services.actor(user_id))
+                services,
+                lambda session: change(
+                    session, command, services.actor(user_id), services.settings.channel_rules
+                ),
             )
         except Refusal as refusal:
             ack(text=blocks.escape(str(refusal)))
@@ -104,7 +107,9 @@ def answer(
         respond(text=blocks.escape(str(error)))
 
 
-def change(session: Session, command: Command, actor: Actor) -> tuple[str, int]:
+def change(
+    session: Session, command: Command, actor: Actor, channels: ChannelRules
+) -> tuple[str, int]:
     """Make the command's change; the confirmation and the incident's id."""
     ref = command.incident or ""
     match command.name:
@@ -125,6 +130,10 @@ def change(session: Session, command: Command, actor: Actor) -> tuple[str, int]:
             incident = incidents.assign(session, ref, actor, **{command.role: command.user})
             who = blocks.user(command.user)
             return f"{blocks.ref(incident)} {command.role}: {who}.", incident.id
+        case "channel":
+            incident = incidents.open_channel(session, ref, actor, channels)
+            reply = f"{blocks.ref(incident)} gets its own channel; it opens in a moment."
+            return reply, incident.id
     raise AssertionError(f"{command.name} is not a change")
 
 

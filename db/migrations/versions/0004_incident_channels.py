@@ -11,7 +11,14 @@ import sqlalchemy as sa
 from alembic import op
 
 ACTIONS = ("post_card", "update_card", "post_thread", "delete_card", "post_digest")
-NEW_ACTIONS = ("open_channel", "post_channel", "post_summary", "update_channel", "archive_channel")
+NEW_ACTIONS = (
+    "open_channel",
+    "post_channel",
+    "post_summary",
+    "update_channel",
+    "archive_channel",
+    "invite_channel",
+)
 
 revision: str = "0004"
 down_revision: str | None = "0003"
