@@ -3,8 +3,10 @@ exactly once (a lost answer to conversations.create is found again, not made twi
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -15,8 +17,8 @@ from bot.delivery import Deliverer
 from bot.incidents import Actor, ChannelRules, IncidentDraft, InvalidInput, channel_name, slug
 from bot.settings import Settings, SettingsError
 from bot.slack import grammar
-from db.models import Delivery, DeliveryAction, Incident, Severity, Status
-from tests.fakeslack import FakeSlack
+from db.models import Delivery, DeliveryAction, EventKind, Incident, Severity, Status
+from tests.fakeslack import FakeSlack, payloads
 from tests.slackbot import Bot
 from tests.test_delivery import ADMIN, CHANNEL, Sessions, add_note, now
 from tests.test_scheduler_jobs import make_jobs
@@ -24,6 +26,7 @@ from tests.test_slack_commands import ask
 from tests.test_slack_interactions import latest_incident_id, open_declare, settle, submit
 
 ALICE = Actor("U0ALICE0001")
+BOB = "U0BOB000001"
 RULES = ChannelRules(responders={"SEV1": ("S0ONCALL", "U0LEAD0001")})
 
 
@@ -502,3 +505,46 @@ def test_someone_assigned_later_is_invited_to_the_channel(
     deliverer.drain()
 
     assert "U0LATE00001" in fake_slack.channel_members(room)
+
+
+def test_a_pushpin_in_the_channel_makes_the_message_a_note_at_its_time_once(
+    slackbot: Bot, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture
+):
+    sessions = slackbot.sessions
+    incident_id = declare(sessions, title="DB down")
+    Deliverer(sessions, fake_slack.client()).drain()
+    room = incident(sessions, incident_id).own_channel_id
+    assert room is not None
+    said = fake_slack.add_message(room, "failover started at the primary &lt;db1&gt;")
+    pinned = payloads.event_callback(
+        payloads.reaction_added_event(BOB, "pushpin", room, said["ts"])
+    )
+
+    assert slackbot.post(pinned)[0] == 200
+    wait_until(lambda: any("failover" in (e.text or "") for e in timeline(sessions, incident_id)))
+    caplog.set_level(logging.INFO, logger="bot.slack.listeners.events")
+    pinned["event_id"] = "Ev0PINNEDAGAIN"  # pinned again by someone else, a new event
+    assert slackbot.post(pinned)[0] == 200
+    wait_until(lambda: "is a note already" in caplog.text)
+
+    notes = [e for e in timeline(sessions, incident_id) if e.kind == EventKind.NOTE]
+    assert [(n.text, n.actor) for n in notes] == [("failover started at the primary <db1>", BOB)]
+    assert notes[0].occurred_at == datetime.fromtimestamp(float(said["ts"]), UTC)
+    # Elsewhere (the incidents channel) a pushpin is just a reaction.
+    other = fake_slack.add_message(CHANNEL, "unrelated")
+    event = payloads.reaction_added_event(BOB, "pushpin", CHANNEL, other["ts"])
+    assert slackbot.post(payloads.event_callback(event))[0] == 200
+    assert ask(slackbot, "help")  # a later request: the event's work has run
+    assert not any("unrelated" in (e.text or "") for e in timeline(sessions, incident_id))
+
+
+def timeline(sessions: Sessions, incident_id: int) -> list:
+    with sessions() as session:
+        return incidents.timeline(session, incident_id)
+
+
+def wait_until(done, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.02)

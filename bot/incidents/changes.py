@@ -27,7 +27,7 @@ from db.models import (
 )
 
 from .channels import ChannelRules, invite_later, queue_channel, reopen_channel
-from .queries import get_incident
+from .queries import get_incident, noted_from
 from .recording import (
     _require_editable,
     lock_incident,
@@ -53,6 +53,7 @@ from .vocabulary import (
     RESOLUTION_MAX,
     SERVICE_MAX,
     Actor,
+    Conflict,
     DeclareLimit,
     InvalidInput,
     NotFound,
@@ -393,16 +394,22 @@ def add_note(
     *,
     occurred_at: datetime | None = None,
     source_url: str | None = None,
+    source: str | None = None,
     now: datetime | None = None,
 ) -> IncidentEvent:
-    """Add a note to the timeline, stamped at `occurred_at` (e.g. a Slack message's time)."""
+    """Add a note to the timeline, stamped at `occurred_at` (e.g. a Slack message's time);
+    `source` names the message it is taken from, which makes one note at most."""
     body = _clean(text, "note", NOTE_MAX, label="Note")
     if body is None:
         raise InvalidInput("A note needs some text.", "note")
     now = _now(now)
     _check_occurred_at(occurred_at, now)
     incident = lock_incident(session, incident_id)
+    if source is not None and noted_from(session, incident.id, source):
+        raise Conflict(f"That message is already a note of {format_incident_id(incident.id)}.")
     details = {"source_url": source_url} if source_url else {}
+    if source is not None:
+        details["source"] = source
     event = record_event(
         session,
         incident,

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from db.models import (
     USER_REF_LENGTH,
+    EventKind,
     Incident,
     IncidentEvent,
     Severity,
@@ -49,6 +50,19 @@ def find_by_card(session: Session, channel_id: str, card_ts: str) -> Incident | 
     """The incident whose card is the message `card_ts` in `channel_id`."""
     return session.scalar(
         select(Incident).where(Incident.slack_channel_id == channel_id, Incident.card_ts == card_ts)
+    )
+
+
+def noted_from(session: Session, incident_id: int, source: str) -> bool:
+    """Whether a note of the incident was taken from the message `source` already."""
+    return bool(
+        session.scalar(
+            select(IncidentEvent.id).where(
+                IncidentEvent.incident_id == incident_id,
+                IncidentEvent.kind == EventKind.NOTE,
+                IncidentEvent.details["source"].astext == source,
+            )
+        )
     )
 
 

@@ -6,20 +6,21 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 
 from bot import inbox, incidents
-from bot.incidents import IncidentQuery, screenshots
+from bot.incidents import Conflict, IncidentQuery, screenshots
 from bot.incidents.screenshots import CAPTION_MAX
 from bot.slack import blocks
 from bot.slack.services import Services
 from db.models import Severity, Status
 
 from .attach import attach_files
-from .common import as_dict, bind, later, permalink_of, string
+from .common import as_dict, bind, deliver_and_report, later, permalink_of, string
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,56 @@ def member_joined(services: Services, event: dict[str, Any], context: dict[str, 
         services.deliverer.channel_joined(channel)
 
 
+# 📌 on a message in an incident's channel makes it a timeline note.
+PIN_REACTIONS = frozenset({"pushpin", "round_pushpin"})
+
+
+def reaction_added(services: Services, event: dict[str, Any], client: WebClient):
+    item = as_dict(event.get("item"))
+    channel, ts, user_id = string(item, "channel"), string(item, "ts"), string(event, "user")
+    pinned = event.get("reaction") in PIN_REACTIONS and item.get("type") == "message"
+    if pinned and channel and ts and user_id:
+        handle_later(services, client, user_id, channel, pin_to_timeline, user_id, channel, ts)
+
+
+def pin_to_timeline(
+    services: Services, client: WebClient, user_id: str, channel: str, ts: str
+) -> None:
+    """The pinned message becomes a note of the channel's incident, at its own time, once."""
+    with services.sessions() as session:
+        incident_id = incidents.incident_in_channel(session, channel)
+    message = fetch_message(client, channel, ts) if incident_id is not None else None
+    if incident_id is None or message is None:
+        return
+    try:
+        with services.sessions.begin() as session:
+            incidents.add_note(
+                session,
+                incident_id,
+                services.actor(user_id),
+                blocks.unescape(string(message, "text") or "") or "(a message with no text)",
+                occurred_at=datetime.fromtimestamp(float(ts), UTC),
+                source=f"{channel}/{ts}",
+                source_url=permalink_of(client, channel, ts),
+            )
+    except Conflict:  # pinned before: once is enough
+        log.info("INC-%d: %s/%s is a note already (%s)", incident_id, channel, ts, user_id)
+        return
+    deliver_and_report(services, client, incident_id, user_id, channel)
+
+
+def fetch_message(client: WebClient, channel: str, ts: str) -> dict[str, Any] | None:
+    """One message by its ts: in the channel's history, or else in a thread."""
+    for page in (
+        client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1),
+        client.conversations_replies(channel=channel, ts=ts, limit=1),
+    ):
+        found = [m for m in page.get("messages") or [] if m.get("ts") == ts]
+        if found:
+            return found[0]
+    return None
+
+
 def app_removed(services: Services, event: dict[str, Any], body: dict[str, Any]):
     log.warning(
         "Slack says %s for team %s: the bot can no longer post until it is reinstalled",
@@ -156,6 +207,7 @@ def register(app: App, services: Services) -> None:
     app.event("app_home_opened")(bind(services, home_opened))
     app.event({"type": "message", "subtype": "file_share"})(bind(services, file_posted))
     app.event("member_joined_channel")(bind(services, member_joined))
+    app.event("reaction_added")(bind(services, reaction_added))
     app.event("app_uninstalled")(bind(services, app_removed))
     app.event("tokens_revoked")(bind(services, app_removed))
 
