@@ -83,6 +83,8 @@ class DeliveryAction(enum.StrEnum):
     ARCHIVE_CHANNEL = "archive_channel"
     # Someone assigned to an incident that has its channel: invite them.
     INVITE_CHANNEL = "invite_channel"
+    # The title changed: the incident's channel is renamed after it.
+    RENAME_CHANNEL = "rename_channel"
 
 
 def _enum(cls: type[enum.StrEnum], name: str) -> Enum:

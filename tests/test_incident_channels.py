@@ -164,6 +164,7 @@ def test_declaring_queues_the_channel_after_the_card_with_its_name_and_people(
     ]
     assert rows[1].payload == {
         "name": f"inc-{declared.id}-db-down",
+        "template": "inc-{id}-{slug}",
         "private": False,
         "invite": ["U0ALICE0001", "U0OWNER0001", "S0ONCALL", "U0LEAD0001"],
     }
@@ -548,3 +549,21 @@ def wait_until(done, timeout: float = 5) -> None:
     while not done():
         assert time.monotonic() < deadline, "never happened"
         time.sleep(0.02)
+
+
+def test_a_new_title_renames_the_channel(fake_slack: FakeSlack, committing_sessions: Sessions):
+    sessions = committing_sessions
+    incident_id = declare(sessions, title="DB down")
+    deliverer = Deliverer(sessions, fake_slack.client())
+    deliverer.drain()
+    room = incident(sessions, incident_id).own_channel_id
+    fake_slack.add_channel(None, f"inc-{incident_id}-primary-is-gone", is_member=False)
+
+    with sessions.begin() as session:
+        incidents.edit(session, incident_id, ALICE, {"title": "Primary is gone"})
+    deliverer.drain()
+
+    renamed = incident(sessions, incident_id)
+    assert renamed.own_channel_name == f"inc-{incident_id}-primary-is-gone-2"
+    assert fake_slack.channel(room)["name"] == renamed.own_channel_name
+    assert renamed.own_channel_id == room

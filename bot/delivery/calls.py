@@ -24,6 +24,7 @@ BLIND_LOOKUP_ERRORS = frozenset(
 REFRESH = "channel.refresh"
 ARCHIVE = "conversations.archive"
 INVITE = "conversations.invite"
+RENAME = "conversations.rename"
 # Calls that must not happen twice: their outcome, when unknown, is looked up before a retry.
 ONCE_ONLY = frozenset({"chat.postMessage", "conversations.create"})
 # How far before a post's start its message is looked for (clocks differ a little).
@@ -156,6 +157,11 @@ def prepare(session: Session, delivery: Delivery, incident: Incident | None) -> 
             if not summary and not topic:
                 return "skipped: nothing to change"
             return call(REFRESH, room, summary=summary, topic=topic)
+        case DeliveryAction.RENAME_CHANNEL:
+            room = _require_own_channel(incident)
+            if _later_pending(session, delivery):
+                return "skipped: a later rename supersedes it"
+            return call(RENAME, room, name=delivery.payload["name"])
         case DeliveryAction.INVITE_CHANNEL:
             room = _require_own_channel(incident)
             return call(INVITE, room, invite=delivery.payload.get("invite", []))

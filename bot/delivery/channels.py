@@ -17,7 +17,7 @@ from bot.incidents import format_incident_id
 from bot.incidents.channels import NAME_MAX, USER_GROUP_ID
 from db.models import Delivery, DeliveryAction, Incident
 
-from .calls import ARCHIVE, INVITE, REFRESH, SlackCall, Unsendable
+from .calls import ARCHIVE, INVITE, REFRESH, RENAME, SlackCall, Unsendable
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +113,21 @@ def record_opened(
 
 
 def record_channel_call(
-    session: Session, incident: Incident, call: SlackCall, ts: str | None, now: datetime
+    session: Session,
+    incident: Incident,
+    call: SlackCall,
+    outcome: tuple[str | None, str | None],
+    now: datetime,
 ) -> None:
     """Keep what the channel now shows: the pinned summary's ts, the topic last set."""
+    ts, name = outcome
     values: dict[str, object] = {}
     if call.action == DeliveryAction.ARCHIVE_CHANNEL:
         values["own_channel_archived_at"] = now
     if call.action == DeliveryAction.POST_SUMMARY and ts:
         values["own_channel_summary_ts"] = ts
+    if call.action == DeliveryAction.RENAME_CHANNEL and name:
+        values["own_channel_name"] = name
     if call.action == DeliveryAction.UPDATE_CHANNEL and call.kwargs.get("topic"):
         values["own_channel_topic"] = call.kwargs["topic"]
     if values:
@@ -130,6 +137,23 @@ def record_channel_call(
             .values(**values)
             .execution_options(synchronize_session=False)
         )
+
+
+def rename(client: WebClient, call: SlackCall) -> str:
+    """The channel's new name; `-2`... when another channel has it. Returns the name it got."""
+    wanted = call.kwargs["name"]
+    for suffix in SUFFIXES:
+        candidate = wanted[: NAME_MAX - len(suffix)].rstrip("-_") + suffix
+        try:
+            return client.conversations_rename(channel=call.channel, name=candidate)["channel"][
+                "name"
+            ]
+        except SlackApiError as error:
+            if _code(error) != "name_taken":
+                raise
+            if (_own_channel(client, candidate) or ("", ""))[0] == call.channel:
+                return candidate  # it has that name already (an earlier attempt)
+    raise Unsendable("name_taken")
 
 
 def invite(client: WebClient, call: SlackCall) -> None:
@@ -164,10 +188,11 @@ def pin(client: WebClient, channel_id: str, ts: str, ref: str) -> None:
 
 
 # The incident channel's calls that are safe to repeat, by the method a row's call names.
-CHANNEL_CALLS: dict[str, Callable[[WebClient, SlackCall], None]] = {
+CHANNEL_CALLS: dict[str, Callable[[WebClient, SlackCall], str | None]] = {
     ARCHIVE: archive,
     INVITE: invite,
     REFRESH: refresh,
+    RENAME: rename,
 }
 
 

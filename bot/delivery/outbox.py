@@ -65,11 +65,13 @@ _METHOD = case(
     (Delivery.action == DeliveryAction.OPEN_CHANNEL, literal("conversations.create")),
     (Delivery.action == DeliveryAction.ARCHIVE_CHANNEL, literal("conversations.archive")),
     (Delivery.action == DeliveryAction.INVITE_CHANNEL, literal("conversations.invite")),
+    (Delivery.action == DeliveryAction.RENAME_CHANNEL, literal("conversations.rename")),
     else_=literal("chat.postMessage"),
 )
 _IN_OWN_CHANNEL = (
     DeliveryAction.ARCHIVE_CHANNEL,
     DeliveryAction.INVITE_CHANNEL,
+    DeliveryAction.RENAME_CHANNEL,
     DeliveryAction.POST_CHANNEL,
     DeliveryAction.POST_SUMMARY,
     DeliveryAction.UPDATE_CHANNEL,
@@ -249,8 +251,7 @@ class Deliverer:
                     pin(self.client, call.channel, outcome.ts, call.ref)
                 return outcome
             if call.method in CHANNEL_CALLS:
-                CHANNEL_CALLS[call.method](self.client, call)
-                return _Outcome()
+                return _Outcome(channel_name=CHANNEL_CALLS[call.method](self.client, call))
             if call.method == "chat.update":
                 self._joining(call, lambda: self.client.chat_update(**call.kwargs))
                 return _Outcome()
@@ -341,7 +342,9 @@ class Deliverer:
                     outcome.ts,
                 )
             if incident is not None:
-                record_channel_call(session, incident, call, outcome.ts, now)
+                record_channel_call(
+                    session, incident, call, (outcome.ts, outcome.channel_name), now
+                )
             if call.action == DeliveryAction.OPEN_CHANNEL and incident is not None:
                 assert outcome.ts is not None and outcome.channel_name is not None
                 record_opened(session, incident, outcome.ts, outcome.channel_name, now)

@@ -26,7 +26,7 @@ from db.models import (
     Status,
 )
 
-from .channels import ChannelRules, invite_later, queue_channel, reopen_channel
+from .channels import ChannelRules, invite_later, queue_channel, rename_later, reopen_channel
 from .queries import get_incident, noted_from
 from .recording import (
     _require_editable,
@@ -310,6 +310,8 @@ def edit(
     incident, events = _set_fields(
         session, incident_id, actor, cleaned, EventKind.FIELD_CHANGED, now
     )
+    if any(e.field == "title" for e in events):
+        rename_later(session, incident, _now(now))
     if events:
         log.info(
             "%s edited (%s) by %s",

@@ -104,6 +104,7 @@ def queue_channel(
             action=DeliveryAction.OPEN_CHANNEL,
             payload={
                 "name": channel_name(rules.name_template, incident),
+                "template": rules.name_template,
                 "private": rules.private,
                 "invite": invitees(rules, incident),
             },
@@ -176,11 +177,7 @@ def queue_archives(session: Session, rules: ChannelRules, now: datetime) -> list
 def reopen_channel(session: Session, incident: Incident, now: datetime) -> None:
     """A bot can't unarchive: a reopened incident whose channel is archived gets a new one
     (`-2`, `-3`...) with the same people, which links the old one."""
-    opened = session.scalars(
-        select(Delivery)
-        .where(Delivery.incident_id == incident.id, Delivery.action == DeliveryAction.OPEN_CHANNEL)
-        .order_by(Delivery.id)
-    ).all()
+    opened = _opened(session, incident)
     first = opened[0].payload
     previous = incident.own_channel_id
     incident.own_channel_id = incident.own_channel_name = None
@@ -210,6 +207,39 @@ def reopen_channel(session: Session, incident: Incident, now: datetime) -> None:
                 next_attempt_at=now,
             ),
         ]
+    )
+
+
+def rename_later(session: Session, incident: Incident, now: datetime) -> None:
+    """A new title renames the incident's open channel (keeping a reopened channel's `-n`)."""
+    if incident.own_channel_id is None or incident.own_channel_archived_at is not None:
+        return
+    opened = _opened(session, incident)
+    template = opened[0].payload.get("template") if opened else None
+    if template is None:
+        return
+    suffix = f"-{len(opened)}" if len(opened) > 1 else ""
+    session.add(
+        Delivery(
+            incident_id=incident.id,
+            action=DeliveryAction.RENAME_CHANNEL,
+            payload={"name": channel_name(template, incident, suffix)},
+            next_attempt_at=now,
+        )
+    )
+
+
+def _opened(session: Session, incident: Incident) -> list[Delivery]:
+    """The incident's OPEN_CHANNEL rows, first first: one per channel it has had."""
+    return list(
+        session.scalars(
+            select(Delivery)
+            .where(
+                Delivery.incident_id == incident.id,
+                Delivery.action == DeliveryAction.OPEN_CHANNEL,
+            )
+            .order_by(Delivery.id)
+        )
     )
 
 

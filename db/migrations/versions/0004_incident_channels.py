@@ -18,6 +18,7 @@ NEW_ACTIONS = (
     "update_channel",
     "archive_channel",
     "invite_channel",
+    "rename_channel",
 )
 
 revision: str = "0004"
