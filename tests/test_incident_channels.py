@@ -567,3 +567,25 @@ def test_a_new_title_renames_the_channel(fake_slack: FakeSlack, committing_sessi
     assert renamed.own_channel_name == f"inc-{incident_id}-primary-is-gone-2"
     assert fake_slack.channel(room)["name"] == renamed.own_channel_name
     assert renamed.own_channel_id == room
+
+
+@pytest.mark.parametrize(
+    ("error", "says"),
+    [
+        ("restricted_action", "only some people create channels"),
+        ("missing_scope", "channels:manage"),
+    ],
+)
+def test_a_refused_create_keeps_the_incident_and_says_why(
+    fake_slack: FakeSlack, committing_sessions: Sessions, error: str, says: str
+):
+    sessions = committing_sessions
+    incident_id = declare(sessions, title="DB down")
+    fake_slack.fail("conversations.create", error=error, times=None)
+
+    result = Deliverer(sessions, fake_slack.client()).drain()
+
+    [problem] = result.problems
+    assert (problem.error, problem.permanent) == (error, False), "kept, retried slowly"
+    assert says in problem.explain() and f"INC-{incident_id}" in problem.explain()
+    assert incident(sessions, incident_id).card_ts is not None, "the card went out"

@@ -432,7 +432,13 @@ class Deliverer:
             code,
             "permanent" if permanent else f"retry at {delivery.next_attempt_at:%H:%M:%S}",
         )
-        return Problem(incident_ref=ref, channel=channel, error=code, permanent=permanent)
+        return Problem(
+            incident_ref=ref,
+            channel=channel,
+            error=code,
+            permanent=permanent,
+            opening_channel=delivery.action == DeliveryAction.OPEN_CHANNEL,
+        )
 
     def channel_joined(self, channel_id: str, now: datetime | None = None) -> int:
         """The bot was let into `channel_id`: what waits there for that is due now."""

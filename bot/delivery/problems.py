@@ -50,12 +50,16 @@ class Problem:
     channel: str | None
     error: str
     permanent: bool
+    # Creating the incident's own channel, not posting to one.
+    opening_channel: bool = False
 
     @property
     def needs_action(self) -> bool:
         return self.error in ACTION_NEEDED_ERRORS
 
     def explain(self) -> str:
+        if self.opening_channel:
+            return self._explain_opening()
         where = blocks.channel(self.channel) if self.channel else "its channel"
         if self.error == "not_in_channel":
             return (
@@ -84,6 +88,19 @@ class Problem:
             )
         outcome = "It was not posted." if self.permanent else "It is kept and will be retried."
         return f"Slack didn't take the update to {self.incident_ref} ({self.error}). {outcome}"
+
+    def _explain_opening(self) -> str:
+        why = {
+            "restricted_action": "this workspace lets only some people create channels",
+            "missing_scope": "the app lacks the channels:manage or groups:write scope: "
+            "reinstall it from manifest.yml",
+            "name_taken": "every name I tried is taken",
+        }.get(self.error, self.error)
+        outcome = "I won't try again." if self.permanent else "I'll try again."
+        return (
+            f"I couldn't open {self.incident_ref}'s own channel ({why}). The incident and its "
+            f"card are fine. {outcome}"
+        )
 
 
 @dataclass
