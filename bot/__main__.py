@@ -157,7 +157,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     sessions = make_session_factory(engine)
     work = WorkQueue(settings.work_queue_limit)
     client = make_client(settings)
-    deliverer = Deliverer(sessions, client)
+    deliverer = Deliverer(sessions, client, offer_channels=settings.channel_rules.offered)
     try:
         app = create_app(settings, sessions, client, work, deliverer)
     except BoltError as error:

@@ -100,7 +100,7 @@ def running_bot(
     settings = bot_settings(fake, **overrides)
     work = WorkQueue(settings.work_queue_limit)
     client = make_client(settings)
-    deliverer = Deliverer(sessions, client)
+    deliverer = Deliverer(sessions, client, offer_channels=settings.channel_rules.offered)
     app = create_app(settings, sessions, client, work, deliverer)
     # The outbox's own threads, as `python -m bot run` starts them; off by default so tests can
     # hold rows back and send them when they choose.

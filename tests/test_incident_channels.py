@@ -23,7 +23,16 @@ from tests.slackbot import Bot
 from tests.test_delivery import ADMIN, CHANNEL, Sessions, add_note, now
 from tests.test_scheduler_jobs import make_jobs
 from tests.test_slack_commands import ask
-from tests.test_slack_interactions import latest_incident_id, open_declare, settle, submit
+from tests.test_slack_interactions import (
+    buttons,
+    card_message,
+    click,
+    latest_incident_id,
+    open_declare,
+    settle,
+    submit,
+)
+from tests.test_slack_interactions import declare as declare_in_slack
 
 ALICE = Actor("U0ALICE0001")
 BOB = "U0BOB000001"
@@ -589,3 +598,17 @@ def test_a_refused_create_keeps_the_incident_and_says_why(
     assert (problem.error, problem.permanent) == (error, False), "kept, retried slowly"
     assert says in problem.explain() and f"INC-{incident_id}" in problem.explain()
     assert incident(sessions, incident_id).card_ts is not None, "the card went out"
+
+
+def test_the_cards_open_channel_button_opens_one_and_goes_away(slackbot: Bot):
+    bot = slackbot
+    incident_id = declare_in_slack(bot, "Search is slow", "SEV3")
+    assert "incident_open_channel" in buttons(card_message(bot, incident_id))
+
+    click(bot, incident_id, "incident_open_channel")
+    bot.fake.wait_for(lambda: bot.fake.channel_by_name(f"inc-{incident_id}-search-is-slow"))
+    settle(bot, incident_id)
+
+    card = card_message(bot, incident_id)
+    assert "incident_open_channel" not in buttons(card)
+    assert f"<#{incident(bot.sessions, incident_id).own_channel_id}>" in str(card["blocks"])

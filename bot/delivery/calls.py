@@ -63,13 +63,21 @@ def pending() -> Any:
     return Delivery.delivered_at.is_(None) & Delivery.failed_at.is_(None)
 
 
-def prepare(session: Session, delivery: Delivery, incident: Incident | None) -> SlackCall | str:
-    """The Slack call a row asks for, or a note when there is nothing to send."""
+def prepare(
+    session: Session, delivery: Delivery, incident: Incident | None, *, offer_channel: bool = False
+) -> SlackCall | str:
+    """The Slack call a row asks for, or a note when there is nothing to send. `offer_channel`:
+    cards of incidents without a channel get an "Open channel" button."""
     ref = (
         format_incident_id(incident.id)
         if incident
         else str(delivery.payload.get("ref", "the digest"))
     )
+
+    def card() -> list[Any]:
+        assert incident is not None
+        shots = list_screenshots(session, incident.id)
+        return blocks.card(incident, shots, offer_channel=offer_channel)
 
     def call(method: str, channel: str | None, **kwargs: Any) -> SlackCall:
         return SlackCall(
@@ -104,7 +112,7 @@ def prepare(session: Session, delivery: Delivery, incident: Incident | None) -> 
                 "chat.postMessage",
                 channel,
                 text=blocks.card_text(incident),
-                blocks=blocks.card(incident, list_screenshots(session, incident.id)),
+                blocks=card(),
                 unfurl_links=False,
                 metadata=tag(delivery.id),
             )
@@ -117,7 +125,7 @@ def prepare(session: Session, delivery: Delivery, incident: Incident | None) -> 
                 channel,
                 ts=incident.card_ts,
                 text=blocks.card_text(incident),
-                blocks=blocks.card(incident, list_screenshots(session, incident.id)),
+                blocks=card(),
             )
         case DeliveryAction.OPEN_CHANNEL:
             if incident.own_channel_id is not None:
@@ -137,7 +145,7 @@ def prepare(session: Session, delivery: Delivery, incident: Incident | None) -> 
                 "chat.postMessage",
                 room,
                 text=blocks.card_text(incident),
-                blocks=blocks.card(incident, list_screenshots(session, incident.id)),
+                blocks=card(),
                 unfurl_links=False,
                 metadata=tag(delivery.id),
             )
@@ -149,7 +157,7 @@ def prepare(session: Session, delivery: Delivery, incident: Incident | None) -> 
                 "channel": room,
                 "ts": incident.own_channel_summary_ts,
                 "text": blocks.card_text(incident),
-                "blocks": blocks.card(incident, list_screenshots(session, incident.id)),
+                "blocks": card(),
             }
             topic = blocks.channel_topic(incident)
             if topic == incident.own_channel_topic:

@@ -112,8 +112,12 @@ class _Step:
 
 
 class Deliverer:
-    def __init__(self, sessions: sessionmaker[Session], client: WebClient) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], client: WebClient, *, offer_channels: bool = False
+    ) -> None:
         self.sessions = sessions
+        # Cards offer an "Open channel" button (INCIDENT_CHANNELS is not `never`).
+        self.offer_channels = offer_channels
         # Calls that are safe to repeat (edits, deletes, lookups) keep the client's retries.
         self.client = client
         # Posts are never repeated by the client: only the outbox decides, after looking.
@@ -190,7 +194,7 @@ class Deliverer:
                 return None
             incident = session.get(Incident, delivery.incident_id) if delivery.incident_id else None
             try:
-                call = prepare(session, delivery, incident)
+                call = prepare(session, delivery, incident, offer_channel=self.offer_channels)
             except Unsendable as error:
                 return _Step(problem=self._failed(session, delivery, incident, error.code, at))
             except SlackObjectFormationError as error:

@@ -23,6 +23,7 @@ ATTACH_FROM_MESSAGE_VIEW = "incident_attach_from_message"
 STATUS_ACTION = "incident_status"
 STATUS_ACTION_PATTERN = re.compile(rf"^{STATUS_ACTION}:[a-z]+$")
 ADD_NOTE_ACTION = "incident_add_note"
+OPEN_CHANNEL_ACTION = "incident_open_channel"
 EDIT_ACTION = "incident_edit"
 ATTACH_ACTION = "incident_attach_screenshot"
 SCREENSHOTS_ACTION = "incident_screenshots"

@@ -56,7 +56,9 @@ def channel_topic(incident: Incident) -> str:
     return f"{incident.severity.value} · {incident.status.value} · owner {user(incident.owner)}"
 
 
-def card(incident: Incident, screenshots: Sequence[Screenshot] = ()) -> list[Block]:
+def card(
+    incident: Incident, screenshots: Sequence[Screenshot] = (), *, offer_channel: bool = False
+) -> list[Block]:
     header = f"{SEVERITY_EMOJI[incident.severity]} {ref(incident)}: {incident.title}"
     fields = [
         f"*Status*\n{status_label(incident.status)}",
@@ -94,6 +96,10 @@ def card(incident: Incident, screenshots: Sequence[Screenshot] = ()) -> list[Blo
         ButtonElement(text="Edit", action_id=ids.EDIT_ACTION, value=value),
         ButtonElement(text="Attach screenshot", action_id=ids.ATTACH_ACTION, value=value),
     ]
+    if offer_channel and not incident.wants_own_channel:
+        buttons.append(
+            ButtonElement(text="Open channel", action_id=ids.OPEN_CHANNEL_ACTION, value=value)
+        )
     if screenshots:
         buttons.append(
             ButtonElement(

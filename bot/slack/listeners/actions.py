@@ -80,6 +80,25 @@ def status_clicked(
     )
 
 
+def open_channel_clicked(
+    services: Services, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+):
+    user_id = body["user"]["id"]
+    incident_id = read_value(action).get("id")
+    _press_and_deliver(
+        services,
+        ack,
+        client,
+        user_id,
+        _where(body),
+        lambda session: (
+            incidents.open_channel(
+                session, incident_id, services.actor(user_id), services.settings.channel_rules
+            ).id
+        ),
+    )
+
+
 def _press_and_deliver(
     services: Services,
     ack: Ack,
@@ -311,6 +330,7 @@ def open_card_clicked(services: Services, ack: Ack):
 def register(app: App, services: Services) -> None:
     app.action(ids.STATUS_ACTION_PATTERN)(bind(services, status_clicked))
     app.action(ids.ADD_NOTE_ACTION)(bind(services, add_note_clicked))
+    app.action(ids.OPEN_CHANNEL_ACTION)(bind(services, open_channel_clicked))
     app.action(ids.EDIT_ACTION)(bind(services, edit_clicked))
     app.action(ids.ATTACH_ACTION)(bind(services, attach_clicked))
     app.action(ids.SCREENSHOTS_ACTION)(bind(services, screenshots_clicked))
