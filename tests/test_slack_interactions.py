@@ -1016,8 +1016,16 @@ def test_message_shortcut_adds_the_message_as_a_note_at_its_time_with_its_permal
     assert note.occurred_at == datetime.fromtimestamp(int(seconds), UTC).replace(
         microsecond=int(micros)
     )
-    assert note.details == {"source_url": permalink}
+    assert note.details == {"source_url": permalink, "source": f"{CHANNEL}/{said['ts']}"}
     assert f"(<{permalink}|from a message>)" in reply["text"]
+
+    again = open_timeline_modal(bot, said)  # the same message, a second time: refused inline
+    answer = submit(bot, again, {"incident_picker": str(payments)})
+    assert answer == {
+        "response_action": "errors",
+        "errors": {"incident": f"That message is already a note of INC-{payments}."},
+    }
+    assert events(bot, payments)[-1].id == note.id
     assert "Rolled back &lt;deploy 42&gt; &amp; restarted" in reply["text"]
     assert f"<@{USER}>" in reply["text"]
     assert [e.kind for e in events(bot, search)] == [EventKind.CREATED]

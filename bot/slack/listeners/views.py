@@ -207,6 +207,8 @@ def timeline_note_submitted(
             services.actor(user_id),
             text_value(values, ids.NOTE_BLOCK) or "",
             occurred_at=said_at,
+            # The same message twice (the shortcut, a 📌) makes one note.
+            source=f"{channel}/{ts}" if channel and ts else None,
         )
         note_ids.append(event.id)
         return event.incident_id
