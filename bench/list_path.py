@@ -24,6 +24,7 @@ from bot.slack import blocks, grammar
 # same filter.
 PAGE_SQL = (
     "SELECT id, title, severity, status, service, owner, assignee, created_at, updated_at, "
+    "own_channel_id, "
     "(SELECT count(*) FROM (SELECT 1 FROM incidents WHERE status = ANY(%(active)s) "
     "LIMIT 1001) AS capped) FROM incidents WHERE status = ANY(%(active)s) "
     "ORDER BY created_at DESC, id DESC LIMIT 21 OFFSET 0"

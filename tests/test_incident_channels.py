@@ -18,7 +18,7 @@ from bot.incidents import Actor, ChannelRules, IncidentDraft, InvalidInput, chan
 from bot.settings import Settings, SettingsError
 from bot.slack import grammar
 from db.models import Delivery, DeliveryAction, EventKind, Incident, Severity, Status
-from tests.fakeslack import FakeSlack, payloads
+from tests.fakeslack import FakeSlack, defaults, payloads
 from tests.slackbot import Bot
 from tests.test_delivery import ADMIN, CHANNEL, Sessions, add_note, now
 from tests.test_scheduler_jobs import make_jobs
@@ -612,3 +612,19 @@ def test_the_cards_open_channel_button_opens_one_and_goes_away(slackbot: Bot):
     card = card_message(bot, incident_id)
     assert "incident_open_channel" not in buttons(card)
     assert f"<#{incident(bot.sessions, incident_id).own_channel_id}>" in str(card["blocks"])
+
+
+def test_lists_and_the_home_tab_link_an_incidents_channel(slackbot: Bot, fake_slack: FakeSlack):
+    sessions = slackbot.sessions
+    incident_id = declare(sessions, title="DB down")
+    Deliverer(sessions, fake_slack.client()).drain()
+    room = incident(sessions, incident_id).own_channel_id
+
+    listed = ask(slackbot, "list")
+    assert f"<#{room}>" in str(listed["blocks"])
+    status, _, _ = slackbot.post(
+        payloads.event_callback(payloads.app_home_opened_event(defaults.USER_ID))
+    )
+    assert status == 200
+    home = fake_slack.wait_for(lambda: fake_slack.home_views.get(defaults.USER_ID))
+    assert f"<#{room}>" in str(home["blocks"])

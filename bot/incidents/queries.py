@@ -139,6 +139,7 @@ class IncidentRow(NamedTuple):
     assignee: str | None
     created_at: datetime
     updated_at: datetime
+    own_channel_id: str | None = None
 
 
 _SEVERITIES = {s.value: s for s in Severity}
@@ -201,7 +202,9 @@ def _where(query: IncidentQuery) -> tuple[str, dict[str, Any]]:
     return " AND ".join(clauses), params
 
 
-_ROW_COLUMNS = "id, title, severity, status, service, owner, assignee, created_at, updated_at"
+_ROW_COLUMNS = (
+    "id, title, severity, status, service, owner, assignee, created_at, updated_at, own_channel_id"
+)
 
 
 SEARCH_MAX = 500
@@ -261,7 +264,9 @@ def list_incidents(session: Session, query: IncidentQuery) -> Page:
             .scalar_one()
         )
     items = [
-        IncidentRow(r[0], r[1], _SEVERITIES[r[2]], _STATUSES[r[3]], r[4], r[5], r[6], r[7], r[8])
+        IncidentRow(
+            r[0], r[1], _SEVERITIES[r[2]], _STATUSES[r[3]], r[4], r[5], r[6], r[7], r[8], r[9]
+        )
         for r in rows[: query.page_size]
     ]
     return Page(

@@ -56,6 +56,8 @@ from .text import (
 def _incident_summary(incident: IncidentRow) -> str:
     # Severity and Status are StrEnums: formatting one gives its value.
     service = f" · _{clip(incident.service, 60)}_" if incident.service else ""
+    if incident.own_channel_id:
+        service += f" · {channel(incident.own_channel_id)}"
     return (
         f"{SEVERITY_EMOJI[incident.severity]} *{ref(incident)}* · {incident.severity} · "
         f"{STATUS_EMOJI[incident.status]} {incident.status}{service}\n"
