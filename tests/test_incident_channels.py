@@ -167,8 +167,8 @@ def test_declaring_queues_the_channel_after_the_card_with_its_name_and_people(
     assert [r.action for r in rows] == [
         DeliveryAction.POST_CARD,
         DeliveryAction.OPEN_CHANNEL,
-        DeliveryAction.POST_SUMMARY,
         DeliveryAction.UPDATE_CHANNEL,
+        DeliveryAction.POST_SUMMARY,
         DeliveryAction.POST_CHANNEL,
     ]
     assert rows[1].payload == {

@@ -94,8 +94,8 @@ def queue_channel(
     created: IncidentEvent | None,
     now: datetime,
 ) -> None:
-    """Queue the incident's channel after its card: open it (name and people fixed now), pin
-    its summary and set its topic, then say there that the incident was declared (`created`),
+    """Queue the incident's channel after its card: open it (name and people fixed now), set
+    its topic and pin its summary, then say there that the incident was declared (`created`),
     or that the channel was opened later."""
     incident.wants_own_channel = True
     session.add(
@@ -113,7 +113,7 @@ def queue_channel(
     )
     session.add_all(
         Delivery(incident_id=incident.id, action=action, next_attempt_at=now)
-        for action in (DeliveryAction.POST_SUMMARY, DeliveryAction.UPDATE_CHANNEL)
+        for action in (DeliveryAction.UPDATE_CHANNEL, DeliveryAction.POST_SUMMARY)
     )
     if created is not None:
         notify(session, incident, [created], now=now, card=False, thread=False)
@@ -195,7 +195,7 @@ def reopen_channel(session: Session, incident: Incident, now: datetime) -> None:
             ),
             *(
                 Delivery(incident_id=incident.id, action=action, next_attempt_at=now)
-                for action in (DeliveryAction.POST_SUMMARY, DeliveryAction.UPDATE_CHANNEL)
+                for action in (DeliveryAction.UPDATE_CHANNEL, DeliveryAction.POST_SUMMARY)
             ),
             Delivery(
                 incident_id=incident.id,
