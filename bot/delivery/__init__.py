@@ -7,8 +7,8 @@ problems.py  what Slack's refusals mean, and the words for the person who made t
 """
 
 from .calls import TAG_EVENT_TYPE, tag
-from .outbox import Deliverer, undelivered
-from .problems import ACTION_NEEDED_ERRORS, PERMANENT_ERRORS, DrainResult, Problem
+from .outbox import Deliverer
+from .problems import ACTION_NEEDED_ERRORS, PERMANENT_ERRORS, DrainResult, Problem, undelivered
 from .worker import DeliveryWorker
 
 __all__ = [

@@ -21,21 +21,24 @@ from .calls import ARCHIVE, INVITE, REFRESH, RENAME, SlackCall, Unsendable
 
 log = logging.getLogger(__name__)
 
+# What a channel call changed: the channel's new name, and who could not be invited.
+Changed = tuple[str | None, str | None]
 # A name taken by a channel that is not the bot's gets a suffix: -2, -3, ...
 SUFFIXES = ("", *(f"-{n}" for n in range(2, 10)))
 OWN_CHANNEL_PAGES = 20
 
 
-def open_channel(client: WebClient, call: SlackCall) -> tuple[str, str]:
+def open_channel(client: WebClient, call: SlackCall) -> tuple[str, str, str | None]:
     """Create the channel the row names, or adopt the one an earlier attempt created (its answer
-    lost, or the bot killed before recording it); then invite. Returns its id and name."""
+    lost, or the bot killed before recording it); then invite. Returns its id, its name and who
+    could not be invited."""
     name = call.kwargs["name"]
     found = _own_channel(client, name) if call.look_first else None
     if found is None:
         found = _create(client, name, bool(call.kwargs.get("is_private")))
     channel_id, actual = found
-    _invite(client, channel_id, call.kwargs.get("invite") or [], call.ref)
-    return channel_id, actual
+    invited = _invite(client, channel_id, call.kwargs.get("invite") or [], call.ref)
+    return channel_id, actual, invited
 
 
 def _create(client: WebClient, name: str, private: bool) -> tuple[str, str]:
@@ -70,8 +73,10 @@ def _own_channel(client: WebClient, name: str) -> tuple[str, str] | None:
     return None
 
 
-def _invite(client: WebClient, channel_id: str, wanted: list[str], ref: str) -> None:
-    """Invite people and user groups' members; whoever can't be invited is skipped and logged."""
+def _invite(client: WebClient, channel_id: str, wanted: list[str], ref: str) -> str | None:
+    """Invite people and user groups' members; whoever can't be invited is skipped, and the
+    returned line says who and why."""
+    skipped: list[str] = []
     users: list[str] = []
     for who in wanted:
         if not USER_GROUP_ID.match(who):
@@ -81,19 +86,24 @@ def _invite(client: WebClient, channel_id: str, wanted: list[str], ref: str) -> 
             users += client.usergroups_users_list(usergroup=who).get("users") or []
         except SlackApiError as error:
             log.warning("%s: user group %s not invited: %s", ref, who, _code(error))
+            skipped.append(f"the group <!subteam^{who}> ({_code(error)})")
     users = list(dict.fromkeys(users))
-    if not users:
-        return
-    try:
-        answer: Any = client.conversations_invite(
-            channel=channel_id, users=",".join(users), force=True
-        )
-        skipped = answer.get("errors") or []
-    except SlackApiError as error:
-        skipped = error.response.get("errors") or [{"user": ",".join(users), "error": _code(error)}]
-    for refusal in skipped:
-        if refusal.get("error") != "already_in_channel":
+    refusals: list[dict[str, Any]] = []
+    if users:
+        try:
+            answer: Any = client.conversations_invite(
+                channel=channel_id, users=",".join(users), force=True
+            )
+            refusals = answer.get("errors") or []
+        except SlackApiError as error:
+            refusals = error.response.get("errors") or [
+                {"user": u, "error": _code(error)} for u in users
+            ]
+    for refusal in refusals:
+        if refusal.get("error") not in ("already_in_channel", "cant_invite_self"):
             log.info("%s: %s not invited: %s", ref, refusal.get("user"), refusal.get("error"))
+            skipped.append(f"<@{refusal.get('user')}> ({refusal.get('error')})")
+    return f"Not invited: {', '.join(skipped)}." if skipped else None
 
 
 def record_opened(
@@ -116,11 +126,11 @@ def record_channel_call(
     session: Session,
     incident: Incident,
     call: SlackCall,
-    outcome: tuple[str | None, str | None],
+    ts: str | None,
+    name: str | None,
     now: datetime,
 ) -> None:
     """Keep what the channel now shows: the pinned summary's ts, the topic last set."""
-    ts, name = outcome
     values: dict[str, object] = {}
     if call.action == DeliveryAction.ARCHIVE_CHANNEL:
         values["own_channel_archived_at"] = now
@@ -139,43 +149,57 @@ def record_channel_call(
         )
 
 
-def rename(client: WebClient, call: SlackCall) -> str:
+def rename(client: WebClient, call: SlackCall) -> Changed:
     """The channel's new name; `-2`... when another channel has it. Returns the name it got."""
     wanted = call.kwargs["name"]
     for suffix in SUFFIXES:
         candidate = wanted[: NAME_MAX - len(suffix)].rstrip("-_") + suffix
         try:
-            return client.conversations_rename(channel=call.channel, name=candidate)["channel"][
-                "name"
-            ]
+            renamed = client.conversations_rename(channel=call.channel, name=candidate)
+            return renamed["channel"]["name"], None
         except SlackApiError as error:
             if _code(error) != "name_taken":
                 raise
             if (_own_channel(client, candidate) or ("", ""))[0] == call.channel:
-                return candidate  # it has that name already (an earlier attempt)
+                return candidate, None  # it has that name already (an earlier attempt)
     raise Unsendable("name_taken")
 
 
-def invite(client: WebClient, call: SlackCall) -> None:
+def invite(client: WebClient, call: SlackCall) -> Changed:
     assert call.channel is not None
-    _invite(client, call.channel, call.kwargs.get("invite") or [], call.ref)
+    return None, _invite(client, call.channel, call.kwargs.get("invite") or [], call.ref)
 
 
-def archive(client: WebClient, call: SlackCall) -> None:
+def archive(client: WebClient, call: SlackCall) -> Changed:
     try:
         client.conversations_archive(channel=call.channel)
     except SlackApiError as error:
         if _code(error) != "already_archived":
             raise
+    return None, None
 
 
-def refresh(client: WebClient, call: SlackCall) -> None:
+def post_skipped(session: Session, incident: Incident, skipped: str | None, now: datetime) -> None:
+    """Say in the channel who could not be invited (a post of its own, sent exactly once)."""
+    if skipped:
+        session.add(
+            Delivery(
+                incident_id=incident.id,
+                action=DeliveryAction.POST_CHANNEL,
+                payload={"text": skipped},
+                next_attempt_at=now,
+            )
+        )
+
+
+def refresh(client: WebClient, call: SlackCall) -> Changed:
     """Edit the pinned summary, and set the topic when it changed (Slack posts a notice for
     every topic change, so an unchanged one is not set again)."""
     if call.kwargs.get("summary"):
         client.chat_update(**call.kwargs["summary"])
     if call.kwargs.get("topic"):
         client.conversations_setTopic(channel=call.channel, topic=call.kwargs["topic"])
+    return None, None
 
 
 def pin(client: WebClient, channel_id: str, ts: str, ref: str) -> None:
@@ -188,7 +212,7 @@ def pin(client: WebClient, channel_id: str, ts: str, ref: str) -> None:
 
 
 # The incident channel's calls that are safe to repeat, by the method a row's call names.
-CHANNEL_CALLS: dict[str, Callable[[WebClient, SlackCall], str | None]] = {
+CHANNEL_CALLS: dict[str, Callable[[WebClient, SlackCall], Changed]] = {
     ARCHIVE: archive,
     INVITE: invite,
     REFRESH: refresh,

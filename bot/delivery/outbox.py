@@ -45,7 +45,14 @@ from .calls import (
     pending,
     prepare,
 )
-from .channels import CHANNEL_CALLS, open_channel, pin, record_channel_call, record_opened
+from .channels import (
+    CHANNEL_CALLS,
+    open_channel,
+    pin,
+    post_skipped,
+    record_channel_call,
+    record_opened,
+)
 from .problems import ACTION_NEEDED_ERRORS, PERMANENT_ERRORS, DrainResult, Problem
 
 log = logging.getLogger(__name__)
@@ -99,8 +106,9 @@ class _Outcome:
     unknown: bool = False
     # Not an attempt: e.g. too soon to look, or Slack's rate limit.
     wait_until: datetime | None = None
-    # An incident channel opened (its id is `ts`).
+    # An incident channel opened (its id is `ts`) or renamed; who could not be invited to it.
     channel_name: str | None = None
+    skipped: str | None = None
 
 
 @dataclass
@@ -255,7 +263,8 @@ class Deliverer:
                     pin(self.client, call.channel, outcome.ts, call.ref)
                 return outcome
             if call.method in CHANNEL_CALLS:
-                return _Outcome(channel_name=CHANNEL_CALLS[call.method](self.client, call))
+                name, skipped = CHANNEL_CALLS[call.method](self.client, call)
+                return _Outcome(channel_name=name, skipped=skipped)
             if call.method == "chat.update":
                 self._joining(call, lambda: self.client.chat_update(**call.kwargs))
                 return _Outcome()
@@ -303,8 +312,8 @@ class Deliverer:
         return _Outcome(ts=response.get("ts"))
 
     def _open_channel(self, call: SlackCall) -> _Outcome:
-        channel_id, name = open_channel(self.client, call)
-        return _Outcome(ts=channel_id, channel_name=name)
+        channel_id, name, skipped = open_channel(self.client, call)
+        return _Outcome(ts=channel_id, channel_name=name, skipped=skipped)
 
     def _joining(self, call: SlackCall, send: Callable[[], Any]) -> Any:
         """Make `send`; if the bot is not in the channel, join it (public only) and retry once.
@@ -346,9 +355,8 @@ class Deliverer:
                     outcome.ts,
                 )
             if incident is not None:
-                record_channel_call(
-                    session, incident, call, (outcome.ts, outcome.channel_name), now
-                )
+                record_channel_call(session, incident, call, outcome.ts, outcome.channel_name, now)
+                post_skipped(session, incident, outcome.skipped, now)
             if call.action == DeliveryAction.OPEN_CHANNEL and incident is not None:
                 assert outcome.ts is not None and outcome.channel_name is not None
                 record_opened(session, incident, outcome.ts, outcome.channel_name, now)
@@ -479,20 +487,3 @@ def _behind_earlier() -> Any:
         earlier.delivered_at.is_(None),
         earlier.failed_at.is_(None),
     )
-
-
-def undelivered(session: Session, incident_id: int) -> list[str]:
-    """What Slack refused of an incident's updates, oldest first, and whether it is retried."""
-    return [
-        f"{error or 'unknown error'} ({'gave up' if failed else 'will retry'})"
-        for error, failed in session.execute(
-            select(Delivery.last_error, Delivery.failed_at)
-            .where(
-                Delivery.incident_id == incident_id,
-                Delivery.delivered_at.is_(None),
-                Delivery.last_error.is_not(None),
-                Delivery.last_error != "ratelimited",
-            )
-            .order_by(Delivery.id)
-        )
-    ]

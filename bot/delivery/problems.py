@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from bot.slack import blocks
+from db.models import Delivery
 
 # Retrying cannot help: record the failure and stop.
 PERMANENT_ERRORS = frozenset(
@@ -109,3 +113,20 @@ class DrainResult:
     problems: list[Problem] = field(default_factory=list)
     # Posts whose outcome was unknown and that were found in Slack by their tag, not re-posted.
     found: int = 0
+
+
+def undelivered(session: Session, incident_id: int) -> list[str]:
+    """What Slack refused of an incident's updates, oldest first, and whether it is retried."""
+    return [
+        f"{error or 'unknown error'} ({'gave up' if failed else 'will retry'})"
+        for error, failed in session.execute(
+            select(Delivery.last_error, Delivery.failed_at)
+            .where(
+                Delivery.incident_id == incident_id,
+                Delivery.delivered_at.is_(None),
+                Delivery.last_error.is_not(None),
+                Delivery.last_error != "ratelimited",
+            )
+            .order_by(Delivery.id)
+        )
+    ]
