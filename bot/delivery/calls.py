@@ -79,6 +79,17 @@ def prepare(
         shots = list_screenshots(session, incident.id)
         return blocks.card(incident, shots, offer_channel=offer_channel)
 
+    def post_card(channel: str | None) -> SlackCall:
+        assert incident is not None
+        return call(
+            "chat.postMessage",
+            channel,
+            text=blocks.card_text(incident),
+            blocks=card(),
+            unfurl_links=False,
+            metadata=tag(delivery.id),
+        )
+
     def call(method: str, channel: str | None, **kwargs: Any) -> SlackCall:
         return SlackCall(
             delivery.id,
@@ -108,14 +119,7 @@ def prepare(
         case DeliveryAction.POST_CARD:
             if incident.card_ts is not None:
                 return "skipped: the card was already posted"
-            return call(
-                "chat.postMessage",
-                channel,
-                text=blocks.card_text(incident),
-                blocks=card(),
-                unfurl_links=False,
-                metadata=tag(delivery.id),
-            )
+            return post_card(channel)
         case DeliveryAction.UPDATE_CARD:
             if _later_pending(session, delivery):
                 return "skipped: a later card update supersedes it"
@@ -141,14 +145,7 @@ def prepare(
             room = _require_own_channel(incident)
             if incident.own_channel_summary_ts is not None:
                 return "skipped: the summary is posted"
-            return call(
-                "chat.postMessage",
-                room,
-                text=blocks.card_text(incident),
-                blocks=card(),
-                unfurl_links=False,
-                metadata=tag(delivery.id),
-            )
+            return post_card(room)
         case DeliveryAction.UPDATE_CHANNEL:
             room = _require_own_channel(incident)
             if _later_pending(session, delivery):

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from bot.incidents import format_incident_id
-from bot.incidents.channels import NAME_MAX, USER_GROUP_ID
+from bot.incidents.channels import NAME_MAX, USER_GROUP_ID, say_in_channel
 from db.models import Delivery, DeliveryAction, Incident
 
 from .calls import ARCHIVE, INVITE, REFRESH, RENAME, SlackCall, Unsendable
@@ -182,14 +182,7 @@ def archive(client: WebClient, call: SlackCall) -> Changed:
 def post_skipped(session: Session, incident: Incident, skipped: str | None, now: datetime) -> None:
     """Say in the channel who could not be invited (a post of its own, sent exactly once)."""
     if skipped:
-        session.add(
-            Delivery(
-                incident_id=incident.id,
-                action=DeliveryAction.POST_CHANNEL,
-                payload={"text": skipped},
-                next_attempt_at=now,
-            )
-        )
+        say_in_channel(session, incident, skipped, now)
 
 
 def refresh(client: WebClient, call: SlackCall) -> Changed:

@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
@@ -87,6 +88,18 @@ def invitees(rules: ChannelRules, incident: Incident) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
+def say_in_channel(session: Session, incident: Incident, text: str, now: datetime) -> None:
+    """A line from the bot in the incident's channel (sent exactly once, in order)."""
+    session.add(
+        Delivery(
+            incident_id=incident.id,
+            action=DeliveryAction.POST_CHANNEL,
+            payload={"text": text},
+            next_attempt_at=now,
+        )
+    )
+
+
 def queue_channel(
     session: Session,
     incident: Incident,
@@ -98,34 +111,18 @@ def queue_channel(
     its topic and pin its summary, then say there that the incident was declared (`created`),
     or that the channel was opened later."""
     incident.wants_own_channel = True
-    session.add(
-        Delivery(
-            incident_id=incident.id,
-            action=DeliveryAction.OPEN_CHANNEL,
-            payload={
-                "name": channel_name(rules.name_template, incident),
-                "template": rules.name_template,
-                "private": rules.private,
-                "invite": invitees(rules, incident),
-            },
-            next_attempt_at=now,
-        )
-    )
-    session.add_all(
-        Delivery(incident_id=incident.id, action=action, next_attempt_at=now)
-        for action in (DeliveryAction.UPDATE_CHANNEL, DeliveryAction.POST_SUMMARY)
-    )
+    payload = {
+        "name": channel_name(rules.name_template, incident),
+        "template": rules.name_template,
+        "private": rules.private,
+        "invite": invitees(rules, incident),
+    }
+    _queue_open(session, incident, payload, now)
     if created is not None:
         notify(session, incident, [created], now=now, card=False, thread=False)
     else:
-        session.add(
-            Delivery(
-                incident_id=incident.id,
-                action=DeliveryAction.POST_CHANNEL,
-                payload={"text": f"This is {format_incident_id(incident.id)}'s channel."},
-                next_attempt_at=now,
-            )
-        )
+        ref = format_incident_id(incident.id)
+        say_in_channel(session, incident, f"This is {ref}'s channel.", now)
 
 
 def queue_archives(session: Session, rules: ChannelRules, now: datetime) -> list[int]:
@@ -156,20 +153,11 @@ def queue_archives(session: Session, rules: ChannelRules, now: datetime) -> list
             f"{ref} is closed, so this channel is archived. Its record stays: the card in "
             f"<#{incident.slack_channel_id}> and `/incident show {ref}`."
         )
-        session.add_all(
-            [
-                Delivery(
-                    incident_id=incident.id,
-                    action=DeliveryAction.POST_CHANNEL,
-                    payload={"text": farewell},
-                    next_attempt_at=now,
-                ),
-                Delivery(
-                    incident_id=incident.id,
-                    action=DeliveryAction.ARCHIVE_CHANNEL,
-                    next_attempt_at=now,
-                ),
-            ]
+        say_in_channel(session, incident, farewell, now)
+        session.add(
+            Delivery(
+                incident_id=incident.id, action=DeliveryAction.ARCHIVE_CHANNEL, next_attempt_at=now
+            )
         )
     return [incident.id for incident in due]
 
@@ -185,28 +173,29 @@ def reopen_channel(session: Session, incident: Incident, now: datetime) -> None:
     incident.own_channel_archived_at = None
     suffix = f"-{len(opened) + 1}"
     name = first["name"][: NAME_MAX - len(suffix)].rstrip("-_") + suffix
+    _queue_open(session, incident, {**first, "name": name}, now)
+    text = (
+        f"{format_incident_id(incident.id)} was reopened. Its earlier channel, <#{previous}>, is "
+        "archived and keeps what was said there."
+    )
+    say_in_channel(session, incident, text, now)
+
+
+def _queue_open(
+    session: Session, incident: Incident, payload: dict[str, Any], now: datetime
+) -> None:
+    """Open the channel (name and people fixed in `payload`), set its topic, pin its summary."""
+    session.add(
+        Delivery(
+            incident_id=incident.id,
+            action=DeliveryAction.OPEN_CHANNEL,
+            payload=payload,
+            next_attempt_at=now,
+        )
+    )
     session.add_all(
-        [
-            Delivery(
-                incident_id=incident.id,
-                action=DeliveryAction.OPEN_CHANNEL,
-                payload={**first, "name": name},
-                next_attempt_at=now,
-            ),
-            *(
-                Delivery(incident_id=incident.id, action=action, next_attempt_at=now)
-                for action in (DeliveryAction.UPDATE_CHANNEL, DeliveryAction.POST_SUMMARY)
-            ),
-            Delivery(
-                incident_id=incident.id,
-                action=DeliveryAction.POST_CHANNEL,
-                payload={
-                    "text": f"{format_incident_id(incident.id)} was reopened. Its earlier "
-                    f"channel, <#{previous}>, is archived and keeps what was said there."
-                },
-                next_attempt_at=now,
-            ),
-        ]
+        Delivery(incident_id=incident.id, action=action, next_attempt_at=now)
+        for action in (DeliveryAction.UPDATE_CHANNEL, DeliveryAction.POST_SUMMARY)
     )
 
 
