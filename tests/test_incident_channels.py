@@ -630,3 +630,14 @@ def test_lists_and_the_home_tab_link_an_incidents_channel(slackbot: Bot, fake_sl
     assert status == 200
     home = fake_slack.wait_for(lambda: fake_slack.home_views.get(defaults.USER_ID))
     assert f"<#{room}>" in str(home["blocks"])
+
+
+def test_private_incident_channels_and_show_links_the_channel(slackbot: Bot, fake_slack: FakeSlack):
+    sessions = slackbot.sessions
+    incident_id = declare(sessions, title="Leaked key", rules=replace(RULES, private=True))
+    Deliverer(sessions, fake_slack.client()).drain()
+
+    room = incident(sessions, incident_id).own_channel_id
+    assert room is not None and fake_slack.channel(room)["is_private"] is True
+    shown = ask(slackbot, f"show INC-{incident_id}")
+    assert f"<#{room}>" in str(shown["blocks"])
