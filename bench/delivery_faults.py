@@ -62,7 +62,13 @@ def run(url: str) -> None:
             engine, Jobs(settings, sessions, deliverer), settings.scheduler_interval
         )
         scheduler.start()
-        fake.fail_ratio(0.5, methods=["chat.postMessage", "chat.update"], seed=7, status=500)
+        fake.fail_ratio(
+            0.5,
+            methods=["chat.postMessage", "chat.update"],
+            seed=7,
+            status=500,
+            error="internal_error",
+        )
         started = time.monotonic()
         for n in range(CHANGES):
             incident_id = rng.choice(ids)

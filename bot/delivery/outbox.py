@@ -102,6 +102,8 @@ class _Outcome:
     note: str | None = None
     error: str | None = None
     retry_after: str | None = None
+    # Slack's HTTP 429: only this method in this channel waits for Retry-After.
+    rate_limited: bool = False
     # The post may have reached Slack: keep the "sending" mark, look before posting again.
     unknown: bool = False
     # Not an attempt: e.g. too soon to look, or Slack's rate limit.
@@ -283,6 +285,7 @@ class Deliverer:
             return _Outcome(
                 error=code,
                 retry_after=headers.get("Retry-After") or headers.get("retry-after"),
+                rate_limited=status == 429,
                 unknown=call.method in ONCE_ONLY and status >= 500,
             )
         except (OSError, TimeoutError) as error:  # refused, reset, timed out, dropped
@@ -372,7 +375,7 @@ class Deliverer:
             return _Step(found=outcome.found)
         if not outcome.unknown:
             delivery.sending_since = None
-        if outcome.error in ("ratelimited", "rate_limited", "http_429") and call.channel:
+        if outcome.rate_limited and call.channel:
             return self._rate_limited(session, delivery, call, outcome.retry_after, now)
         return _Step(
             problem=self._failed(
