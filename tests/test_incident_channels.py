@@ -205,8 +205,9 @@ def test_a_sev1_gets_its_channel_with_people_invited_and_every_change_posted_the
     fake_slack: FakeSlack, committing_sessions: Sessions
 ):
     sessions = committing_sessions
-    for user in ("U0OWNER0001", "U0LEAD0001", "U0ONCALL001", "U0ALICE0001"):
+    for user in ("U0LEAD0001", "U0ONCALL001", "U0ALICE0001"):
         fake_slack.add_user(user)
+    fake_slack.add_user("U0OWNER0001", name="olga", display_name="Olga (IC)")
     fake_slack.add_usergroup("S0ONCALL", ["U0ONCALL001", "U0LEAD0001"])
     incident_id = declare(sessions, title="DB down", owner="U0OWNER0001")
     deliverer = Deliverer(sessions, fake_slack.client())
@@ -225,7 +226,8 @@ def test_a_sev1_gets_its_channel_with_people_invited_and_every_change_posted_the
     summary, declared, noted = fake_slack.messages(room["id"])
     assert fake_slack.pinned(room["id"]) == [summary["ts"]] == [opened.own_channel_summary_ts]
     assert "declared" in declared["text"] and "marker-both" in noted["text"]
-    assert fake_slack.topic(room["id"]) == "SEV1 · open · owner <@U0OWNER0001>"
+    # Topics show no mentions: the owner's name, as Slack shows it.
+    assert fake_slack.topic(room["id"]) == "SEV1 · open · owner @Olga (IC)"
     card = fake_slack.message(CHANNEL, opened.card_ts)
     assert f"<#{room['id']}>" in str(card["blocks"]), "the card links the channel"
     thread = [m["text"] for m in fake_slack.thread(CHANNEL, opened.card_ts)]

@@ -4,6 +4,7 @@ another, nobody's refusal failing the rest."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ from .calls import ARCHIVE, INVITE, REFRESH, RENAME, SlackCall, Unsendable
 
 log = logging.getLogger(__name__)
 
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
 # What a channel call changed: the channel's new name, and who could not be invited.
 Changed = tuple[str | None, str | None]
 # A name taken by a channel that is not the bot's gets a suffix: -2, -3, ...
@@ -191,8 +193,20 @@ def refresh(client: WebClient, call: SlackCall) -> Changed:
     if call.kwargs.get("summary"):
         client.chat_update(**call.kwargs["summary"])
     if call.kwargs.get("topic"):
-        client.conversations_setTopic(channel=call.channel, topic=call.kwargs["topic"])
+        topic = _MENTION.sub(lambda m: "@" + _name(client, m.group(1)), call.kwargs["topic"])
+        client.conversations_setTopic(channel=call.channel, topic=topic)
     return None, None
+
+
+def _name(client: WebClient, user_id: str) -> str:
+    """How Slack shows a person: topics don't render mentions, so `<@U…>` would show as is."""
+    try:
+        user = client.users_info(user=user_id)["user"]
+    except SlackApiError as error:
+        log.info("no name for %s (%s): the topic shows the id", user_id, _code(error))
+        return user_id
+    profile = user.get("profile") or {}
+    return profile.get("display_name") or profile.get("real_name") or user.get("name") or user_id
 
 
 def pin(client: WebClient, channel_id: str, ts: str, ref: str) -> None:
