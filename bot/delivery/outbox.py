@@ -65,14 +65,18 @@ VISIBILITY_GRACE = timedelta(seconds=5)
 # A lease outlives the Web API client's timeout by this much, so no second worker takes a row
 # whose post may still be on its way.
 LEASE_MARGIN = timedelta(seconds=5)
+# The Slack method whose rate limit holds each kind of row back (posts otherwise).
+_LIMITED_BY = {
+    DeliveryAction.UPDATE_CARD: "chat.update",
+    DeliveryAction.DELETE_CARD: "chat.delete",
+    DeliveryAction.UPDATE_CHANNEL: "chat.update",
+    DeliveryAction.OPEN_CHANNEL: "conversations.create",
+    DeliveryAction.ARCHIVE_CHANNEL: "conversations.archive",
+    DeliveryAction.INVITE_CHANNEL: "conversations.invite",
+    DeliveryAction.RENAME_CHANNEL: "conversations.rename",
+}
 _METHOD = case(
-    (Delivery.action == DeliveryAction.UPDATE_CARD, literal("chat.update")),
-    (Delivery.action == DeliveryAction.DELETE_CARD, literal("chat.delete")),
-    (Delivery.action == DeliveryAction.UPDATE_CHANNEL, literal("chat.update")),
-    (Delivery.action == DeliveryAction.OPEN_CHANNEL, literal("conversations.create")),
-    (Delivery.action == DeliveryAction.ARCHIVE_CHANNEL, literal("conversations.archive")),
-    (Delivery.action == DeliveryAction.INVITE_CHANNEL, literal("conversations.invite")),
-    (Delivery.action == DeliveryAction.RENAME_CHANNEL, literal("conversations.rename")),
+    *((Delivery.action == action, literal(method)) for action, method in _LIMITED_BY.items()),
     else_=literal("chat.postMessage"),
 )
 _IN_OWN_CHANNEL = (
@@ -394,9 +398,10 @@ class Deliverer:
         """Only this method in this channel waits; the row is not charged an attempt."""
         seconds = int(retry_after) if retry_after and retry_after.strip().isdigit() else 1
         until = now + timedelta(seconds=max(seconds, 1))
+        method = _LIMITED_BY.get(call.action, "chat.postMessage")
         session.execute(
             insert(SlackRateLimit)
-            .values(channel_id=call.channel, method=call.method, until=until)
+            .values(channel_id=call.channel, method=method, until=until)
             .on_conflict_do_update(
                 index_elements=[SlackRateLimit.channel_id, SlackRateLimit.method],
                 set_={"until": func.greatest(SlackRateLimit.until, until)},
@@ -404,7 +409,7 @@ class Deliverer:
         )
         delivery.next_attempt_at = until
         delivery.last_error = "ratelimited"
-        log.info("%s to %s rate limited until %s", call.method, call.channel, f"{until:%H:%M:%S}")
+        log.info("%s to %s rate limited until %s", method, call.channel, f"{until:%H:%M:%S}")
         return _Step(waiting=True)
 
     def _failed(
