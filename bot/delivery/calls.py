@@ -178,9 +178,11 @@ def prepare(
         case DeliveryAction.POST_CHANNEL:
             room = _require_own_channel(incident)
             events = _events(session, delivery)
-            text = delivery.payload.get("text") or blocks.thread_text(events)
-            if not events and "text" not in delivery.payload:
+            said = delivery.payload.get("say")
+            if not events and said is None:
                 return "skipped: its events are gone"
+            text = blocks.channel_line(incident, delivery.payload) if said else None
+            text = text or blocks.thread_text(events)
             return call(
                 "chat.postMessage",
                 room,

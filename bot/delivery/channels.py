@@ -23,14 +23,16 @@ from .calls import ARCHIVE, INVITE, REFRESH, RENAME, SlackCall, Unsendable
 log = logging.getLogger(__name__)
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
+# Who could not be invited, and Slack's reason.
+Skipped = list[tuple[str, str]]
 # What a channel call changed: the channel's new name, and who could not be invited.
-Changed = tuple[str | None, str | None]
+Changed = tuple[str | None, Skipped]
 # A name taken by a channel that is not the bot's gets a suffix: -2, -3, ...
 SUFFIXES = ("", *(f"-{n}" for n in range(2, 10)))
 OWN_CHANNEL_PAGES = 20
 
 
-def open_channel(client: WebClient, call: SlackCall) -> tuple[str, str, str | None]:
+def open_channel(client: WebClient, call: SlackCall) -> tuple[str, str, Skipped]:
     """Create the channel the row names, or adopt the one an earlier attempt created (its answer
     lost, or the bot killed before recording it); then invite. Returns its id, its name and who
     could not be invited."""
@@ -75,10 +77,10 @@ def _own_channel(client: WebClient, name: str) -> tuple[str, str] | None:
     return None
 
 
-def _invite(client: WebClient, channel_id: str, wanted: list[str], ref: str) -> str | None:
-    """Invite people and user groups' members; whoever can't be invited is skipped, and the
-    returned line says who and why."""
-    skipped: list[str] = []
+def _invite(client: WebClient, channel_id: str, wanted: list[str], ref: str) -> Skipped:
+    """Invite people and user groups' members; whoever can't be invited is skipped, and returned
+    with Slack's reason."""
+    skipped: Skipped = []
     users: list[str] = []
     for who in wanted:
         if not USER_GROUP_ID.match(who):
@@ -88,7 +90,7 @@ def _invite(client: WebClient, channel_id: str, wanted: list[str], ref: str) -> 
             users += client.usergroups_users_list(usergroup=who).get("users") or []
         except SlackApiError as error:
             log.warning("%s: user group %s not invited: %s", ref, who, _code(error))
-            skipped.append(f"the group <!subteam^{who}> ({_code(error)})")
+            skipped.append((who, _code(error)))
     users = list(dict.fromkeys(users))
     refusals: list[dict[str, Any]] = []
     if users:
@@ -104,8 +106,8 @@ def _invite(client: WebClient, channel_id: str, wanted: list[str], ref: str) -> 
     for refusal in refusals:
         if refusal.get("error") not in ("already_in_channel", "cant_invite_self"):
             log.info("%s: %s not invited: %s", ref, refusal.get("user"), refusal.get("error"))
-            skipped.append(f"<@{refusal.get('user')}> ({refusal.get('error')})")
-    return f"Not invited: {', '.join(skipped)}." if skipped else None
+            skipped.append((str(refusal.get("user")), str(refusal.get("error"))))
+    return skipped
 
 
 def record_opened(
@@ -158,12 +160,12 @@ def rename(client: WebClient, call: SlackCall) -> Changed:
         candidate = wanted[: NAME_MAX - len(suffix)].rstrip("-_") + suffix
         try:
             renamed = client.conversations_rename(channel=call.channel, name=candidate)
-            return renamed["channel"]["name"], None
+            return renamed["channel"]["name"], []
         except SlackApiError as error:
             if _code(error) != "name_taken":
                 raise
             if (_own_channel(client, candidate) or ("", ""))[0] == call.channel:
-                return candidate, None  # it has that name already (an earlier attempt)
+                return candidate, []  # it has that name already (an earlier attempt)
     raise Unsendable("name_taken")
 
 
@@ -178,13 +180,13 @@ def archive(client: WebClient, call: SlackCall) -> Changed:
     except SlackApiError as error:
         if _code(error) != "already_archived":
             raise
-    return None, None
+    return None, []
 
 
-def post_skipped(session: Session, incident: Incident, skipped: str | None, now: datetime) -> None:
+def post_skipped(session: Session, incident: Incident, skipped: Skipped, now: datetime) -> None:
     """Say in the channel who could not be invited (a post of its own, sent exactly once)."""
     if skipped:
-        say_in_channel(session, incident, skipped, now)
+        say_in_channel(session, incident, "not_invited", now, skipped=skipped)
 
 
 def refresh(client: WebClient, call: SlackCall) -> Changed:
@@ -195,7 +197,7 @@ def refresh(client: WebClient, call: SlackCall) -> Changed:
     if call.kwargs.get("topic"):
         topic = _MENTION.sub(lambda m: "@" + _name(client, m.group(1)), call.kwargs["topic"])
         client.conversations_setTopic(channel=call.channel, topic=topic)
-    return None, None
+    return None, []
 
 
 def _name(client: WebClient, user_id: str) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -114,7 +114,7 @@ class _Outcome:
     wait_until: datetime | None = None
     # An incident channel opened (its id is `ts`) or renamed; who could not be invited to it.
     channel_name: str | None = None
-    skipped: str | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass

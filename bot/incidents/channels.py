@@ -88,13 +88,16 @@ def invitees(rules: ChannelRules, incident: Incident) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
-def say_in_channel(session: Session, incident: Incident, text: str, now: datetime) -> None:
-    """A line from the bot in the incident's channel (sent exactly once, in order)."""
+def say_in_channel(
+    session: Session, incident: Incident, say: str, now: datetime, **details: Any
+) -> None:
+    """A line from the bot in the incident's channel (sent exactly once, in order): `say` is
+    what it is about (`opened`, `archived`, `reopened`, `not_invited`), worded by the surface."""
     session.add(
         Delivery(
             incident_id=incident.id,
             action=DeliveryAction.POST_CHANNEL,
-            payload={"text": text},
+            payload={"say": say, **details},
             next_attempt_at=now,
         )
     )
@@ -121,8 +124,7 @@ def queue_channel(
     if created is not None:
         notify(session, incident, [created], now=now, card=False, thread=False)
     else:
-        ref = format_incident_id(incident.id)
-        say_in_channel(session, incident, f"This is {ref}'s channel.", now)
+        say_in_channel(session, incident, "opened", now)
 
 
 def queue_archives(session: Session, rules: ChannelRules, now: datetime) -> list[int]:
@@ -148,12 +150,7 @@ def queue_archives(session: Session, rules: ChannelRules, now: datetime) -> list
         .with_for_update(skip_locked=True)
     ).all()
     for incident in due:
-        ref = format_incident_id(incident.id)
-        farewell = (
-            f"{ref} is closed, so this channel is archived. Its record stays: the card in "
-            f"<#{incident.slack_channel_id}> and `/incident show {ref}`."
-        )
-        say_in_channel(session, incident, farewell, now)
+        say_in_channel(session, incident, "archived", now)
         session.add(
             Delivery(
                 incident_id=incident.id, action=DeliveryAction.ARCHIVE_CHANNEL, next_attempt_at=now
@@ -174,11 +171,7 @@ def reopen_channel(session: Session, incident: Incident, now: datetime) -> None:
     suffix = f"-{len(opened) + 1}"
     name = first["name"][: NAME_MAX - len(suffix)].rstrip("-_") + suffix
     _queue_open(session, incident, {**first, "name": name}, now)
-    text = (
-        f"{format_incident_id(incident.id)} was reopened. Its earlier channel, <#{previous}>, is "
-        "archived and keeps what was said there."
-    )
-    say_in_channel(session, incident, text, now)
+    say_in_channel(session, incident, "reopened", now, previous=previous)
 
 
 def _queue_open(

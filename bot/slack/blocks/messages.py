@@ -51,6 +51,37 @@ def card_text(incident: Incident) -> str:
     )
 
 
+def channel_line(incident: Incident, said: dict[str, Any]) -> str:
+    """The bot's own lines in an incident's channel, from what the domain says happened."""
+    rid = ref(incident)
+    match said.get("say"):
+        case "opened":
+            return f"This is {rid}'s channel."
+        case "archived":
+            return (
+                f"{rid} is closed, so this channel is archived. Its record stays: the card in "
+                f"{channel(incident.slack_channel_id or '')} and `/incident show {rid}`."
+            )
+        case "reopened":
+            return (
+                f"{rid} was reopened. Its earlier channel, {channel(str(said.get('previous')))}, "
+                "is archived and keeps what was said there."
+            )
+        case "not_invited":
+            who = ", ".join(
+                f"{_someone(str(person))} ({escape(str(why))})"
+                for person, why in said.get("skipped") or []
+            )
+            return f"Not invited: {who}."
+    return escape(str(said.get("say")))
+
+
+def _someone(user_or_group: str) -> str:
+    if user_or_group.startswith("S"):
+        return f"the group <!subteam^{escape(user_or_group)}>"
+    return user(user_or_group)
+
+
 def channel_topic(incident: Incident) -> str:
     """`SEV1 · investigating · owner @x`: what an incident's channel is about, at a glance."""
     return f"{incident.severity.value} · {incident.status.value} · owner {user(incident.owner)}"
