@@ -4,6 +4,7 @@ exactly once (a lost answer to conversations.create is found again, not made twi
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -643,3 +644,42 @@ def test_private_incident_channels_and_show_links_the_channel(slackbot: Bot, fak
     assert room is not None and fake_slack.channel(room)["is_private"] is True
     shown = ask(slackbot, f"show INC-{incident_id}")
     assert f"<#{room}>" in str(shown["blocks"])
+
+
+def test_two_replicas_draining_at_once_open_one_channel_per_incident(
+    fake_slack: FakeSlack, committing_sessions: Sessions
+):
+    sessions = committing_sessions
+    declared = [declare(sessions, title=f"Outage {n}") for n in range(3)]
+    fake_slack.delay(["conversations.create", "chat.postMessage"], 0.05)  # calls overlap
+    barrier = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def replica() -> None:
+        deliverer = Deliverer(sessions, fake_slack.client())
+        try:
+            barrier.wait(timeout=5)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and any(
+                incident(sessions, i).own_channel_summary_ts is None for i in declared
+            ):
+                deliverer.drain()
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=replica) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+
+    assert failures == []
+    assert len(fake_slack.calls_to("conversations.create")) == 3
+    for incident_id in declared:
+        opened = incident(sessions, incident_id)
+        assert fake_slack.channel_by_name(f"inc-{incident_id}-outage-{incident_id - 1}")
+        assert fake_slack.pinned(opened.own_channel_id or "") == [opened.own_channel_summary_ts]
+        summaries = [
+            m for m in fake_slack.messages(opened.own_channel_id or "") if "[SEV1," in m["text"]
+        ]
+        assert len(summaries) == 1
