@@ -177,12 +177,13 @@ def prepare(
             return call(ARCHIVE, room)
         case DeliveryAction.POST_CHANNEL:
             room = _require_own_channel(incident)
-            events = _events(session, delivery)
-            said = delivery.payload.get("say")
-            if not events and said is None:
-                return "skipped: its events are gone"
-            text = blocks.channel_line(incident, delivery.payload) if said else None
-            text = text or blocks.thread_text(events)
+            if "say" in delivery.payload:  # the bot's own line, not a change's reply
+                text = blocks.channel_line(incident, delivery.payload)
+            else:
+                events = _events(session, delivery)
+                if not events:
+                    return "skipped: its events are gone"
+                text = blocks.thread_text(events)
             return call(
                 "chat.postMessage",
                 room,
