@@ -137,7 +137,7 @@ def _check_slack(settings: Settings) -> bool:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     missing = settings.missing_slack_settings()
-    if missing:
+    if missing and settings.slack_configured:
         mode = "Socket Mode" if settings.socket_mode else "HTTP mode"
         print(
             f"Can't start in {mode}: set {' and '.join(missing)}. "
@@ -146,15 +146,18 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    engine = _database(settings)
+    migrate.upgrade(engine)
+    sessions = make_session_factory(engine)
+    _stop_cleanly_on_sigterm()
+    if not settings.slack_configured:
+        return _run_without_slack(settings, engine, sessions)
     from slack_bolt.error import BoltError
 
     from bot.delivery import Deliverer, DeliveryWorker
     from bot.slack.app import create_app, make_client
     from bot.work import WorkQueue
 
-    engine = _database(settings)
-    migrate.upgrade(engine)
-    sessions = make_session_factory(engine)
     work = WorkQueue(settings.work_queue_limit)
     client = make_client(settings)
     deliverer = Deliverer(sessions, client, offer_channels=settings.channel_rules.offered)
@@ -163,7 +166,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     except BoltError as error:
         print(f"Slack refused the bot token: {error}. {SETUP_HINT}", file=sys.stderr)
         return 2
-    _stop_cleanly_on_sigterm()
+    web = _web_app(settings, sessions, deliverer.wake, team_id=app.client.auth_test()["team_id"])
     # Workers rendering lists hold the GIL up to this long before an ack's thread gets it back
     # (CPython's default is 5 ms, paid at every I/O an ack waits on).
     sys.setswitchinterval(ACK_SWITCH_INTERVAL)
@@ -174,7 +177,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     delivery = DeliveryWorker(deliverer)
     delivery.start()
     try:
-        _serve(settings, app, engine)
+        _serve(settings, app, engine, web)
     finally:
         # Finish what was acked but not yet done, and let a post in flight be recorded (one
         # that is not would be looked for by its tag on the next start, never lost).
@@ -184,22 +187,75 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(settings: Settings, app: Any, engine: Engine) -> None:
+def _web_app(
+    settings: Settings, sessions: Any, wake: Any, *, team_id: str | None, local: Any = None
+) -> Any:
+    from bot.web.app import create_web_app
+    from bot.web.services import WebServices
+
+    return create_web_app(
+        WebServices(
+            settings=settings,
+            sessions=sessions,
+            wake_outbox=wake,
+            team_id=team_id,
+            local_sign_in=local,
+        )
+    )
+
+
+def _run_without_slack(settings: Settings, engine: Engine, sessions: Any) -> int:
+    """The web surface alone: a newcomer's first `make run`. Changes wait in the outbox."""
+    from bot.server import make_server, make_wsgi_app
+    from bot.web.services import LocalSignIn
+
+    local = LocalSignIn(settings.public_url or f"http://localhost:{settings.port}")
+    web = _web_app(settings, sessions, lambda: None, team_id=None, local=local)
+    log.warning(
+        "Slack is off (no SLACK_BOT_TOKEN): the web surface runs alone on port %d, and Slack "
+        "updates wait in the outbox until Slack is set up (`python -m bot outbox discard` drops "
+        "them). %s",
+        settings.port,
+        SETUP_HINT,
+    )
+    server = make_server(
+        make_wsgi_app(None, engine, settings, web), settings, "0.0.0.0", settings.port
+    )
+    # Printed, not only logged, so it stands out in `make run`'s output as Jupyter's does.
+    print(
+        f"\n    Sign in as the local admin (this link works once):\n    {local.link()}\n",
+        flush=True,
+    )
+    server.run()
+    return 0
+
+
+def _serve(settings: Settings, app: Any, engine: Engine, web: Any) -> None:
+    from bot.server import SLACK_PATH, make_server, make_wsgi_app
+
     if settings.socket_mode:
+        import threading
+
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        log.info("Starting in Socket Mode against %s", settings.slack_api_url)
+        server = make_server(
+            make_wsgi_app(None, engine, settings, web), settings, "0.0.0.0", settings.port
+        )
+        threading.Thread(target=server.run, name="web", daemon=True).start()
+        log.info(
+            "Starting in Socket Mode against %s; the web surface and /healthz on port %d",
+            settings.slack_api_url,
+            settings.port,
+        )
         # Listeners ack on these threads; a burst wider than the pool would queue its acks.
         SocketModeHandler(app, settings.slack_app_token, concurrency=SOCKET_THREADS).start()
         return
-    from bot.server import SLACK_PATH, make_server, make_wsgi_app
-
     log.info(
-        "Starting in HTTP mode on port %d: Slack requests on %s, health on /healthz",
+        "Starting in HTTP mode on port %d: Slack requests on %s, the web surface, /healthz",
         settings.port,
         SLACK_PATH,
     )
-    make_server(make_wsgi_app(app, engine, settings), settings, "0.0.0.0", settings.port).run()
+    make_server(make_wsgi_app(app, engine, settings, web), settings, "0.0.0.0", settings.port).run()
 
 
 def _stop_cleanly_on_sigterm() -> None:

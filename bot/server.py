@@ -1,14 +1,19 @@
-"""WSGI app for HTTP mode: Slack's requests on /slack/events, and /healthz for load balancers."""
+"""The one WSGI app on PORT: Slack's requests on /slack/events (HTTP mode), /healthz for load
+balancers, and the web surface (API and pages) for everything else."""
 
 from __future__ import annotations
 
+import copy
 import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import waitress
 from slack_bolt import App
 from sqlalchemy import Engine, text
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from bot.settings import Settings
@@ -20,16 +25,28 @@ SLACK_PATH = "/slack/events"
 SERVER_THREADS = 8
 
 
-def make_wsgi_app(app: App, engine: Engine, settings: Settings) -> Callable[..., Iterable[bytes]]:
-    assert settings.slack_signing_secret, "HTTP mode needs SLACK_SIGNING_SECRET"
-    slack = make_slack_endpoint(app, settings.slack_signing_secret, settings.slack_max_body_bytes)
+WSGIApp = Callable[..., Iterable[bytes]]
+
+
+def make_wsgi_app(
+    app: App | None, engine: Engine, settings: Settings, web: WSGIApp | None = None
+) -> WSGIApp:
+    """`app` is the Bolt app in HTTP mode (None in Socket Mode or without Slack)."""
+    slack = None
+    if app is not None:
+        assert settings.slack_signing_secret, "HTTP mode needs SLACK_SIGNING_SECRET"
+        slack = make_slack_endpoint(
+            app, settings.slack_signing_secret, settings.slack_max_body_bytes
+        )
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO"), environ.get("REQUEST_METHOD")
-        if path == SLACK_PATH and method == "POST":
+        if path == SLACK_PATH and method == "POST" and slack is not None:
             return slack(environ, start_response)
         if path == "/healthz" and method in ("GET", "HEAD"):
             return _health(engine, start_response)
+        if web is not None:
+            return web(environ, start_response)
         return _plain(start_response, "404 Not Found", b"not found\n")
 
     return wsgi
@@ -50,15 +67,42 @@ def _plain(start_response: Callable[..., Any], status: str, body: bytes) -> Iter
     return [body]
 
 
+# A multipart form's boundaries, headers and caption around the image.
+UPLOAD_OVERHEAD = 64 * 1024
+# Forms and JSON bodies of the web surface.
+WEB_MAX_BODY_BYTES = 1024 * 1024
+_UPLOAD_PATH = re.compile(r"^(/api/v1)?/incidents/[^/]+/screenshots$")
+
+
+def body_limit(settings: Settings, path: str) -> int:
+    """The largest body a path takes: Slack's requests, a screenshot upload (the image and the
+    form around it), or a web form or JSON body."""
+    if path == SLACK_PATH:
+        return settings.slack_max_body_bytes
+    if _UPLOAD_PATH.match(path):
+        return settings.max_screenshot_bytes + UPLOAD_OVERHEAD
+    return WEB_MAX_BODY_BYTES
+
+
 def make_server(
-    wsgi: Callable[..., Iterable[bytes]], settings: Settings, host: str, port: int
+    wsgi: WSGIApp, settings: Settings, host: str, port: int
 ) -> BaseWSGIServer | MultiSocketServer:
-    """waitress, a production WSGI server, refusing bodies over the limit before reading them."""
-    return waitress.create_server(
-        wsgi,
-        host=host,
-        port=port,
-        threads=SERVER_THREADS,
-        # waitress refuses a body of this size or more (413), chunked ones as they arrive.
-        max_request_body_size=settings.slack_max_body_bytes + 1,
+    """waitress, a production WSGI server, refusing a body over its path's limit (413) as soon as
+    the headers announce it, or as a chunked one grows past it, before the app sees it."""
+
+    class Parser(HTTPRequestParser):
+        def parse_header(self, header_plus: bytes) -> None:
+            super().parse_header(header_plus)
+            # `received` checks the body against the adjustments' limit after the headers.
+            self.adj = copy.copy(self.adj)
+            self.adj.max_request_body_size = body_limit(settings, self.path) + 1
+
+    class Channel(HTTPChannel):
+        parser_class = Parser
+
+    largest = max(body_limit(settings, p) for p in (SLACK_PATH, "/incidents/1/screenshots", "/"))
+    server = waitress.create_server(
+        wsgi, host=host, port=port, threads=SERVER_THREADS, max_request_body_size=largest + 1
     )
+    server.channel_class = Channel  # type: ignore[union-attr]
+    return server

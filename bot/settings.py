@@ -152,10 +152,21 @@ class Settings:
         default_factory=lambda: DeclareLimit(10, timedelta(minutes=10))
     )
     channel_rules: ChannelRules = field(default_factory=ChannelRules)
+    # The web surface: Sign in with Slack, signed session cookies, links from Slack to its pages.
+    slack_client_id: str | None = None
+    slack_client_secret: str | None = None
+    session_secret: str | None = None
+    public_url: str | None = None
 
     @property
     def socket_mode(self) -> bool:
         return bool(self.slack_app_token)
+
+    @property
+    def slack_configured(self) -> bool:
+        """Any Slack credential set: `run` then needs all of its mode's (a half setup is an error;
+        none at all runs the web surface alone)."""
+        return any((self.slack_bot_token, self.slack_app_token, self.slack_signing_secret))
 
     def missing_slack_settings(self) -> list[str]:
         """The variables `run` still needs, in the mode the settings select."""
@@ -246,6 +257,16 @@ class Settings:
             raise SettingsError(
                 f"SLACK_TIMEOUT must be a number of seconds from 1 to 60, not {slack_timeout!r}"
             )
+        public_url = (environ.get("PUBLIC_URL") or "").strip().rstrip("/") or None
+        if public_url is not None and not re.match(r"^https?://[^/\s]+(/\S*)?$", public_url):
+            raise SettingsError(
+                f"PUBLIC_URL must be the http(s) address of the bot, not {public_url!r}"
+            )
+        session_secret = environ.get("SESSION_SECRET") or None
+        if session_secret is not None and len(session_secret) < 32:
+            raise SettingsError(
+                "SESSION_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`)"
+            )
         return cls(
             database_url=environ.get("DATABASE_URL") or None,
             data_dir=Path(environ.get("BOT_DATA_DIR") or ".data"),
@@ -271,4 +292,8 @@ class Settings:
             slack_timeout=int(slack_timeout),
             declare_limit=parse_declare_limit(environ.get("DECLARE_LIMIT") or "10/10m"),
             channel_rules=parse_channel_rules(environ),
+            slack_client_id=environ.get("SLACK_CLIENT_ID") or None,
+            slack_client_secret=environ.get("SLACK_CLIENT_SECRET") or None,
+            session_secret=session_secret,
+            public_url=public_url,
         )

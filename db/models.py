@@ -33,6 +33,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, rel
 
 USER_REF_LENGTH = 64
 CATEGORY_LENGTH = 64
+INTAKE_FINGERPRINT_LENGTH = 200
+TOKEN_NAME_LENGTH = 40
 
 
 class Severity(enum.StrEnum):
@@ -152,6 +154,9 @@ class Incident(Base):
     # scheduler recomputes it from the severity's cadence (kept here to survive restarts).
     next_reminder_at: Mapped[datetime | None] = _timestamp()
     version: Mapped[int] = mapped_column(Integer, server_default=sql_text("1"))
+    # An alerting tool's key for the problem (`/api/v1/intake`): while the incident is active, the
+    # same key adds a note to it instead of declaring a second incident.
+    intake_fingerprint: Mapped[str | None] = mapped_column(String(INTAKE_FINGERPRINT_LENGTH))
     # Generated, so search can use one trigram index over title, description and service.
     search_text: Mapped[str] = mapped_column(
         Text,
@@ -177,6 +182,11 @@ class Incident(Base):
         Index("ix_incidents_reporter", "reporter"),
         Index("ix_incidents_next_reminder_at", "next_reminder_at"),
         Index("ix_incidents_own_channel_id", "own_channel_id", unique=True),
+        Index(
+            "ix_incidents_intake_fingerprint",
+            "intake_fingerprint",
+            postgresql_where=sql_text("intake_fingerprint IS NOT NULL"),
+        ),
         Index(
             "ix_incidents_search_trgm",
             "search_text",
@@ -307,3 +317,27 @@ class Digest(Base):
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ApiToken(Base):
+    """A machine's key to the REST API. Only the SHA-256 of the token is kept: it is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(TOKEN_NAME_LENGTH))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, server_default=sql_text("false"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_used_at: Mapped[datetime | None] = _timestamp()
+    revoked_at: Mapped[datetime | None] = _timestamp()
+
+    __table_args__ = (
+        # A name is reused only once its token is revoked: changes are attributed by name.
+        Index(
+            "ix_api_tokens_live_name",
+            "name",
+            unique=True,
+            postgresql_where=sql_text("revoked_at IS NULL"),
+        ),
+    )

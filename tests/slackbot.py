@@ -1,4 +1,5 @@
-"""The real bot (create_app + web.make_wsgi_app) on loopback, talking to the fake Slack."""
+"""The real bot (create_app, the web surface, server.make_wsgi_app) on loopback, talking to the
+fake Slack."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from bot.delivery import Deliverer, DeliveryWorker
 from bot.server import SLACK_PATH, make_server, make_wsgi_app
 from bot.settings import Settings
 from bot.slack.app import create_app, make_client
+from bot.web.app import create_web_app
+from bot.web.services import WebServices
 from bot.work import WorkQueue
-from tests.fakeslack import FakeSlack, defaults, payloads, post_payload
+from tests.fakeslack import FakeSlack, defaults, oidc, payloads, post_payload
 
 ADMIN_ID = "U0ADMIN0001"
 
@@ -49,6 +52,9 @@ def bot_settings(fake: FakeSlack, **overrides: Any) -> Settings:
             "SLACK_SIGNING_SECRET": defaults.SIGNING_SECRET,
             "SLACK_API_URL": fake.api_url,
             "INCIDENT_ADMINS": ADMIN_ID,
+            "SLACK_CLIENT_ID": oidc.CLIENT_ID,
+            "SLACK_CLIENT_SECRET": oidc.CLIENT_SECRET,
+            "SESSION_SECRET": "tests-session-secret-0123456789abcdef",
         }
     )
     return replace(base, **overrides)
@@ -63,6 +69,8 @@ class Bot:
     settings: Settings
     sessions: sessionmaker[Session]
     deliverer: Deliverer
+    # The web surface's Flask app, for werkzeug test clients; base_url serves it too.
+    web: Any = None
 
     @property
     def url(self) -> str:
@@ -107,14 +115,20 @@ def running_bot(
     worker = DeliveryWorker(deliverer) if delivery_worker else None
     if worker:
         worker.start()
+    web = create_web_app(
+        WebServices(
+            settings=settings, sessions=sessions, wake_outbox=deliverer.wake, team_id=fake.team_id
+        )
+    )
     try:
-        with serve_wsgi(make_wsgi_app(app, engine, settings), settings) as base_url:
+        with serve_wsgi(make_wsgi_app(app, engine, settings, web), settings) as base_url:
             yield Bot(
                 fake=fake,
                 base_url=base_url,
                 settings=settings,
                 sessions=sessions,
                 deliverer=deliverer,
+                web=web,
             )
     finally:
         # Work goes on after the ack; let it finish before the fake Slack goes away.

@@ -47,7 +47,7 @@ def test_healthz_is_503_when_the_database_does_not_answer(
 
 
 def test_other_paths_and_methods_are_not_found(slackbot: Bot):
-    assert fetch(f"{slackbot.base_url}/")[0] == 404
+    assert fetch(f"{slackbot.base_url}/nothing-here")[0] == 404
     assert fetch(slackbot.url)[0] == 404  # Slack only POSTs
     assert fetch(f"{slackbot.base_url}/healthz", method="POST")[0] == 404
 

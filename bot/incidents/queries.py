@@ -108,9 +108,10 @@ class IncidentQuery:
     statuses: Sequence[Status] = ()
     severities: Sequence[Severity] = ()
     active: bool = False
-    category: str | None = None
-    service: str | None = None
-    owner: str | None = None
+    # Each filter matches any of its values (the API's `?service=api,db`).
+    categories: Sequence[str] = ()
+    services: Sequence[str] = ()
+    owners: Sequence[str] = ()
     reporter: str | None = None
     # Owner or assignee: "my incidents".
     involving: str | None = None
@@ -181,15 +182,15 @@ def _where(query: IncidentQuery) -> tuple[str, dict[str, Any]]:
     if query.severities:
         clauses.append("severity = ANY(%(severities)s)")
         params["severities"] = [Severity(s).value for s in query.severities]
-    if query.category:
-        clauses.append("category = %(category)s")
-        params["category"] = query.category.strip().lower()
-    if query.service:
-        clauses.append("lower(service) = %(service)s")
-        params["service"] = query.service.strip().lower()
-    if query.owner:
-        clauses.append("owner = %(owner)s")
-        params["owner"] = query.owner
+    if query.categories:
+        clauses.append("category = ANY(%(categories)s)")
+        params["categories"] = [c.strip().lower() for c in query.categories]
+    if query.services:
+        clauses.append("lower(service) = ANY(%(services)s)")
+        params["services"] = [s.strip().lower() for s in query.services]
+    if query.owners:
+        clauses.append("owner = ANY(%(owners)s)")
+        params["owners"] = list(query.owners)
     if query.reporter:
         clauses.append("reporter = %(reporter)s")
         params["reporter"] = query.reporter
@@ -216,9 +217,9 @@ def _check_query(query: IncidentQuery) -> None:
     """Filters are typed by people (and forged by some): refuse what can't be searched for."""
     for field_name, value, max_len in (
         ("text", query.text, SEARCH_MAX),
-        ("service", query.service, SERVICE_MAX),
-        ("category", query.category, 64),
-        ("owner", query.owner, USER_REF_LENGTH),
+        *(("service", service, SERVICE_MAX) for service in query.services),
+        *(("category", category, 64) for category in query.categories),
+        *(("owner", owner, USER_REF_LENGTH) for owner in query.owners),
         ("reporter", query.reporter, USER_REF_LENGTH),
         ("involving", query.involving, USER_REF_LENGTH),
     ):

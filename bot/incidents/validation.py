@@ -16,6 +16,7 @@ from .vocabulary import (
     USER_ID,
     Actor,
     InvalidInput,
+    actor_label,
 )
 
 # --- Validation --------------------------------------------------------------------------------
@@ -86,6 +87,8 @@ def _check_occurred_at(occurred_at: datetime | None, now: datetime) -> None:
 
 
 def _reporter(actor: Actor) -> str:
+    if actor_label(actor.user_id) is not None:
+        return actor.user_id
     reporter = _clean_user(actor.user_id, "reporter")
     if reporter is None:
         raise InvalidInput("An incident needs a reporter.", "reporter")

@@ -71,9 +71,29 @@ class Actor:
     def of(cls, user_id: str, admins: Iterable[str]) -> Actor:
         return cls(user_id=user_id, is_admin=user_id in set(admins))
 
+    @classmethod
+    def token(cls, name: str, *, is_admin: bool) -> Actor:
+        return cls(user_id=TOKEN_ACTOR_PREFIX + name, is_admin=is_admin)
+
     def may_remove(self, added_by: str | None) -> bool:
         """Whoever added a note or a screenshot may remove it, and so may an incident admin."""
         return self.is_admin or self.user_id == added_by
+
+
+# Besides people (Slack user ids), changes come from API tokens, by name, and from the local admin
+# of an install that has no Slack yet. Their ids are stored where a person's would be.
+TOKEN_ACTOR_PREFIX = "token:"
+TOKEN_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
+LOCAL_ADMIN = Actor("local-admin", is_admin=True)
+
+
+def actor_label(actor_id: str) -> str | None:
+    """How a machine or the local admin is named ("API token alertmanager"); None for a person."""
+    if actor_id.startswith(TOKEN_ACTOR_PREFIX):
+        return f"API token {actor_id.removeprefix(TOKEN_ACTOR_PREFIX)}"
+    if actor_id == LOCAL_ADMIN.user_id:
+        return "local admin"
+    return None
 
 
 # --- Vocabulary: severities, statuses, ids -----------------------------------------------------

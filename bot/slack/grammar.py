@@ -93,9 +93,9 @@ def parse_list_filters(text: str, viewer: str) -> IncidentQuery:
         elif _SEVERITY_TOKEN.match(token):
             severities.append(incidents.parse_severity(token))
         elif lowered.startswith("service:") and len(token) > 8:
-            query.service = token[8:]
+            query.services = (token[8:],)
         elif lowered.startswith("category:") and len(token) > 9:
-            query.category = token[9:]
+            query.categories = (token[9:],)
         elif lowered in {s.value for s in Status}:
             statuses.append(Status(lowered))
         else:

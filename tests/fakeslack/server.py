@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from . import blockkit, defaults
+from .oidc import METHODS as OIDC_METHODS
+from .oidc import OidcError, OidcProvider
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -345,6 +347,7 @@ class FakeSlack:
         self._custom: dict[str, Handler] = {}
         self._response_posts: list[tuple[str, dict[str, Any]]] = []
         self.errors: list[Exception] = []  # exceptions raised inside method handlers
+        self.oidc = OidcProvider(team_id)  # Sign in with Slack
 
         self._methods: dict[str, Handler] = {
             "api.test": lambda p: {"args": {k: v for k, v in p.items() if k != "token"}},
@@ -728,6 +731,9 @@ class FakeSlack:
             resp = self._serve_download(req, path)
         elif path in self._response_urls:
             resp = self._serve_response_url(path, raw)
+        elif path == "/openid/connect/authorize" and req.command == "GET":
+            status, headers, body = self.oidc.authorize(url.query)
+            resp = _Response(status, body, "text/html; charset=utf-8", headers=headers)
         else:
             resp = _Response(
                 404, b"<html><body>404 Not Found</body></html>", "text/html; charset=utf-8"
@@ -762,7 +768,10 @@ class FakeSlack:
         if resp is not None:
             self._record(method, params)
             return resp
-        resp = self._dispatch(method, params, token)
+        if method in OIDC_METHODS:
+            resp = self._dispatch_oidc(method, params, auth, token)
+        else:
+            resp = self._dispatch(method, params, token)
         self._record(method, params)
         self._apply_after_faults(method, params, resp)
         return resp
@@ -796,6 +805,24 @@ class FakeSlack:
                 _json_body({"ok": False, "error": "fakeslack_internal_error", "detail": repr(e)}),
                 headers=headers,
             )
+
+    def _dispatch_oidc(
+        self, method: str, params: Params, auth: str, token: str | None
+    ) -> _Response:
+        """The OpenID Connect methods authenticate with the app's client credentials (token) or
+        the signed-in person's access token (userInfo), not the bot token."""
+        try:
+            if method == "openid.connect.token":
+                basic = None
+                if auth.startswith("Basic "):
+                    pair = base64.b64decode(auth[len("Basic ") :]).decode()
+                    basic = tuple(pair.split(":", 1))
+                result = self.oidc.token(params, basic)  # type: ignore[arg-type]
+            else:
+                result = self.oidc.user_info(token)
+        except OidcError as e:
+            return _Response(200, _json_body({"ok": False, "error": e.error}))
+        return _Response(200, _json_body({"ok": True, **result}))
 
     def _check_auth(self, method: str, token: str | None) -> None:
         if method == "api.test":

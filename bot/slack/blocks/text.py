@@ -75,6 +75,9 @@ def user(user_id: str | None) -> str:
     """A mention for a real user id; anything else is shown as escaped text."""
     if not user_id:
         return "nobody"
+    label = incidents.actor_label(user_id)
+    if label is not None:
+        return escape(label)
     return f"<@{user_id}>" if incidents.USER_ID.match(user_id) else escape(user_id)
 
 

@@ -1,0 +1,118 @@
+"""The web surface's WSGI app: the REST API (/api/v1), the pages and signing in.
+
+APIFlask (Flask with marshmallow and apispec): requests are validated by the same schemas that
+generate the OpenAPI document, and it is plain WSGI, so waitress serves it beside Slack's
+endpoint in one process.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from apiflask import APIFlask, HTTPError
+from flask import render_template, request
+from werkzeug.exceptions import HTTPException
+
+from bot import incidents
+from bot.server import WEB_MAX_BODY_BYTES, body_limit
+from bot.web.services import WebServices
+
+log = logging.getLogger("bot.web")
+
+API_PREFIX = "/api/v1"
+SESSION_LIFETIME = timedelta(hours=12)
+
+# The domain's refusals and the status each gets.
+_DOMAIN_STATUS: dict[type[incidents.IncidentError], int] = {
+    incidents.NotFound: 404,
+    incidents.PermissionDenied: 403,
+    incidents.TransitionNotAllowed: 409,
+    incidents.Conflict: 409,
+    incidents.InvalidInput: 422,
+}
+
+
+def domain_error(error: incidents.IncidentError) -> HTTPError:
+    """A domain refusal as an HTTP error: its sentence, the right status and the field."""
+    status = next((s for kind, s in _DOMAIN_STATUS.items() if isinstance(error, kind)), 400)
+    field = getattr(error, "field", None)
+    return HTTPError(status, str(error), detail={"field": field} if field else {})
+
+
+def create_web_app(web: WebServices) -> APIFlask:
+    app = APIFlask(
+        "bot.web",
+        title="Incident Tracker",
+        version="1",
+        spec_path=f"{API_PREFIX}/openapi.json",
+        # The interactive docs load their scripts from a CDN; the document itself is enough.
+        docs_path=None,
+    )
+    settings = web.settings
+    secret = settings.session_secret
+    if secret is None:
+        secret = secrets.token_hex(32)
+        log.warning(
+            "SESSION_SECRET is not set: web sign-ins end when the bot restarts, and replicas "
+            "would not share them"
+        )
+    app.config.update(
+        SECRET_KEY=secret,
+        SESSION_COOKIE_NAME="incident_tracker_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(settings.public_url and settings.public_url.startswith("https")),
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        MAX_FORM_MEMORY_SIZE=WEB_MAX_BODY_BYTES,
+        VALIDATION_ERROR_STATUS_CODE=422,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["incident_tracker"] = web
+
+    from bot.web import api, auth, pages
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    app.security_schemes = {"ApiToken": {"type": "http", "scheme": "bearer"}}
+
+    @app.errorhandler(incidents.IncidentError)
+    def _domain(error: incidents.IncidentError) -> Any:
+        return _render_error(domain_error(error))
+
+    @app.error_processor
+    def _error(error: HTTPError) -> Any:
+        return _render_error(error)
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> Any:
+        return _render_error(HTTPError(error.code or 500, error.description))
+
+    @app.before_request
+    def _limit_body() -> None:
+        # The server refused larger announced bodies already; this holds for any WSGI server.
+        request.max_content_length = body_limit(settings, request.path)
+
+    @app.context_processor
+    def _template_globals() -> dict[str, Any]:
+        return {
+            "csrf_token": auth.csrf_token,
+            "viewer": auth.session_actor(),
+            "incidents": incidents,
+        }
+
+    return app
+
+
+def _render_error(error: HTTPError) -> Any:
+    body = {"message": error.message, "detail": error.detail}
+    if request.path.startswith(API_PREFIX):
+        return body, error.status_code, error.headers
+    return (
+        render_template("error.html", status=error.status_code, message=error.message),
+        error.status_code,
+        error.headers,
+    )

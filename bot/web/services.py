@@ -1,0 +1,80 @@
+"""What every web route needs, handed over once when the app is built."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.incidents import Actor
+from bot.settings import Settings
+from db.session import bounded_transaction
+
+log = logging.getLogger("bot.web")
+
+# A web change waits for a busy incident a little longer than a Slack ack may, then says so.
+LOCK_TIMEOUT = "2s"
+STATEMENT_TIMEOUT = "10s"
+
+
+@dataclass
+class LocalSignIn:
+    """The one-time sign-in link of an install without Slack, as Jupyter prints one.
+
+    Each link works once; using it prints the next one, for the next browser.
+    """
+
+    base_url: str
+    _token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def link(self) -> str:
+        return f"{self.base_url}/auth/local?token={self._token}"
+
+    def use(self, token: str) -> bool:
+        with self._lock:
+            if not secrets.compare_digest(token.encode(), self._token.encode()):
+                return False
+            self._token = secrets.token_urlsafe(24)
+        log.warning("Signed in as the local admin. The next browser can use %s", self.link())
+        return True
+
+
+@dataclass
+class WebServices:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    # Tells the outbox's workers that a change queued Slack calls (a no-op when Slack is off).
+    wake_outbox: Callable[[], None]
+    # The workspace people must belong to (auth.test's team_id); None when Slack is off.
+    team_id: str | None = None
+    local_sign_in: LocalSignIn | None = None
+
+    @property
+    def slack_sign_in(self) -> bool:
+        return bool(
+            self.team_id and self.settings.slack_client_id and self.settings.slack_client_secret
+        )
+
+    def person(self, user_id: str) -> Actor:
+        """A Slack user's actor: INCIDENT_ADMINS decides, as in Slack."""
+        return Actor.of(user_id, self.settings.incident_admins)
+
+    @contextmanager
+    def change(self) -> Iterator[Session]:
+        """One short transaction for a change; commits on exit, then wakes the outbox."""
+        with bounded_transaction(
+            self.sessions, lock_timeout=LOCK_TIMEOUT, statement_timeout=STATEMENT_TIMEOUT
+        ) as session:
+            yield session
+        self.wake_outbox()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self.sessions() as session:
+            yield session
