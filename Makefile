@@ -4,13 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-ack bench-screenshot bench-faults bench-bodies
+.PHONY: run test lint format bench bench-ack bench-api bench-screenshot bench-faults bench-bodies
 
 run: $(INSTALLED)
 	$(BIN)/python -m bot run
 
+# Without Debian's Chromium and its driver the browser tests skip; say so after the run.
+BROWSER_NOTE := test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || echo "NOTE: the browser \
+tests (tests/test_browser.py) were skipped: install Chromium with \
+'sudo apt-get install chromium chromium-driver'"
+
 test: $(INSTALLED) lint
-	$(BIN)/pytest
+	@echo $(BIN)/pytest; $(BIN)/pytest; status=$$?; $(BROWSER_NOTE); exit $$status
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -25,6 +30,9 @@ bench: $(INSTALLED)
 
 bench-ack: $(INSTALLED)
 	$(BIN)/python -m bench.slack_ack
+
+bench-api: $(INSTALLED)
+	$(BIN)/python -m bench.api_latency
 
 bench-screenshot: $(INSTALLED)
 	$(BIN)/python -m bench.screenshots

@@ -14,12 +14,17 @@ sweep over the seeded incidents is done):
 - HTTP (waitress), an open loop of `/incident list` at 100 a second for 10 s: ack p50/p99, and
   for the bot whether every request was answered (the list, or "busy" in the ack).
 
+While the bot's acks are measured, its REST API serves a steady 20 list requests a second (with
+an API token, on the same port), as a dashboard or an alerting tool would; their latencies are
+printed too.
+
 Each line prints the bot's figure, the bare app's and their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import signal
 import socket
@@ -31,19 +36,55 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import text
 
 from bench import bench_database, list_path
 from bench.incidents import seed
+from bot.incidents import tokens
 from db import migrate
-from db.session import make_engine
+from db.session import make_engine, make_session_factory
 from tests.fakeslack import FakeSlack, defaults, payloads, post_payload
 from tests.test_run import free_port
 
 BUSY = "The incident bot is busy right now. Please try again in a moment."
+# REST API list requests a second while the bot's acks are measured.
+API_RATE = 20
+
+
+@contextmanager
+def api_load(slack_url: str, token: str, rate: int = API_RATE) -> Iterator[list[float]]:
+    """A steady load of API lists on the bot's port; yields their times (ms, inf for a failure)."""
+    host, port = slack_url.removeprefix("http://").split("/")[0].split(":")
+    times: list[float] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        start, n = time.perf_counter(), 0
+        while not stop.is_set():
+            time.sleep(max(0.0, start + n / rate - time.perf_counter()))
+            n += 1
+            began = time.perf_counter()
+            connection.request(
+                "GET",
+                "/api/v1/incidents?status=active",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            response = connection.getresponse()
+            response.read()
+            ok = response.status == 200
+            times.append((time.perf_counter() - began) * 1000 if ok else float("inf"))
+
+    thread = threading.Thread(target=loop, name="api-load", daemon=True)
+    thread.start()
+    try:
+        yield times
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def pct(values: list[float], p: int) -> float:
@@ -180,14 +221,19 @@ def run(database_url: str, rounds: int, rate: int, seconds: int) -> None:
     engine = make_engine(database_url)
     migrate.upgrade(engine)
     seed(engine, 1_000)
-    results: dict[str, list[float]] = {}
+    with make_session_factory(engine).begin() as session:
+        token, _ = tokens.create_token(session, "bench-ack")
+    results: dict[str, list[float]] = {"api": []}
 
     list_ms, floor_ms = list_path.compare(engine)
     engine.dispose()
     with FakeSlack(socket_mode=True) as fake:
         fake.start_socket_mode()
         for who in ("bare", "bot"):
-            with process(fake, database_url, who, "socket"):
+            with (
+                process(fake, database_url, who, "socket") as url,
+                api_load(url, token) if who == "bot" else nullcontext(results["api"]) as api,
+            ):
                 listed: list[str] = []
                 results[f"{who} burst"] = socket_acks(
                     fake, "list active", burst=20, rounds=rounds, urls=listed
@@ -197,13 +243,16 @@ def run(database_url: str, rounds: int, rate: int, seconds: int) -> None:
                 results[f"{who} sequential"] = socket_acks(
                     fake, "note 1 bench note", burst=1, rounds=50
                 )
+            if who == "bot":
+                results["api"] += api
 
     with FakeSlack() as fake:
         with process(fake, database_url, "bare", "http") as url:
             results["bare open"], _ = open_loop(url, fake, rate, seconds)
-        with process(fake, database_url, "bot", "http") as url:
+        with process(fake, database_url, "bot", "http") as url, api_load(url, token) as api:
             results["bot open"], sent = open_loop(url, fake, rate, seconds)
             answered = wait_answered(fake, sent)
+        results["api"] += api
 
     print(f"{'':52} {'bot ms':>9} {'bare ms':>9} {'ratio':>8}")
     compare(
@@ -233,6 +282,12 @@ def run(database_url: str, rounds: int, rate: int, seconds: int) -> None:
     print(
         f"{'List path in-process (p50) vs hand-written SQL + pre-built blocks':52} "
         f"{list_ms:9.2f} {floor_ms:9.2f} {list_ms / floor_ms:7.2f}x"
+    )
+    api = results["api"]
+    print(
+        f"REST API alongside, {API_RATE} lists/s: {len(api)} requests, "
+        f"{sum(1 for t in api if t == float('inf'))} failed, p50 {pct(api, 50):.1f} ms, "
+        f"p99 {pct(api, 99):.1f} ms"
     )
     busy = sum(1 for _, body in sent if body == BUSY)
     print(

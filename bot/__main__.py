@@ -1,12 +1,15 @@
-"""Command line: `python -m bot run|migrate|seed|check`."""
+"""Command line: `python -m bot run|migrate|seed|check|token|outbox|export-screenshots`."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
+import os
 import random
 import signal
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,113 @@ def _unique_name(screenshot_id: int, filename: str, taken: set[str]) -> str:
 
 def _database(settings: Settings) -> Engine:
     return make_engine(resolve_database_url(settings.database_url, settings.data_dir))
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import incidents
+    from bot.incidents import tokens
+
+    engine = _database(settings)
+    migrate.upgrade(engine)
+    sessions = make_session_factory(engine)
+    if args.action == "list":
+        with sessions() as session:
+            _print_tokens(tokens.list_tokens(session))
+        return 0
+    try:
+        with sessions.begin() as session:
+            if args.action == "create":
+                token, _ = tokens.create_token(session, args.name, is_admin=args.admin)
+            else:
+                tokens.revoke_token(session, args.name)
+    except incidents.IncidentError as error:
+        print(error, file=sys.stderr)
+        return 1
+    if args.action == "revoke":
+        print(f"Revoked the API token {args.name}: requests with it are refused from now on.")
+        return 0
+    # The token alone on stdout, so a script can capture it; the words for people on stderr.
+    print(token)
+    kind = "admin " if args.admin else ""
+    print(
+        f"Created the {kind}API token {args.name}. It is shown only this once: store it now. "
+        "Send it as `Authorization: Bearer <token>`.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _print_tokens(rows: list[Any]) -> None:
+    if not rows:
+        print("No API tokens yet: `python -m bot token create --name <name>` makes one.")
+        return
+
+    def moment(value: datetime | None, none: str) -> str:
+        return f"{value.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if value else none
+
+    print(f"{'NAME':<40}  {'ADMIN':<5}  {'CREATED':<20}  {'LAST USED':<20}  REVOKED")
+    for row in rows:
+        print(
+            f"{row.name:<40}  {'yes' if row.is_admin else 'no':<5}  "
+            f"{moment(row.created_at, '-'):<20}  {moment(row.last_used_at, 'never'):<20}  "
+            f"{moment(row.revoked_at, '-')}"
+        )
+
+
+def cmd_outbox(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.delivery import problems
+
+    engine = _database(settings)
+    migrate.upgrade(engine)
+    sessions = make_session_factory(engine)
+    with sessions() as session:
+        backlog = problems.backlog(session)
+    now = datetime.now(UTC)
+    for action, count in backlog.by_action.items():
+        print(f"{count:>8}  {action}")
+    age = f", the oldest queued {_age(now - backlog.oldest)} ago" if backlog.oldest else ""
+    print(f"{backlog.waiting:>8}  waiting to be sent to Slack{age}")
+    if args.action == "status":
+        print(f"{backlog.failed:>8}  given up on (failed or discarded)")
+        return 0
+    if backlog.last_id is None:
+        return 0
+    if not args.yes and not _confirmed(f"Discard these {backlog.waiting} Slack updates?"):
+        print("Nothing discarded.", file=sys.stderr)
+        return 1
+    with sessions.begin() as session:
+        dropped = problems.discard(session, backlog.last_id, f"discarded by {_os_user()}", now)
+    print(f"Discarded {dropped} update(s): they stay in the outbox, marked failed.")
+    if dropped < backlog.waiting:
+        print(f"{backlog.waiting - dropped} were being sent or already done: left alone.")
+    return 0
+
+
+def _age(elapsed: timedelta) -> str:
+    minutes = int(elapsed.total_seconds() // 60)
+    if minutes < 1:
+        return "less than a minute"
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h" if minutes < 48 * 60 else f"{minutes // (24 * 60)} days"
+
+
+def _confirmed(question: str) -> bool:
+    try:
+        answer = input(
+            f"{question} They will never be sent (an incident whose card is among them gets no "
+            "card in Slack). [y/N] "
+        )
+    except EOFError:  # no one to ask (stdin closed): not a yes
+        return False
+    return answer.strip().lower() in {"y", "yes"}
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container's uid without a name
+        return f"uid {os.getuid()}"
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -160,7 +270,12 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
     work = WorkQueue(settings.work_queue_limit)
     client = make_client(settings)
-    deliverer = Deliverer(sessions, client, offer_channels=settings.channel_rules.offered)
+    deliverer = Deliverer(
+        sessions,
+        client,
+        offer_channels=settings.channel_rules.offered,
+        public_url=settings.public_url,
+    )
     try:
         app = create_app(settings, sessions, client, work, deliverer)
     except BoltError as error:
@@ -287,6 +402,21 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("incident", help="INC-12, #12 or 12")
     export.add_argument("folder")
     export.set_defaults(handler=cmd_export_screenshots)
+    token = commands.add_parser("token", help="API tokens for machines (alerting, scripts)")
+    token_actions = token.add_subparsers(dest="action", required=True)
+    create = token_actions.add_parser("create", help="a new token, shown once")
+    create.add_argument("--name", required=True, help="who uses it, e.g. alertmanager")
+    create.add_argument("--admin", action="store_true", help="may do what incident admins may")
+    token_actions.add_parser("list", help="names, admin, created, last used, revoked")
+    revoke = token_actions.add_parser("revoke", help="refuse a token from now on")
+    revoke.add_argument("--name", required=True, help="the name it was created with")
+    token.set_defaults(handler=cmd_token)
+    outbox = commands.add_parser("outbox", help="the Slack updates waiting to be sent")
+    outbox_actions = outbox.add_subparsers(dest="action", required=True)
+    outbox_actions.add_parser("status", help="how many wait, since when, how many failed")
+    discard = outbox_actions.add_parser("discard", help="never send what waits now")
+    discard.add_argument("--yes", action="store_true", help="don't ask for confirmation")
+    outbox.set_defaults(handler=cmd_outbox)
     return parser
 
 

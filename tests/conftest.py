@@ -65,8 +65,8 @@ def committing_sessions(engine: Engine) -> Iterator[sessionmaker[Session]]:
     here may count on INC-1 being the first incident they declare.
     """
     empty = text(
-        "TRUNCATE incidents, incident_events, screenshots, deliveries, slack_rate_limits "
-        "RESTART IDENTITY"
+        "TRUNCATE incidents, incident_events, screenshots, deliveries, slack_rate_limits, "
+        "api_tokens RESTART IDENTITY"
     )
     with engine.begin() as connection:
         connection.execute(empty)

@@ -108,7 +108,12 @@ def running_bot(
     settings = bot_settings(fake, **overrides)
     work = WorkQueue(settings.work_queue_limit)
     client = make_client(settings)
-    deliverer = Deliverer(sessions, client, offer_channels=settings.channel_rules.offered)
+    deliverer = Deliverer(
+        sessions,
+        client,
+        offer_channels=settings.channel_rules.offered,
+        public_url=settings.public_url,
+    )
     app = create_app(settings, sessions, client, work, deliverer)
     # The outbox's own threads, as `python -m bot run` starts them; off by default so tests can
     # hold rows back and send them when they choose.

@@ -43,6 +43,22 @@ class Unsendable(Exception):
         self.code = code
 
 
+@dataclass(frozen=True)
+class CardStyle:
+    """How cards look: an "Open channel" button for incidents without a channel (INCIDENT_CHANNELS
+    is not `never`), a link to the incident's web page (PUBLIC_URL)."""
+
+    offer_channel: bool = False
+    public_url: str | None = None
+
+
+def delivery_ref(delivery: Delivery, incident: Incident | None) -> str:
+    """What a row is about, for logs and people: the incident's id, or the digest."""
+    if incident is not None:
+        return format_incident_id(incident.id)
+    return str(delivery.payload.get("ref", "the digest"))
+
+
 @dataclass
 class SlackCall:
     """One Slack call prepared from a row (rendered inside its transaction, made after it)."""
@@ -64,20 +80,17 @@ def pending() -> Any:
 
 
 def prepare(
-    session: Session, delivery: Delivery, incident: Incident | None, *, offer_channel: bool = False
+    session: Session, delivery: Delivery, incident: Incident | None, cards: CardStyle
 ) -> SlackCall | str:
-    """The Slack call a row asks for, or a note when there is nothing to send. `offer_channel`:
-    cards of incidents without a channel get an "Open channel" button."""
-    ref = (
-        format_incident_id(incident.id)
-        if incident
-        else str(delivery.payload.get("ref", "the digest"))
-    )
+    """The Slack call a row asks for, or a note when there is nothing to send."""
+    ref = delivery_ref(delivery, incident)
 
     def card() -> list[Any]:
         assert incident is not None
         shots = list_screenshots(session, incident.id)
-        return blocks.card(incident, shots, offer_channel=offer_channel)
+        return blocks.card(
+            incident, shots, offer_channel=cards.offer_channel, public_url=cards.public_url
+        )
 
     def post_card(channel: str | None) -> SlackCall:
         assert incident is not None

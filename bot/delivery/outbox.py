@@ -27,7 +27,6 @@ from sqlalchemy import case, exists, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from bot.incidents import format_incident_id
 from db.models import (
     Delivery,
     DeliveryAction,
@@ -39,8 +38,10 @@ from db.models import (
 from .calls import (
     BLIND_LOOKUP_ERRORS,
     ONCE_ONLY,
+    CardStyle,
     SlackCall,
     Unsendable,
+    delivery_ref,
     find_tagged,
     pending,
     prepare,
@@ -127,11 +128,15 @@ class _Step:
 
 class Deliverer:
     def __init__(
-        self, sessions: sessionmaker[Session], client: WebClient, *, offer_channels: bool = False
+        self,
+        sessions: sessionmaker[Session],
+        client: WebClient,
+        *,
+        offer_channels: bool = False,
+        public_url: str | None = None,
     ) -> None:
         self.sessions = sessions
-        # Cards offer an "Open channel" button (INCIDENT_CHANNELS is not `never`).
-        self.offer_channels = offer_channels
+        self.cards = CardStyle(offer_channel=offer_channels, public_url=public_url)
         # Calls that are safe to repeat (edits, deletes, lookups) keep the client's retries.
         self.client = client
         # Posts are never repeated by the client: only the outbox decides, after looking.
@@ -208,7 +213,7 @@ class Deliverer:
                 return None
             incident = session.get(Incident, delivery.incident_id) if delivery.incident_id else None
             try:
-                call = prepare(session, delivery, incident, offer_channel=self.offer_channels)
+                call = prepare(session, delivery, incident, self.cards)
             except Unsendable as error:
                 return _Step(problem=self._failed(session, delivery, incident, error.code, at))
             except SlackObjectFormationError as error:
@@ -435,11 +440,7 @@ class Deliverer:
             if retry_after and retry_after.strip().isdigit():
                 backoff = max(backoff, timedelta(seconds=int(retry_after)))
             delivery.next_attempt_at = now + backoff
-        ref = (
-            format_incident_id(incident.id)
-            if incident
-            else str(delivery.payload.get("ref", "the digest"))
-        )
+        ref = delivery_ref(delivery, incident)
         channel = channel or (
             incident.slack_channel_id if incident else delivery.payload.get("channel")
         )

@@ -4,12 +4,15 @@ that tell the person who made the change."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.slack import blocks
 from db.models import Delivery
+
+from .calls import pending
 
 # Retrying cannot help: record the failure and stop.
 PERMANENT_ERRORS = frozenset(
@@ -130,3 +133,62 @@ def undelivered(session: Session, incident_id: int) -> list[str]:
             .order_by(Delivery.id)
         )
     ]
+
+
+# --- What waits: `python -m bot outbox status|discard` -----------------------------------------
+
+
+@dataclass
+class Backlog:
+    """The updates waiting to be sent (neither delivered nor failed), by action."""
+
+    by_action: dict[str, int]
+    # The newest waiting row: a discard confirmed for this backlog leaves later ones alone.
+    last_id: int | None
+    oldest: datetime | None
+    failed: int
+
+    @property
+    def waiting(self) -> int:
+        return sum(self.by_action.values())
+
+
+def backlog(session: Session) -> Backlog:
+    rows = session.execute(
+        select(Delivery.action, func.count(), func.max(Delivery.id), func.min(Delivery.created_at))
+        .where(pending())
+        .group_by(Delivery.action)
+        .order_by(Delivery.action)
+    ).all()
+    failed = session.scalar(select(func.count()).where(Delivery.failed_at.is_not(None)))
+    return Backlog(
+        by_action={action.value: count for action, count, _, _ in rows},
+        last_id=max((last for _, _, last, _ in rows), default=None),
+        oldest=min((oldest for _, _, _, oldest in rows), default=None),
+        failed=failed or 0,
+    )
+
+
+def discard(session: Session, up_to_id: int, reason: str, now: datetime) -> int:
+    """Give up on the waiting updates up to `up_to_id`: they are marked failed with `reason`, so
+    the record stays (and `/incident show` tells why an update never came) while the outbox
+    treats them as done, and later rows of their incidents are no longer held behind them.
+
+    A row a worker holds (claiming it, or leased while its call is in flight) is left alone:
+    the worker records its outcome on it next."""
+    free = (
+        select(Delivery.id)
+        .where(
+            pending(),
+            Delivery.id <= up_to_id,
+            or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now),
+        )
+        .with_for_update(skip_locked=True)
+    )
+    given_up = (
+        update(Delivery)
+        .where(Delivery.id.in_(free.scalar_subquery()))
+        .values(failed_at=now, last_error=reason, sending_since=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(given_up).rowcount

@@ -12,8 +12,9 @@ at once are serialised, and the second change is checked against what the first 
     changes.py      declare, change_status, edit, assign, notes, delete
     channels.py     which incidents get their own channel, its name, who is invited
     reminders.py    when an owner is next reminded, and snoozing it
-    queries.py      get, timeline, list (filters, search, sort, pages), stats
+    queries.py      get, timeline, list (filters, search, sort, pages), stats, weekly
     screenshots.py  image checks, storage and deduplication
+    intake.py       alerts from monitoring tools, one incident per fingerprint
 """
 
 from .changes import (
@@ -40,6 +41,12 @@ from .channels import (
     queue_archives,
     slug,
 )
+from .intake import (
+    FINGERPRINT_MAX,
+    IntakeAlert,
+    IntakeResult,
+    intake,
+)
 from .queries import (
     COUNT_CAP,
     PAGE_MAX,
@@ -50,15 +57,18 @@ from .queries import (
     Page,
     Stats,
     Timings,
+    WeekRow,
     find_by_card,
     get_incident,
     incident_in_channel,
     list_incidents,
     stats,
     timeline,
+    weekly,
 )
 from .recording import (
     lock_incident,
+    may_edit,
     notify,
     record_event,
     touch,
@@ -125,6 +135,7 @@ __all__ = [
     "DESCRIPTION_MAX",
     "EARLIEST_MESSAGE",
     "EDITABLE_FIELDS",
+    "FINGERPRINT_MAX",
     "INCIDENT_ID_MAX",
     "LOCAL_ADMIN",
     "NOTE_MAX",
@@ -151,6 +162,8 @@ __all__ = [
     "IncidentError",
     "IncidentQuery",
     "IncidentRow",
+    "IntakeAlert",
+    "IntakeResult",
     "InvalidInput",
     "NotFound",
     "Page",
@@ -158,6 +171,7 @@ __all__ = [
     "Stats",
     "Timings",
     "TransitionNotAllowed",
+    "WeekRow",
     "actor_label",
     "add_note",
     "allowed_next_statuses",
@@ -177,9 +191,11 @@ __all__ = [
     "format_incident_id",
     "get_incident",
     "incident_in_channel",
+    "intake",
     "link_note_source",
     "list_incidents",
     "lock_incident",
+    "may_edit",
     "notify",
     "open_channel",
     "parse_incident_id",
@@ -194,4 +210,5 @@ __all__ = [
     "stats",
     "timeline",
     "touch",
+    "weekly",
 ]

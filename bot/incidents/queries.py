@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -330,3 +330,38 @@ def stats(session: Session, since: datetime, until: datetime) -> Stats:
         result.by_severity[severity] = count
         result.timings[severity] = Timings(count=count, mtta=mtta, mttm=mttm, mttr=mttr)
     return result
+
+
+class WeekRow(NamedTuple):
+    """Incidents of one severity declared in one ISO week (UTC), and how fast they resolved."""
+
+    week: date  # the Monday that starts it
+    severity: Severity
+    declared: int
+    resolved: int
+    # Mean seconds from declaration to resolution over the `resolved` ones; None when none is.
+    mean_time_to_resolve: float | None
+
+
+def weekly(session: Session, since: datetime, until: datetime) -> list[WeekRow]:
+    """Per ISO week (in UTC) and severity, incidents declared in [since, until): how many, and
+    the mean time to resolve those resolved. Weeks and severities with none are absent."""
+    if until <= since:
+        raise InvalidInput("The end of the window must be after its start.")
+    week = cast(func.date_trunc("week", func.timezone("UTC", Incident.created_at)), Date)
+    rows = session.execute(
+        select(
+            week,
+            Incident.severity,
+            func.count(),
+            func.count(Incident.resolved_at),
+            func.avg(func.extract("epoch", Incident.resolved_at - Incident.created_at)),
+        )
+        .where(Incident.created_at >= since, Incident.created_at < until)
+        .group_by(week, Incident.severity)
+        .order_by(week, Incident.severity)
+    )
+    return [
+        WeekRow(monday, severity, declared, resolved, None if mean is None else float(mean))
+        for monday, severity, declared, resolved, mean in rows
+    ]

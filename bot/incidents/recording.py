@@ -111,8 +111,13 @@ def lock_incident(session: Session, incident_id: object) -> Incident:
     return incident
 
 
+def may_edit(incident: Incident, actor: Actor) -> bool:
+    """Whether `actor` may change the incident's fields, severity, people and notes."""
+    return incident.status != Status.CLOSED or actor.is_admin
+
+
 def _require_editable(incident: Incident, actor: Actor) -> None:
-    if incident.status == Status.CLOSED and not actor.is_admin:
+    if not may_edit(incident, actor):
         raise PermissionDenied(
             f"{format_incident_id(incident.id)} is closed; only an incident admin can change it."
         )

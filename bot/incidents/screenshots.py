@@ -212,6 +212,25 @@ def record_attachment(
     )
 
 
+def attach_image(
+    session: Session,
+    incident_id: int | str,
+    actor: Actor,
+    image: ValidImage,
+    *,
+    caption: str | None = None,
+    now: datetime | None = None,
+) -> int | None:
+    """Attach one uploaded image (the web's uploads): stored and recorded on the timeline, with
+    its thread reply; None, and nothing recorded, when the incident already has these bytes."""
+    incident = lock_incident(session, incident_id)
+    stored = store_image(session, incident.id, actor, image, caption=caption, now=now)
+    if stored is not None:
+        attachment = Attachment(stored=[stored])
+        record_attachment(session, incident.id, actor, attachment, caption=caption, now=now)
+    return stored
+
+
 def has_slack_file(session: Session, incident_id: int, slack_file_id: str) -> bool:
     """Whether this Slack file is already stored on the incident (a redelivered event)."""
     return (

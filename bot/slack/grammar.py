@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bot import incidents
+from bot import incidents, reports
 from bot.incidents import IncidentQuery, InvalidInput
 from db.models import Severity, Status
 
@@ -26,6 +26,8 @@ class Command:
     # For assign: a user id, or None to unassign.
     user: str | None = None
     query: IncidentQuery = field(default_factory=IncidentQuery)
+    # For stats: how many weeks back.
+    weeks: int = reports.WEEKS_DEFAULT
 
 
 class UsageError(InvalidInput):
@@ -121,6 +123,13 @@ def parse(text: str, viewer: str, implied: Callable[[], str | None] = _nowhere) 
         return Command("declare", text=rest)
     if name in {"list", "ls"}:
         return Command("list", text=rest, query=parse_list_filters(rest, viewer))
+    if name == "stats":
+        try:
+            return Command("stats", weeks=reports.parse_weeks(rest))
+        except InvalidInput as error:
+            raise UsageError(f"{error} Usage: `/incident stats [weeks]`.") from error
+    if name == "post-mortem":
+        name = "postmortem"
     if name in {
         "show",
         "status",
@@ -132,13 +141,14 @@ def parse(text: str, viewer: str, implied: Callable[[], str | None] = _nowhere) 
         "delete",
         "screenshots",
         "channel",
+        "postmortem",
     }:
         incident, rest = _need_id(name, rest, implied)
     else:
         # Anything else is the title of a new incident.
         return Command("declare", text=text.strip())
     match name:
-        case "show" | "edit" | "delete" | "screenshots" | "channel":
+        case "show" | "edit" | "delete" | "screenshots" | "channel" | "postmortem":
             return Command(name, incident=incident)
         case "status":
             status, note = _status_and_note(rest)

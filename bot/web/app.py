@@ -18,28 +18,13 @@ from werkzeug.exceptions import HTTPException
 
 from bot import incidents
 from bot.server import WEB_MAX_BODY_BYTES, body_limit
+from bot.web.errors import domain_error
 from bot.web.services import WebServices
 
 log = logging.getLogger("bot.web")
 
 API_PREFIX = "/api/v1"
 SESSION_LIFETIME = timedelta(hours=12)
-
-# The domain's refusals and the status each gets.
-_DOMAIN_STATUS: dict[type[incidents.IncidentError], int] = {
-    incidents.NotFound: 404,
-    incidents.PermissionDenied: 403,
-    incidents.TransitionNotAllowed: 409,
-    incidents.Conflict: 409,
-    incidents.InvalidInput: 422,
-}
-
-
-def domain_error(error: incidents.IncidentError) -> HTTPError:
-    """A domain refusal as an HTTP error: its sentence, the right status and the field."""
-    status = next((s for kind, s in _DOMAIN_STATUS.items() if isinstance(error, kind)), 400)
-    field = getattr(error, "field", None)
-    return HTTPError(status, str(error), detail={"field": field} if field else {})
 
 
 def create_web_app(web: WebServices) -> APIFlask:
@@ -72,12 +57,13 @@ def create_web_app(web: WebServices) -> APIFlask:
     )
     app.extensions["incident_tracker"] = web
 
-    from bot.web import api, auth, pages
+    from bot.web import api, auth, pages, reports
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
-    app.security_schemes = {"ApiToken": {"type": "http", "scheme": "bearer"}}
+    app.register_blueprint(reports.bp)
+    app.register_blueprint(reports.api_bp)
 
     @app.errorhandler(incidents.IncidentError)
     def _domain(error: incidents.IncidentError) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import secrets
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -28,7 +29,15 @@ log = logging.getLogger("bot.web")
 
 bp = APIBlueprint("auth", __name__, enable_openapi=False)
 
-api_auth = HTTPTokenAuth(
+
+class _TokenOrSession(HTTPTokenAuth):
+    # Flask-HTTPAuth skips the callback when no Bearer token is sent, which is exactly how a
+    # signed-in browser calls the API: the callback gets "" and looks at the session instead.
+    def authenticate(self, auth: Any, stored_password: Any) -> Any:
+        return self.verify_token_callback(getattr(auth, "token", None) or "")
+
+
+api_auth = _TokenOrSession(
     scheme="Bearer",
     description="An API token (`python -m bot token create --name <name>`), or a signed-in "
     "browser session; a session's writes need the X-CSRF-Token header.",
@@ -58,7 +67,7 @@ def session_actor() -> Actor | None:
 
 @api_auth.verify_token
 def _verify(token: str) -> Actor | None:
-    # Flask-HTTPAuth calls this with "" when there is no Authorization header: a browser session.
+    # "" when no Bearer token came (see _TokenOrSession): a browser session, if any.
     if token:
         web = services()
         with web.sessions.begin() as db:
@@ -117,9 +126,18 @@ def _redirect_uri() -> str:
     return _base_url() + url_for("auth.slack_callback")
 
 
+# Browsers drop tabs and newlines from a URL ("/\t/evil" is "//evil") and read "\" as "/".
+_NOT_IN_A_LOCAL_PATH = re.compile(r"[\x00-\x20\x7f\\]")
+
+
 def _safe_next(target: str | None) -> str:
     # Only a path on this site: an open redirect would hand a signed-in session to a phisher.
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or _NOT_IN_A_LOCAL_PATH.search(target)
+    ):
         return url_for("pages.incident_list")
     return target
 

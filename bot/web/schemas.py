@@ -3,15 +3,17 @@ document, so the two can't disagree. Limits come from the domain's vocabulary.""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apiflask import Schema
-from apiflask.fields import Boolean, DateTime, Integer, List, Nested, String
+from apiflask.fields import Boolean, DateTime, Dict, File, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
-from marshmallow import ValidationError
+from marshmallow import ValidationError, post_load, validates_schema
 
 from bot import incidents
-from db.models import Severity, Status
+from bot.incidents import screenshots
+from db.models import EventKind, Severity, Status
 
 
 class CommaSeparated(String):
@@ -76,3 +78,269 @@ class IncidentList(Schema):
     page = Integer()
     limit = Integer()
     has_next = Boolean()
+
+
+# --- Requests ----------------------------------------------------------------------------------
+# Limits are documented from the domain's constants; the domain judges (it trims before counting).
+
+
+def _text(
+    limit: int, description: str | None = None, *, shortest: int = 0, **kwargs: Any
+) -> String:
+    metadata: dict[str, Any] = {"maxLength": limit}
+    if shortest:
+        metadata["minLength"] = shortest
+    if description:
+        metadata["description"] = description
+    return String(metadata=metadata, **kwargs)
+
+
+def _person(description: str) -> String:
+    return String(allow_none=True, metadata={"description": description, "example": "U0123ABCD"})
+
+
+_SEVERITY_HELP = f"one of {incidents.severity_choices()} (aliases such as `p1` are understood)"
+_STATUS_HELP = f"one of {', '.join(s.value for s in Status)} (aliases such as `ack` too)"
+
+
+class IncidentCreate(Schema):
+    title = _text(incidents.TITLE_MAX, shortest=incidents.TITLE_MIN, required=True)
+    severity = String(required=True, metadata={"description": _SEVERITY_HELP})
+    description = _text(incidents.DESCRIPTION_MAX, allow_none=True)
+    service = _text(incidents.SERVICE_MAX, allow_none=True)
+    category = String(allow_none=True, metadata={"description": "one of INCIDENT_CATEGORIES"})
+    owner = _person("the incident commander's Slack user id")
+    assignee = _person("the Slack user id of who works on it")
+    open_channel = Boolean(
+        metadata={"description": "ask for the incident's own Slack channel (the rules decide)"}
+    )
+
+
+class IncidentPatch(Schema):
+    title = _text(incidents.TITLE_MAX, shortest=incidents.TITLE_MIN)
+    description = _text(incidents.DESCRIPTION_MAX, allow_none=True)
+    service = _text(incidents.SERVICE_MAX, allow_none=True)
+    category = String(allow_none=True)
+    cause = _text(incidents.CAUSE_MAX, allow_none=True)
+    resolution = _text(incidents.RESOLUTION_MAX, allow_none=True)
+    severity = String(metadata={"description": _SEVERITY_HELP})
+    owner = _person("the incident commander's Slack user id; null unassigns")
+    assignee = _person("who works on it (a Slack user id); null unassigns")
+
+    @validates_schema
+    def _not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError(f"Send at least one of: {', '.join(self.fields)}.")
+
+
+class StatusChange(Schema):
+    status = String(required=True, metadata={"description": _STATUS_HELP})
+    note = _text(incidents.NOTE_MAX, allow_none=True)
+    cause = _text(incidents.CAUSE_MAX, allow_none=True)
+    resolution = _text(incidents.RESOLUTION_MAX, allow_none=True)
+
+
+class NoteCreate(Schema):
+    text = _text(incidents.NOTE_MAX, required=True)
+
+
+class ScreenshotUpload(Schema):
+    file = File(
+        required=True,
+        metadata={"description": "a PNG, JPEG, GIF or WebP image; MAX_SCREENSHOT_BYTES at most"},
+    )
+    caption = _text(screenshots.CAPTION_MAX)
+
+
+class Moment(String):
+    """An ISO date or date-time; a date is that day's start, a time without a zone is UTC."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            moment = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise ValidationError(
+                "Use an ISO date (2024-05-01) or date-time (2024-05-01T12:00:00Z)."
+            ) from None
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+STATS_DEFAULT_SPAN = timedelta(days=30)
+# The averages are computed over every incident in the window on each request; a year is what a
+# report asks for, and longer windows are asked for a year at a time.
+STATS_SPAN_MAX = timedelta(days=366)
+
+
+class StatsQuery(Schema):
+    since = Moment(metadata={"description": "start (inclusive); 30 days before `until` if unset"})
+    until = Moment(metadata={"description": "end (exclusive); now if unset"})
+
+    @post_load
+    def _window(self, data: dict[str, Any], **kwargs: Any) -> dict[str, datetime]:
+        until = data.get("until") or datetime.now(UTC)
+        try:
+            since = data.get("since") or until - STATS_DEFAULT_SPAN
+        except OverflowError:
+            raise ValidationError("Set `since` too: `until` is too early.", "since") from None
+        if until - since > STATS_SPAN_MAX:
+            raise ValidationError(
+                f"The window is at most {STATS_SPAN_MAX.days} days: ask for a year at a time.",
+                "until",
+            )
+        return {"since": since, "until": until}
+
+
+class IntakeAlert(Schema):
+    title = _text(incidents.TITLE_MAX, shortest=incidents.TITLE_MIN, required=True)
+    severity = String(required=True, metadata={"description": _SEVERITY_HELP})
+    service = _text(incidents.SERVICE_MAX, required=True, allow_none=True)
+    fingerprint = _text(
+        incidents.FINGERPRINT_MAX,
+        "the tool's key for the problem: while its incident is active, the same key adds a "
+        "note to it instead of declaring another",
+        required=True,
+    )
+    description = _text(incidents.DESCRIPTION_MAX, allow_none=True)
+
+
+# --- Responses ---------------------------------------------------------------------------------
+# APIFlask names a response's component after its class, but one a nested field reaches first is
+# named by apispec: a class used both ways would be documented twice (Note and Note1). So each
+# nested use has a subclass of its own, under its own name.
+
+
+def _label() -> String:
+    return String(
+        allow_none=True,
+        metadata={"description": "how a machine is named (`API token <name>`); null for a person"},
+    )
+
+
+class IncidentDetail(Schema):
+    id = Integer()
+    ref = String(metadata={"description": "INC-<id>"})
+    title = String()
+    description = String(allow_none=True)
+    severity = String(validate=OneOf([s.value for s in Severity]))
+    status = String(validate=OneOf([s.value for s in Status]))
+    service = String(allow_none=True)
+    category = String(allow_none=True)
+    reporter = String(metadata={"description": "a Slack user id, or `token:<name>`"})
+    reporter_label = _label()
+    owner = String(allow_none=True)
+    assignee = String(allow_none=True)
+    cause = String(allow_none=True)
+    resolution = String(allow_none=True)
+    created_at = DateTime()
+    updated_at = DateTime()
+    acknowledged_at = DateTime(allow_none=True)
+    mitigated_at = DateTime(allow_none=True)
+    resolved_at = DateTime(allow_none=True)
+    closed_at = DateTime(allow_none=True)
+    card_channel_id = String(allow_none=True, metadata={"description": "where its card is"})
+    own_channel_id = String(allow_none=True, metadata={"description": "its own Slack channel"})
+    intake_fingerprint = String(allow_none=True)
+    allowed_next_statuses = List(
+        String(validate=OneOf([s.value for s in Status])),
+        metadata={"description": "where the asker may move it next"},
+    )
+    url = String(metadata={"description": "the incident's page"})
+
+
+class Note(Schema):
+    id = Integer()
+    incident_id = Integer()
+    text = String()
+    actor = String(metadata={"description": "who wrote it: a Slack user id or `token:<name>`"})
+    actor_label = _label()
+    occurred_at = DateTime()
+    recorded_at = DateTime()
+    source_url = String(allow_none=True, metadata={"description": "the message it came from"})
+
+
+class ListedNote(Note):
+    pass
+
+
+class NoteList(Schema):
+    items = List(Nested(ListedNote), metadata={"description": "oldest first"})
+
+
+class TimelineEvent(Schema):
+    id = Integer()
+    kind = String(validate=OneOf([k.value for k in EventKind]))
+    actor = String()
+    actor_label = _label()
+    occurred_at = DateTime()
+    recorded_at = DateTime()
+    field = String(allow_none=True)
+    from_value = String(allow_none=True)
+    to_value = String(allow_none=True)
+    text = String(allow_none=True)
+    details = Dict(keys=String())
+    deleted_at = DateTime(allow_none=True)
+    deleted_by = String(allow_none=True)
+
+
+class Timeline(Schema):
+    items = List(Nested(TimelineEvent), metadata={"description": "oldest first"})
+
+
+class Screenshot(Schema):
+    id = Integer()
+    incident_id = Integer()
+    filename = String()
+    mime_type = String()
+    size_bytes = Integer()
+    width = Integer()
+    height = Integer()
+    sha256 = String()
+    caption = String(allow_none=True)
+    uploaded_by = String()
+    uploaded_by_label = _label()
+    source_permalink = String(allow_none=True)
+    created_at = DateTime()
+    url = String(metadata={"description": "where to download the image"})
+
+
+class ListedScreenshot(Screenshot):
+    pass
+
+
+class ScreenshotList(Schema):
+    items = List(Nested(ListedScreenshot), metadata={"description": "oldest first"})
+
+
+class Timings(Schema):
+    count = Integer()
+    mtta_seconds = Float(allow_none=True, metadata={"description": "mean time to acknowledge"})
+    mttm_seconds = Float(allow_none=True, metadata={"description": "mean time to mitigate"})
+    mttr_seconds = Float(allow_none=True, metadata={"description": "mean time to resolve"})
+
+
+class Stats(Schema):
+    since = DateTime()
+    until = DateTime()
+    total = Integer()
+    by_status = Dict(keys=String(), values=Integer())
+    by_severity = Dict(keys=String(), values=Integer())
+    timings = Dict(
+        keys=String(),
+        values=Nested(Timings),
+        metadata={"description": "per severity, over the incidents that reached each milestone"},
+    )
+
+
+class IntakeIncident(IncidentDetail):
+    pass
+
+
+class IntakeNote(Note):
+    pass
+
+
+class IntakeOutcome(Schema):
+    created = Boolean(metadata={"description": "true: declared; false: noted on its incident"})
+    incident = Nested(IntakeIncident)
+    note = Nested(IntakeNote, allow_none=True, metadata={"description": "set when noted"})

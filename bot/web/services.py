@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import incidents
 from bot.incidents import Actor
 from bot.settings import Settings
+from db.models import Incident
 from db.session import bounded_transaction
 
 log = logging.getLogger("bot.web")
@@ -64,6 +66,21 @@ class WebServices:
     def person(self, user_id: str) -> Actor:
         """A Slack user's actor: INCIDENT_ADMINS decides, as in Slack."""
         return Actor.of(user_id, self.settings.incident_admins)
+
+    def declare(self, session: Session, draft: incidents.IncidentDraft, actor: Actor) -> Incident:
+        """Declare as the Slack surface does: the card goes to INCIDENT_CHANNEL (no card without
+        one), serious incidents get their channel, and people are held to DECLARE_LIMIT (API
+        tokens are not: an alerting tool repeats itself through the intake's fingerprint)."""
+        draft.slack_channel_id = draft.slack_channel_id or self.settings.incident_channel
+        is_person = incidents.actor_label(actor.user_id) is None or actor == incidents.LOCAL_ADMIN
+        return incidents.declare(
+            session,
+            draft,
+            actor,
+            categories=self.settings.categories,
+            limit=self.settings.declare_limit if is_person else None,
+            channels=self.settings.channel_rules,
+        )
 
     @contextmanager
     def change(self) -> Iterator[Session]:

@@ -9,6 +9,7 @@ wherever it lands in mrkdwn, so a title such as `<!channel> db down` pings nobod
     messages.py   the card, thread replies, the digest
     modals.py     declare, edit, note, resolve, attach, the incident picker
     ephemeral.py  lists, details, help, confirmations, the Home tab
+    reports.py    the stats message, the words around post-mortems and charts
 """
 
 from .ephemeral import (
@@ -45,6 +46,15 @@ from .modals import (
     note_modal,
     resolve_modal,
     timeline_note_modal,
+)
+from .reports import (
+    charts_comment,
+    not_posted,
+    postmortem_coming,
+    postmortem_comment,
+    postmortem_links,
+    stats_coming,
+    stats_message,
 )
 from .text import (
     INPUT_MAX,
@@ -83,6 +93,7 @@ __all__ = [
     "channel",
     "channel_line",
     "channel_topic",
+    "charts_comment",
     "clip",
     "declare_modal",
     "delete_confirmation",
@@ -94,13 +105,19 @@ __all__ = [
     "incident_list",
     "incident_option",
     "metadata",
+    "not_posted",
     "note_modal",
+    "postmortem_coming",
+    "postmortem_comment",
+    "postmortem_links",
     "ref",
     "resolve_modal",
     "screenshot_line",
     "screenshot_summary",
     "severity_label",
     "size",
+    "stats_coming",
+    "stats_message",
     "status_label",
     "thread_blocks",
     "thread_text",

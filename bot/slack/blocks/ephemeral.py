@@ -27,6 +27,7 @@ from .messages import (
     _event_line,
     _safe_url,
     screenshot_line,
+    web_page,
 )
 from .modals import (
     _severity_option,
@@ -115,6 +116,7 @@ def incident_detail(
     card_link: str | None,
     undelivered: Sequence[str] = (),
     screenshots: Sequence[Screenshot] = (),
+    public_url: str | None = None,
 ) -> list[Block]:
     title = f"{SEVERITY_EMOJI[incident.severity]} *{ref(incident)}* {clip(incident.title, 200)}"
     blocks: list[Block] = [SectionBlock(text=_mrkdwn(title))]
@@ -134,6 +136,9 @@ def incident_detail(
     if incident.own_channel_id:
         fields.append(f"*Channel*\n{channel(incident.own_channel_id)}")
     blocks.append(SectionBlock(fields=[_mrkdwn(f) for f in fields]))
+    page = web_page(public_url, incident.id)
+    if page:
+        blocks.append(_context(f"<{page}|Open on the web>"))
     if incident.description:
         blocks.append(SectionBlock(text=_mrkdwn(clip(incident.description, 1_500))))
     if undelivered:
@@ -224,6 +229,9 @@ HELP = """*`/incident`*: run incidents from Slack
 • `/incident assign <id> [owner|assignee] @someone|me|nobody`
 • `/incident edit <id>`: edit title, service, description, cause, resolution
 • `/incident screenshots <id>`: post the stored screenshots into the incident's thread
+• `/incident postmortem <id>`: the post-mortem as a Markdown file, in the incident's thread
+• `/incident stats [weeks]`: counts, MTTA/MTTM/MTTR and weekly charts, here (12 weeks by \
+default, up to 104)
 • `/incident channel <id>`: give the incident its own channel
 • `/incident delete <id>`: admins only
 Ids can be written `INC-12`, `#12` or `12`. In an incident's own channel the id can be left \

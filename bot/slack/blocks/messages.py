@@ -88,7 +88,11 @@ def channel_topic(incident: Incident) -> str:
 
 
 def card(
-    incident: Incident, screenshots: Sequence[Screenshot] = (), *, offer_channel: bool = False
+    incident: Incident,
+    screenshots: Sequence[Screenshot] = (),
+    *,
+    offer_channel: bool = False,
+    public_url: str | None = None,
 ) -> list[Block]:
     header = f"{SEVERITY_EMOJI[incident.severity]} {ref(incident)}: {incident.title}"
     fields = [
@@ -141,9 +145,11 @@ def card(
         )
         blocks.append(_context(screenshot_summary(screenshots, limit=CARD_SCREENSHOTS)))
     blocks.append(ActionsBlock(block_id="card_actions", elements=buttons))
-    blocks.append(
-        _context(f"Last change {when(incident.updated_at)} · `/incident show {incident.id}`")
-    )
+    footer = f"Last change {when(incident.updated_at)} · `/incident show {incident.id}`"
+    page = web_page(public_url, incident.id)
+    if page:
+        footer += f" · <{page}|Open on the web>"
+    blocks.append(_context(footer))
     return blocks
 
 
@@ -251,6 +257,12 @@ def _attachment_line(who: str, details: dict[str, Any]) -> str:
 def _safe_url(url: str) -> bool:
     # Links we print come from Slack (permalinks); refuse what could break out of <...|...>.
     return url.startswith(("https://", "http://")) and not re.search(r"[\s<>|]", url)
+
+
+def web_page(public_url: str | None, incident_id: int) -> str | None:
+    """The incident's page on the web surface, when PUBLIC_URL says where the bot is."""
+    page = f"{public_url}/incidents/{incident_id}"
+    return page if public_url and _safe_url(page) else None
 
 
 def thread_text(events: Sequence[IncidentEvent]) -> str:

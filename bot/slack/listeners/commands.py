@@ -17,6 +17,7 @@ from bot.slack.services import Services
 
 from .attach import repost_screenshots
 from .common import BUSY, Refusal, bind, deliver_later, later, permalink_of, save, unescaped
+from .reports import post_postmortem, post_stats
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,12 @@ def answer(
             case "screenshots":
                 respond(text="Posting the stored screenshots into the incident's thread…")
                 repost_screenshots(services, client, command.incident or "", user_id, channel_id)
+            case "postmortem":
+                post_postmortem(
+                    services, client, respond, command.incident or "", user_id, channel_id
+                )
+            case "stats":
+                post_stats(services, client, respond, command.weeks, user_id, channel_id)
             case "delete":
                 with services.sessions() as session:
                     incident = incidents.check_can_delete(
@@ -186,6 +193,7 @@ def show(services: Services, client: WebClient, ref: str, user_id: str) -> dict[
             card_link=card_link,
             undelivered=undelivered,
             screenshots=screenshots.list_screenshots(session, incident.id),
+            public_url=services.settings.public_url,
         )
         return {
             "text": f"{blocks.ref(incident)}: {blocks.clip(incident.title, 300)}",

@@ -1,0 +1,110 @@
+"""Reports on the web: an incident's post-mortem as a Markdown download (for people and API
+tokens), and the stats page with its weekly charts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from apiflask import APIBlueprint
+from flask import Response, render_template, request, url_for
+
+from bot import incidents, reports
+from bot.web.auth import api_auth, page_actor, services
+
+bp = APIBlueprint("reports", __name__, enable_openapi=False)
+api_bp = APIBlueprint("reports_api", __name__, url_prefix="/api/v1", tag="Reports")
+
+CHART_CACHE = "private, max-age=60"
+
+
+def _screenshot_url(incident_id: int, screenshot_id: int) -> str:
+    return url_for(
+        "pages.screenshot_image",
+        incident_id=incident_id,
+        screenshot_id=screenshot_id,
+        _external=True,
+    )
+
+
+def _postmortem(incident_ref: str) -> Response:
+    with services().read() as session:
+        facts = reports.postmortem_facts(session, incident_ref)
+    incident_id = facts.incident.id
+    document = reports.postmortem_markdown(
+        facts,
+        page_url=url_for("pages.incident_page", incident_id=incident_id, _external=True),
+        screenshot_url=_screenshot_url,
+    )
+    return Response(
+        document,
+        mimetype="text/markdown",
+        headers={
+            "Content-Disposition": f"attachment; filename={reports.filename(incident_id)}",
+            # Incidents change; a saved copy is the person's, not a cache's.
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+@bp.get("/incidents/<incident_id>/postmortem")
+def postmortem(incident_id: str) -> Response:
+    page_actor()
+    return _postmortem(incident_id)
+
+
+@api_bp.get("/incidents/<incident_id>/postmortem")
+@api_bp.auth_required(api_auth)
+@api_bp.doc(
+    responses={
+        200: {
+            "description": "The post-mortem as Markdown, ready to paste into a wiki (UTC times; "
+            "screenshots linked to their pages)",
+            "content": {"text/markdown": {"schema": {"type": "string"}}},
+        },
+        404: "There is no such incident",
+        422: "That is not an incident id (`12`, `INC-12` or `#12`)",
+    }
+)
+def postmortem_api(incident_id: str) -> Response:
+    """An incident's post-mortem (Markdown)"""
+    return _postmortem(incident_id)
+
+
+def _period() -> reports.Period:
+    return reports.period(reports.parse_weeks(request.args.get("weeks")))
+
+
+@bp.get("/stats")
+def stats_page() -> str:
+    page_actor()
+    period = _period()
+    with services().read() as session:
+        numbers = incidents.stats(session, period.since, period.until)
+    return render_template(
+        "stats.html",
+        period=period,
+        stats=numbers,
+        severities=reports.severity_lines(numbers),
+        statuses=reports.status_counts(numbers),
+        weeks_max=reports.WEEKS_MAX,
+    )
+
+
+def _chart(draw: Callable[[Sequence[incidents.WeekRow], reports.Period], bytes]) -> Response:
+    page_actor()
+    period = _period()
+    with services().read() as session:
+        rows = incidents.weekly(session, period.since, period.until)
+    return Response(
+        draw(rows, period), mimetype="image/png", headers={"Cache-Control": CHART_CACHE}
+    )
+
+
+@bp.get("/stats/incidents.png")
+def incidents_chart() -> Response:
+    return _chart(reports.incidents_chart)
+
+
+@bp.get("/stats/mttr.png")
+def mttr_chart() -> Response:
+    return _chart(reports.mttr_chart)
