@@ -1,9 +1,13 @@
-"""`python -m bot token ...` and `python -m bot outbox ...` as an operator runs them: a real
-subprocess against the test database."""
+"""`python -m bot token ...` and `python -m bot outbox ...` as an operator runs them, against the
+test database: the CLI's `main` in this process (a subprocess costs seconds per command), and
+once as a real `python -m bot` subprocess."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import getpass
+import io
 import os
 import re
 import secrets
@@ -18,6 +22,7 @@ from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import incidents
+from bot.__main__ import main
 from bot.delivery import problems
 from bot.incidents import tokens
 from db.models import ApiToken, Delivery, Severity
@@ -45,9 +50,21 @@ def run_cli(database_url: str, *args: str, stdin: str = "") -> subprocess.Comple
 
 
 @pytest.fixture
-def cli(database_url: str, engine: Engine) -> Cli:
+def cli(database_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """`main(argv)` with the environment, stdin and outputs a subprocess would have."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return run_cli(database_url, *args, stdin=stdin)
+        out, err = io.StringIO(), io.StringIO()
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exit:  # argparse refusing the arguments
+                code = int(exit.code or 0)
+        gc.collect()  # the command's engine, and with it its connections
+        return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
     return run
 

@@ -78,6 +78,7 @@ from .reminders import (
     remind,
     snooze_reminders,
 )
+from .updates import UPDATABLE_FIELDS, update
 from .validation import (
     CLOCK_SKEW,
     EARLIEST_MESSAGE,
@@ -152,6 +153,7 @@ __all__ = [
     "TITLE_MIN",
     "TOKEN_NAME",
     "TRANSITIONS",
+    "UPDATABLE_FIELDS",
     "USER_ID",
     "WORKFLOW_ORDER",
     "Actor",
@@ -210,5 +212,6 @@ __all__ = [
     "stats",
     "timeline",
     "touch",
+    "update",
     "weekly",
 ]

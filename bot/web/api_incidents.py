@@ -19,8 +19,6 @@ from bot.web.api_common import (
 )
 from bot.web.auth import api_auth, current_actor, services
 
-_ASSIGNMENT = ("owner", "assignee")
-
 
 @bp.get("/incidents")
 @bp.auth_required(api_auth)
@@ -87,20 +85,9 @@ def update_incident(incident_id: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = current_actor()
     web = services()
     with web.change() as session:
-        incident = incidents.lock_incident(session, incident_id)
-        edits = {name: body[name] for name in incidents.EDITABLE_FIELDS if name in body}
-        if edits:
-            incidents.edit(session, incident.id, actor, edits, categories=web.settings.categories)
-        severity = body.get("severity")
-        if severity is not None and incidents.parse_severity(severity) != incident.severity:
-            incidents.change_severity(session, incident.id, severity, actor)
-        people = {
-            name: body[name]
-            for name in _ASSIGNMENT
-            if name in body and body[name] != getattr(incident, name)
-        }
-        if people:
-            incidents.assign(session, incident.id, actor, **people)
+        incident = incidents.update(
+            session, incident_id, actor, body, categories=web.settings.categories
+        )
         return incident_body(incident, actor)
 
 
