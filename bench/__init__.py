@@ -28,9 +28,10 @@ def bench_database() -> Iterator[str]:
 
 @contextmanager
 def http_bot(
-    database_url: str, fake: FakeSlack, log_level: str = "WARNING"
+    database_url: str, fake: FakeSlack, log_level: str = "WARNING", **env: str
 ) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    """`python -m bot run` in HTTP mode on a free port, healthy; yields the process and port."""
+    """`python -m bot run` in HTTP mode on a free port, healthy; yields the process and port.
+    `env` adds settings."""
     port = free_port()
     with bot_process(
         DATABASE_URL=database_url,
@@ -39,6 +40,7 @@ def http_bot(
         SLACK_API_URL=fake.api_url,
         PORT=str(port),
         LOG_LEVEL=log_level,
+        **env,
     ) as process:
         wait_until_healthy(process, f"http://127.0.0.1:{port}")
         yield process, port
