@@ -449,6 +449,7 @@ def test_last_used_is_written_at_most_once_a_minute(session: Session):
     def used_at(moment: datetime) -> datetime | None:
         actor = tokens.authenticate(session, token, now=moment)
         assert actor is not None and actor.user_id == f"token:{row.name}"
+        session.flush()  # as the caller's commit would
         session.refresh(row)
         return row.last_used_at
 

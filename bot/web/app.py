@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 from bot import incidents
 from bot.server import WEB_MAX_BODY_BYTES, body_limit
 from bot.web.errors import domain_error
-from bot.web.services import WebServices
+from bot.web.services import WebServices, close_request_session
 
 log = logging.getLogger("bot.web")
 
@@ -76,6 +76,8 @@ def create_web_app(web: WebServices) -> APIFlask:
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Any:
         return _render_error(HTTPError(error.code or 500, error.description))
+
+    app.teardown_appcontext(close_request_session)
 
     @app.before_request
     def _limit_body() -> None:

@@ -69,9 +69,11 @@ def session_actor() -> Actor | None:
 def _verify(token: str) -> Actor | None:
     # "" when no Bearer token came (see _TokenOrSession): a browser session, if any.
     if token:
-        web = services()
-        with web.sessions.begin() as db:
-            return tokens.authenticate(db, token)
+        with services().read() as db:
+            actor = tokens.authenticate(db, token)
+            if db.dirty:  # its last use, written at most once a minute
+                db.commit()
+            return actor
     actor = session_actor()
     if actor is not None and request.method not in SAFE_METHODS and not _csrf_ok():
         return None

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from flask import g
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import incidents
@@ -93,5 +94,23 @@ class WebServices:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self.sessions() as session:
-            yield session
+        """This request's session for reads: the token check and the route share one connection
+        (a checkout, its ping and a transaction each cost a round trip). Closed when the request
+        ends (`close_request_session`); what it loaded before is reloaded, so a change made in
+        between is seen."""
+        session = g.get(_REQUEST_SESSION)
+        if session is None:
+            session = self.sessions()
+            setattr(g, _REQUEST_SESSION, session)
+        else:
+            session.expire_all()
+        yield session
+
+
+_REQUEST_SESSION = "incident_tracker_session"
+
+
+def close_request_session(error: BaseException | None = None) -> None:
+    session = g.pop(_REQUEST_SESSION, None)
+    if session is not None:
+        session.close()
