@@ -14,9 +14,9 @@ sweep over the seeded incidents is done):
 - HTTP (waitress), an open loop of `/incident list` at 100 a second for 10 s: ack p50/p99, and
   for the bot whether every request was answered (the list, or "busy" in the ack).
 
-While the bot's acks are measured, its REST API serves a steady 20 list requests a second (with
-an API token, on the same port), as a dashboard or an alerting tool would; their latencies are
-printed too.
+The bot is measured twice: alone, and while its REST API serves a steady 20 list requests a
+second (with an API token, on the same port, `--api-rate`), as dashboards or an alerting tool
+would; the API's own latencies are printed too.
 
 Each line prints the bot's figure, the bare app's and their ratio.
 """
@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import text
@@ -59,6 +59,9 @@ def api_load(slack_url: str, token: str, rate: int = API_RATE) -> Iterator[list[
     """A steady load of API lists on the bot's port; yields their times (ms, inf for a failure)."""
     host, port = slack_url.removeprefix("http://").split("/")[0].split(":")
     times: list[float] = []
+    if not rate:
+        yield times
+        return
     stop = threading.Event()
 
     def loop() -> None:
@@ -212,12 +215,10 @@ def open_loop(url: str, fake: FakeSlack, rate: int, seconds: int) -> tuple[list[
     return times, sent
 
 
-def compare(name: str, bot: list[float], bare: list[float], p: int) -> None:
-    ours, theirs = pct(bot, p), pct(bare, p)
-    print(f"{name:52} {ours:9.1f} {theirs:9.1f} {ours / theirs:7.2f}x")
+SIDES = ("bare", "bot", "bot+api")
 
 
-def run(database_url: str, rounds: int, rate: int, seconds: int) -> None:
+def run(database_url: str, rounds: int, rate: int, seconds: int, api_rate: int) -> None:
     engine = make_engine(database_url)
     migrate.upgrade(engine)
     seed(engine, 1_000)
@@ -227,73 +228,70 @@ def run(database_url: str, rounds: int, rate: int, seconds: int) -> None:
 
     list_ms, floor_ms = list_path.compare(engine)
     engine.dispose()
+    answered: dict[str, int] = {}
+    sent: dict[str, list[Any]] = {}
+    # The bot runs twice: alone, then while its REST API serves `api_rate` lists a second.
     with FakeSlack(socket_mode=True) as fake:
         fake.start_socket_mode()
-        for who in ("bare", "bot"):
+        for side in SIDES:
+            who = side.split("+")[0]
             with (
                 process(fake, database_url, who, "socket") as url,
-                api_load(url, token) if who == "bot" else nullcontext(results["api"]) as api,
+                api_load(url, token, api_rate if side == "bot+api" else 0) as api,
             ):
                 listed: list[str] = []
-                results[f"{who} burst"] = socket_acks(
+                results[f"{side} burst"] = socket_acks(
                     fake, "list active", burst=20, rounds=rounds, urls=listed
                 )
                 if who == "bot":  # sequential changes are measured on an idle bot
                     wait_answered(fake, [(url, "") for url in listed])
-                results[f"{who} sequential"] = socket_acks(
+                results[f"{side} sequential"] = socket_acks(
                     fake, "note 1 bench note", burst=1, rounds=50
                 )
-            if who == "bot":
-                results["api"] += api
+            results["api"] += api
 
     with FakeSlack() as fake:
-        with process(fake, database_url, "bare", "http") as url:
-            results["bare open"], _ = open_loop(url, fake, rate, seconds)
-        with process(fake, database_url, "bot", "http") as url, api_load(url, token) as api:
-            results["bot open"], sent = open_loop(url, fake, rate, seconds)
-            answered = wait_answered(fake, sent)
-        results["api"] += api
+        for side in SIDES:
+            who = side.split("+")[0]
+            with (
+                process(fake, database_url, who, "http") as url,
+                api_load(url, token, api_rate if side == "bot+api" else 0) as api,
+            ):
+                results[f"{side} open"], sent[side] = open_loop(url, fake, rate, seconds)
+                if who == "bot":
+                    answered[side] = wait_answered(fake, sent[side])
+            results["api"] += api
 
-    print(f"{'':52} {'bot ms':>9} {'bare ms':>9} {'ratio':>8}")
-    compare(
-        "Socket Mode, bursts of 20 lists: ack p50", results["bot burst"], results["bare burst"], 50
-    )
-    compare(
-        "Socket Mode, bursts of 20 lists: ack p99", results["bot burst"], results["bare burst"], 99
-    )
-    compare(
-        "Socket Mode, sequential notes: ack p50",
-        results["bot sequential"],
-        results["bare sequential"],
-        50,
-    )
-    compare(
-        f"HTTP, {rate} lists/s for {seconds} s: ack p50",
-        results["bot open"],
-        results["bare open"],
-        50,
-    )
-    compare(
-        f"HTTP, {rate} lists/s for {seconds} s: ack p99",
-        results["bot open"],
-        results["bare open"],
-        99,
-    )
+    print(f"{'':44} {'bare ms':>8} {'bot ms':>8} {'ratio':>7} {'+API ms':>8} {'ratio':>7}")
+    for name, key, p in (
+        ("Socket Mode, bursts of 20 lists: ack p50", "burst", 50),
+        ("Socket Mode, bursts of 20 lists: ack p99", "burst", 99),
+        ("Socket Mode, sequential notes: ack p50", "sequential", 50),
+        (f"HTTP, {rate} lists/s for {seconds} s: ack p50", "open", 50),
+        (f"HTTP, {rate} lists/s for {seconds} s: ack p99", "open", 99),
+    ):
+        bare, bot, loaded = (pct(results[f"{side} {key}"], p) for side in SIDES)
+        print(
+            f"{name:44} {bare:8.1f} {bot:8.1f} {bot / bare:6.2f}x {loaded:8.1f} "
+            f"{loaded / bare:6.2f}x"
+        )
     print(
         f"{'List path in-process (p50) vs hand-written SQL + pre-built blocks':52} "
         f"{list_ms:9.2f} {floor_ms:9.2f} {list_ms / floor_ms:7.2f}x"
     )
-    api = results["api"]
+    api = results["api"] or [0.0, 0.0]
     print(
-        f"REST API alongside, {API_RATE} lists/s: {len(api)} requests, "
+        f"REST API alongside, {api_rate} lists/s: {len(api)} requests, "
         f"{sum(1 for t in api if t == float('inf'))} failed, p50 {pct(api, 50):.1f} ms, "
         f"p99 {pct(api, 99):.1f} ms"
     )
-    busy = sum(1 for _, body in sent if body == BUSY)
-    print(
-        f"HTTP open loop: {len(sent)} requests, {answered} answered with the list, "
-        f"{busy} answered busy, {len(sent) - answered - busy} unanswered"
-    )
+    for side in ("bot", "bot+api"):
+        busy = sum(1 for _, body in sent[side] if body == BUSY)
+        print(
+            f"HTTP open loop ({side}): {len(sent[side])} requests, {answered[side]} answered "
+            f"with the list, {busy} answered busy, {len(sent[side]) - answered[side] - busy} "
+            "unanswered"
+        )
 
 
 def wait_answered(fake: FakeSlack, sent: list[Any], timeout: float = 60) -> int:
@@ -311,9 +309,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--rate", type=int, default=100)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--api-rate", type=int, default=API_RATE, help="API lists a second")
     args = parser.parse_args()
     with bench_database() as url:
-        run(url, args.rounds, args.rate, args.seconds)
+        run(url, args.rounds, args.rate, args.seconds, args.api_rate)
 
 
 if __name__ == "__main__":
