@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, undefer
 
 from db.models import EventKind, IncidentEvent, Screenshot
+from db.staging import stage_bytes
 
 from .recording import lock_incident, notify, record_event, touch
 from .vocabulary import Actor, InvalidInput, NotFound, PermissionDenied, format_incident_id
@@ -141,23 +142,27 @@ def store_image(
     files never sits in memory together and the incident is not locked while files download.
     ON CONFLICT: two people attaching the same image at once store it once.
     """
+    # The bytes go by binary COPY (db.staging), not as a parameter: psycopg2 would hex-encode
+    # them, building a statement over twice the image's size beside it in memory.
+    staged = stage_bytes(session, image.data)
+    values = {
+        "incident_id": incident_id,
+        "filename": image.filename,
+        "mime_type": image.mime_type,
+        "size_bytes": len(image.data),
+        "width": image.width,
+        "height": image.height,
+        "sha256": image.sha256,
+        "slack_file_id": slack_file_id,
+        "uploaded_by": actor.user_id,
+        "source_permalink": source_permalink,
+        "caption": clean_caption(caption),
+        "created_at": now or datetime.now(UTC),
+    }
+    columns = [literal(value, Screenshot.__table__.c[name].type) for name, value in values.items()]
     return session.execute(
         insert(Screenshot)
-        .values(
-            incident_id=incident_id,
-            filename=image.filename,
-            mime_type=image.mime_type,
-            size_bytes=len(image.data),
-            width=image.width,
-            height=image.height,
-            sha256=image.sha256,
-            content=image.data,
-            slack_file_id=slack_file_id,
-            uploaded_by=actor.user_id,
-            source_permalink=source_permalink,
-            caption=clean_caption(caption),
-            created_at=now or datetime.now(UTC),
-        )
+        .from_select([*values, "content"], select(*columns, staged.c.content))
         .on_conflict_do_nothing(constraint="uq_screenshots_incident_sha256")
         .returning(Screenshot.id)
     ).scalar()
