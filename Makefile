@@ -25,8 +25,9 @@ format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# COUNT=1000000 make bench, or make bench COUNT=1000000: the incidents to seed (100,000).
 bench: $(INSTALLED)
-	$(BIN)/python -m bench.incidents
+	COUNT=$(COUNT) $(BIN)/python -m bench.incidents
 
 bench-ack: $(INSTALLED)
 	$(BIN)/python -m bench.slack_ack
