@@ -116,7 +116,7 @@ def child(args: argparse.Namespace) -> None:
                     cursor.execute("CREATE TABLE IF NOT EXISTS bench_copy (content bytea)")
                     cursor.copy_expert(
                         "COPY bench_copy (content) FROM STDIN (FORMAT binary)",
-                        staging._BinaryCopy(image.data),
+                        staging.BinaryCopy(image.data),
                         staging.CHUNK,
                     )
                 raw.commit()

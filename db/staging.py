@@ -23,7 +23,7 @@ CHUNK = 1024 * 1024
 STAGED = table("staged_bytes", column("content", LargeBinary))
 
 
-class _BinaryCopy:
+class BinaryCopy:
     """A file-like stream of one row holding `data`, read in chunks without copying it whole."""
 
     def __init__(self, data: bytes) -> None:
@@ -55,7 +55,7 @@ def stage_bytes(session: Session, data: bytes) -> TableClause:
     cursor = session.connection().connection.cursor()
     try:
         cursor.copy_expert(
-            "COPY staged_bytes (content) FROM STDIN (FORMAT binary)", _BinaryCopy(data), CHUNK
+            "COPY staged_bytes (content) FROM STDIN (FORMAT binary)", BinaryCopy(data), CHUNK
         )
     finally:
         cursor.close()

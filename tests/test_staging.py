@@ -43,7 +43,7 @@ def test_the_staging_table_goes_with_the_transaction(session: Session):
 
 def test_a_stream_is_read_in_chunks_never_whole():
     data = bytes(staging.CHUNK * 3)
-    stream = staging._BinaryCopy(data)
+    stream = staging.BinaryCopy(data)
     sizes = []
     while chunk := stream.read(staging.CHUNK):
         sizes.append(len(chunk))
