@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, undefer
 from db.models import EventKind, IncidentEvent, Screenshot
 from db.staging import stage_bytes
 
+from .queries import get_incident
 from .recording import lock_incident, notify, record_event, touch
 from .vocabulary import Actor, InvalidInput, NotFound, PermissionDenied, format_incident_id
 
@@ -257,6 +258,27 @@ def list_screenshots(session: Session, incident_id: int) -> list[Screenshot]:
             .order_by(Screenshot.created_at, Screenshot.id)
         )
     )
+
+
+def find_screenshot(
+    session: Session,
+    incident_id: int | str,
+    *,
+    screenshot_id: int | None = None,
+    sha256: str | None = None,
+) -> Screenshot:
+    """One of the incident's screenshots, by id or by its bytes' hash; another incident's is
+    not found, so a path can't reach across incidents."""
+    incident = get_incident(session, incident_id)
+    query = select(Screenshot).where(Screenshot.incident_id == incident.id)
+    if screenshot_id is not None:
+        query = query.where(Screenshot.id == screenshot_id)
+    if sha256 is not None:
+        query = query.where(Screenshot.sha256 == sha256)
+    shot = session.scalar(query.limit(1))
+    if shot is None:
+        raise NotFound(f"{format_incident_id(incident.id)} has no such screenshot.")
+    return shot
 
 
 def stored_image(session: Session, screenshot_id: int) -> tuple[str, bytes]:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
 from typing import Any
 
 from apiflask import abort
 from flask import send_file, url_for
-from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 
@@ -49,15 +47,6 @@ def _body(shot: Screenshot) -> dict[str, Any]:
             _external=True,
         ),
     }
-
-
-def _find(session: Session, incident_id: str, match: Callable[[Screenshot], bool]) -> Screenshot:
-    """The incident's screenshot that `match` picks (by id or by bytes), else 404."""
-    incident = incidents.get_incident(session, incident_id)
-    for shot in screenshots.list_screenshots(session, incident.id):
-        if match(shot):
-            return shot
-    raise incidents.NotFound(f"{incidents.format_incident_id(incident.id)} has no such screenshot.")
 
 
 @bp.get("/incidents/<incident_id>/screenshots")
@@ -107,8 +96,10 @@ def upload_screenshot(incident_id: str, form: dict[str, Any]) -> tuple[dict[str,
     with web.change() as session:
         stored = screenshots.attach_image(session, incident_id, actor, image, caption=caption)
         if stored is None:
-            return _body(_find(session, incident_id, lambda s: s.sha256 == image.sha256)), 200
-        return _body(_find(session, incident_id, lambda s: s.id == stored)), 201
+            return _body(
+                screenshots.find_screenshot(session, incident_id, sha256=image.sha256)
+            ), 200
+        return _body(screenshots.find_screenshot(session, incident_id, screenshot_id=stored)), 201
 
 
 @bp.get(f"/incidents/<incident_id>/screenshots/{SCREENSHOT_ID}")
@@ -127,7 +118,7 @@ def upload_screenshot(incident_id: str, form: dict[str, Any]) -> tuple[dict[str,
 def download_screenshot(incident_id: str, screenshot_id: int) -> Response:
     """A screenshot's image"""
     with services().read() as session:
-        shot = _find(session, incident_id, lambda s: s.id == screenshot_id)
+        shot = screenshots.find_screenshot(session, incident_id, screenshot_id=screenshot_id)
         filename, content = screenshots.stored_image(session, shot.id)
     response = send_file(
         io.BytesIO(content),
@@ -146,6 +137,6 @@ def download_screenshot(incident_id: str, screenshot_id: int) -> Response:
 def delete_screenshot(incident_id: str, screenshot_id: int) -> tuple[str, int]:
     """Delete a screenshot (its uploader or an admin)"""
     with services().change() as session:
-        shot = _find(session, incident_id, lambda s: s.id == screenshot_id)
+        shot = screenshots.find_screenshot(session, incident_id, screenshot_id=screenshot_id)
         screenshots.delete_screenshot(session, shot.id, current_actor())
     return "", 204

@@ -66,19 +66,7 @@ def incident_page(incident_id: str) -> Any:
 def screenshot_image(incident_id: str, screenshot_id: int) -> Response:
     page_actor()
     with services().read() as session:
-        incident = incidents.get_incident(session, incident_id)
-        shot = next(
-            (
-                s
-                for s in screenshots.list_screenshots(session, incident.id)
-                if s.id == screenshot_id
-            ),
-            None,
-        )
-        if shot is None:
-            raise incidents.NotFound(
-                f"{incidents.format_incident_id(incident.id)} has no screenshot {screenshot_id}."
-            )
+        shot = screenshots.find_screenshot(session, incident_id, screenshot_id=screenshot_id)
         _, content = screenshots.stored_image(session, shot.id)
     response = send_file(
         io.BytesIO(content),
