@@ -19,13 +19,8 @@ from urllib.parse import parse_qs
 import psycopg2
 import waitress
 
-COLUMNS = "id, title, severity, status, service, owner, assignee, created_at, updated_at"
-# The bot's list statement, by hand: the page and its count capped at 1,000 in one round trip.
-LIST_SQL = (
-    f"SELECT {COLUMNS}, (SELECT count(*) FROM (SELECT 1 FROM incidents WHERE {{where}} "
-    "LIMIT 1001) AS capped) FROM incidents WHERE {where} "
-    "ORDER BY {order} LIMIT 21 OFFSET 0"
-)
+from bench.incidents import page_sql
+
 GET_SQL = (
     "SELECT id, title, description, service, severity, status, category, reporter, owner, "
     "assignee, cause, resolution, created_at, updated_at, acknowledged_at, mitigated_at, "
@@ -67,7 +62,7 @@ def make_app(database_url: str) -> Callable[..., Iterable[bytes]]:
             if path == "/api/v1/incidents":
                 where, params = _where(args)
                 order = "updated_at DESC, id DESC" if "sort" in args else "created_at DESC, id DESC"
-                cur.execute(LIST_SQL.format(where=where, order=order), params)
+                cur.execute(page_sql(where, order), params)
                 rows = cur.fetchall()
                 names = [c.name for c in cur.description]
                 items = [dict(zip(names[:-1], row[:-1], strict=True)) for row in rows[:20]]
