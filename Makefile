@@ -27,7 +27,7 @@ format: $(INSTALLED)
 
 # COUNT=1000000 make bench, or make bench COUNT=1000000: the incidents to seed (100,000).
 bench: $(INSTALLED)
-	COUNT=$(COUNT) $(BIN)/python -m bench.incidents
+	COUNT=$(COUNT) UPGRADE_FROM=$(UPGRADE_FROM) $(BIN)/python -m bench.incidents
 
 bench-ack: $(INSTALLED)
 	$(BIN)/python -m bench.slack_ack

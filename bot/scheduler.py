@@ -23,7 +23,6 @@ from sqlalchemy import (
     Engine,
     case,
     delete,
-    literal_column,
     null,
     select,
     text,
@@ -221,7 +220,8 @@ class Jobs:
         active = session.scalars(
             select(Incident)
             .where(Incident.status.in_(ACTIVE_STATUSES))
-            .order_by(literal_column(incidents.SORT_SQL["severity"]).desc(), Incident.created_at)
+            # Most severe first: severity names sort that way (incidents.ORDER_SQL says so too).
+            .order_by(Incident.severity, Incident.created_at)
         ).all()
         resolved = session.scalars(
             select(Incident)

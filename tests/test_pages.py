@@ -177,10 +177,10 @@ def test_a_list_past_the_count_cap_says_so(slackbot: Bot, client: Any):
                 created_at=now,
                 updated_at=now,
             )
-            for n in range(incidents.COUNT_CAP + 1)
+            for n in range(incidents.COUNT_AHEAD + 1)
         )
     page = text_of(client.get("/incidents"))
-    assert "Page 1 · 1,000+ incidents" in page
+    assert f"Page 1 · {incidents.COUNT_AHEAD}+ incidents" in page
     assert " of " not in re.search(r'id="page-position">(.*?)</span>', page, re.S).group(1)
     assert 'rel="next"' in page
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from slack_sdk.models.blocks import Block
 
-from bot.incidents import COUNT_CAP, IncidentRow, Page
+from bot.incidents import COUNT_AHEAD, IncidentRow, Page
 from bot.slack import blocks
 from db.models import Severity, Status
 from tests.fakeslack import validate_message_blocks
@@ -55,7 +55,9 @@ PAGES = {
     "full, first of many": page([row(n) for n in range(20)], total=45, has_next=True),
     "middle": page([row(n) for n in range(20)], total=45, page=2, has_next=True),
     "last": page([row(n) for n in range(5)], total=45, page=3),
-    "capped": page([WORST] * 20, total=COUNT_CAP, page=50, has_next=True, total_is_exact=False),
+    "capped": page(
+        [WORST] * 20, total=980 + COUNT_AHEAD, page=50, has_next=True, total_is_exact=False
+    ),
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -90,16 +90,22 @@ def _rank(column: str, values: Sequence[str]) -> str:
     return f"CASE {column} {whens} END"
 
 
+def _both(key: str) -> tuple[str, str]:
+    return f"{key} DESC, id DESC", f"{key}, id"
+
+
 # The list is the hottest read (every `/incident list`, page button, picker keystroke and Home
 # tab), so it is hand-written SQL: building the same statement with select() each call cost
-# 1.7 ms against the query's own 0.6 ms. These fragments are the only spelling of each order.
-SORT_SQL: dict[str, str] = {
-    "created": "created_at",
-    "updated": "updated_at",
-    # Higher is more severe, so "severity, descending" (the default direction) puts SEV1 first.
-    "severity": _rank("severity", [s.value for s in reversed(Severity)]),
-    "status": _rank("status", [s.value for s in WORKFLOW_ORDER]),
-    "title": "lower(title)",
+# 1.7 ms against the query's own 0.6 ms. These are the only spelling of each order: a sort's
+# ORDER BY when descending (the default) and when ascending, ties broken by id.
+ORDER_SQL: dict[str, tuple[str, str]] = {
+    "created": _both("created_at"),
+    "updated": _both("updated_at"),
+    # Severity names sort most severe first ("SEV1" < "SEV2"), so "by severity, descending"
+    # (SEV1 first) is the column's ascending order; the index on (severity, id DESC) has both.
+    "severity": ("severity, id DESC", "severity DESC, id"),
+    "status": _both(_rank("status", [s.value for s in WORKFLOW_ORDER])),
+    "title": _both("lower(title)"),
 }
 
 
@@ -122,9 +128,10 @@ class IncidentQuery:
     page_size: int = 20
 
 
-# Counting every match of a broad search costs more than fetching a page of it; past this many,
-# lists say "1,000+" instead of an exact total.
-COUNT_CAP = 1_000
+# Counting every match of a broad search costs more than fetching a page of it, so a list counts
+# at most this many matches past the start of the page it shows, in the same scan that finds the
+# page; past that, its total reads "200+" (on page 1).
+COUNT_AHEAD = 200
 
 
 class IncidentRow(NamedTuple):
@@ -154,12 +161,13 @@ class Page:
     page: int
     page_size: int
     has_next: bool
-    # False when there are more than COUNT_CAP matches and `total` is that cap.
+    # False when more match than were counted (COUNT_AHEAD past the page's start): `total` is
+    # how many were.
     total_is_exact: bool = True
 
     @property
     def pages(self) -> int | None:
-        """Number of pages, or None when the total is only known to exceed COUNT_CAP."""
+        """Number of pages, or None when the total is only known to be at least `total`."""
         if not self.total_is_exact:
             return None
         return max(1, -(-self.total // self.page_size))
@@ -197,10 +205,33 @@ def _where(query: IncidentQuery) -> tuple[str, dict[str, Any]]:
     if query.involving:
         clauses.append("(owner = %(involving)s OR assignee = %(involving)s)")
         params["involving"] = query.involving
-    for n, word in enumerate((query.text or "").split()):
-        clauses.append(f"search_text ILIKE %(word{n})s ESCAPE '\\'")
-        params[f"word{n}"] = f"%{_escape_like(word)}%"
+    words, symbols = _search_terms(query.text or "")
+    if words:
+        clauses.append("search_vector @@ to_tsquery('pg_catalog.simple', %(words)s)")
+        params["words"] = words
+    for n, symbol in enumerate(symbols):
+        # Nothing to index (an emoji, "%"): matched as written, anywhere in the text.
+        clauses.append(
+            f"concat_ws(' ', title, description, service) ILIKE %(symbol{n})s ESCAPE '\\'"
+        )
+        params[f"symbol{n}"] = f"%{_escape_like(symbol)}%"
     return " AND ".join(clauses), params
+
+
+def _search_terms(text: str) -> tuple[str, list[str]]:
+    """A search as a tsquery that every word must match, and the words that have no letters or
+    digits. Words match whole words of title, description and service (case-insensitively); a
+    word ending in `*` also matches the words it begins. Each word is quoted, so what people type
+    is never tsquery syntax."""
+    operands, symbols = [], []
+    for word in text.split():
+        stem = word.rstrip("*")
+        if any(ch.isalnum() for ch in stem):
+            quoted = stem.replace("\\", "\\\\").replace("'", "''")
+            operands.append(f"'{quoted}'" + (":*" if stem != word else ""))
+        elif stem:
+            symbols.append(stem)
+    return " & ".join(operands), symbols
 
 
 _ROW_COLUMNS = (
@@ -225,9 +256,9 @@ def _check_query(query: IncidentQuery) -> None:
     ):
         label = "The search" if field_name == "text" else f"The {field_name} filter"
         _clean(value, field_name, max_len, label=label)
-    if query.sort not in SORT_SQL:
+    if query.sort not in ORDER_SQL:
         raise InvalidInput(
-            f"Can't sort by {query.sort!r}. Use one of: {', '.join(SORT_SQL)}.", "sort"
+            f"Can't sort by {query.sort!r}. Use one of: {', '.join(ORDER_SQL)}.", "sort"
         )
     if not 1 <= query.page_size <= PAGE_SIZE_MAX:
         raise InvalidInput(f"Page size must be between 1 and {PAGE_SIZE_MAX}.", "page_size")
@@ -235,21 +266,108 @@ def _check_query(query: IncidentQuery) -> None:
         raise InvalidInput(f"Pages are numbered from 1 to {PAGE_MAX:,}.", "page")
 
 
-def list_incidents(session: Session, query: IncidentQuery) -> Page:
+def _order(query: IncidentQuery) -> str:
+    descending, ascending = ORDER_SQL[query.sort]
+    return descending if query.descending else ascending
+
+
+def _items(rows: Sequence[Any], page_size: int) -> list[IncidentRow]:
+    return [
+        IncidentRow(
+            r[0], r[1], _SEVERITIES[r[2]], _STATUSES[r[3]], r[4], r[5], r[6], r[7], r[8], r[9]
+        )
+        for r in rows[:page_size]
+    ]
+
+
+def find_incidents(session: Session, query: IncidentQuery) -> list[IncidentRow]:
+    """The query's page without its total, for what shows none (the picker, the Home tab)."""
     _check_query(query)
     where, params = _where(query)
-    direction = "DESC" if query.descending else "ASC"
-    # One round trip: the capped count rides along as a scalar subquery PostgreSQL runs once.
-    sql = (
-        f"SELECT {_ROW_COLUMNS}, (SELECT count(*) FROM (SELECT 1 FROM incidents WHERE {where} "
-        f"LIMIT {COUNT_CAP + 1}) AS capped) FROM incidents WHERE {where} "
-        f"ORDER BY {SORT_SQL[query.sort]} {direction}, id {direction} "
-        "LIMIT %(limit)s OFFSET %(offset)s"
+    params.update(limit=query.page_size, offset=(query.page - 1) * query.page_size)
+    session.flush()  # the SQL bypasses autoflush, and must see this session's changes
+    rows = session.connection().exec_driver_sql(
+        f"SELECT {_ROW_COLUMNS} FROM incidents WHERE {where} ORDER BY {_order(query)} "
+        "LIMIT %(limit)s OFFSET %(offset)s",
+        params,
     )
-    params["limit"] = query.page_size + 1  # one extra row says whether there is a next page
-    params["offset"] = (query.page - 1) * query.page_size
-    session.flush()  # the SQL below bypasses autoflush, and must see this session's changes
-    rows = session.connection().exec_driver_sql(sql, params).all()
+    return _items(rows.all(), query.page_size)
+
+
+# A search's words can be common overall and absent from one severity (no "payments" incident
+# was ever SEV1), and a scan in severity order would then read every SEV1 incident to learn so.
+# Sorted by severity, a search reads each severity on its own: in order, but no further than
+# this many incidents (or ten per match it still needs); a severity whose matches are rarer than
+# that reads them from its own search index (ix_incidents_search_vector_sev*), which costs in
+# proportion to those few matches.
+SEVERITY_SCAN = 2_000
+
+
+def _search_by_severity(
+    session: Session, query: IncidentQuery, where: str, params: dict[str, Any]
+) -> list[Any]:
+    """A search's first `params["ahead"]` matches, sorted by severity."""
+    direction = "DESC" if query.descending else "ASC"
+    # Most severe first when descending: severity names sort that way (see ORDER_SQL).
+    severities = sorted(query.severities or Severity, reverse=not query.descending)
+    # Each branch names its one severity instead, so the planner prices that severity alone.
+    where, _ = _where(replace(query, severities=()))
+    found: list[Any] = []
+    for severity in severities:
+        need = params["ahead"] - len(found)
+        if need <= 0:
+            break
+        # A literal, from the enum: the severity's partial index applies only to a constant.
+        branch = {**params, "need": need, "scan": max(SEVERITY_SCAN, 10 * need)}
+        one = f"severity = '{Severity(severity).value}'"
+        run = session.connection().exec_driver_sql
+        rows = run(
+            f"SELECT {_ROW_COLUMNS} FROM (SELECT {_ROW_COLUMNS}, ({where}) AS hit "
+            f"FROM incidents WHERE {one} ORDER BY id {direction} LIMIT %(scan)s) AS scanned "
+            f"WHERE hit ORDER BY id {direction} LIMIT %(need)s",
+            branch,
+        ).all()
+        if len(rows) < need:  # rare here: the rest through the search index, not in order
+            branch.update(need=need - len(rows), seen=rows[-1][0] if rows else None)
+            past = "" if not rows else f"AND id {'<' if query.descending else '>'} %(seen)s"
+            rows += run(
+                f"SELECT {_ROW_COLUMNS} FROM incidents WHERE {where} AND {one} {past} "
+                f"ORDER BY id + 0 {direction} LIMIT %(need)s",
+                branch,
+            ).all()
+        found += rows
+    return found
+
+
+def list_incidents(session: Session, query: IncidentQuery) -> Page:
+    """The query's page and its total, counted up to COUNT_AHEAD matches past the page's start.
+
+    One statement and one scan: the matches are read in the list's order as far as the count
+    goes, numbered, and the page is cut from them. A separate count would scan the matches a
+    second time, in whatever order is cheapest for it alone, and cost more than the page."""
+    _check_query(query)
+    where, params = _where(query)
+    offset = (query.page - 1) * query.page_size
+    counted_to = offset + COUNT_AHEAD
+    order = _order(query)
+    params.update(ahead=counted_to + 1, offset=offset, limit=query.page_size + 1)
+    session.flush()
+    rows: Sequence[Any]
+    if query.sort == "severity" and "words" in params:
+        ahead = _search_by_severity(session, query, where, params)
+        rows = [(*row, len(ahead)) for row in ahead[offset : offset + query.page_size + 1]]
+    else:
+        rows = (
+            session.connection()
+            .exec_driver_sql(
+                f"WITH ahead AS (SELECT {_ROW_COLUMNS}, row_number() OVER (ORDER BY {order}) "
+                f"AS n FROM incidents WHERE {where} ORDER BY {order} LIMIT %(ahead)s) "
+                f"SELECT {_ROW_COLUMNS}, (SELECT count(*) FROM ahead) FROM ahead "
+                "WHERE n > %(offset)s ORDER BY n LIMIT %(limit)s",
+                params,
+            )
+            .all()
+        )
     if rows:
         counted = rows[0][-1]
     elif query.page == 1:
@@ -259,24 +377,18 @@ def list_incidents(session: Session, query: IncidentQuery) -> Page:
             session.connection()
             .exec_driver_sql(
                 f"SELECT count(*) FROM (SELECT 1 FROM incidents WHERE {where} "
-                f"LIMIT {COUNT_CAP + 1}) AS capped",
+                "LIMIT %(ahead)s) AS matches",
                 params,
             )
             .scalar_one()
         )
-    items = [
-        IncidentRow(
-            r[0], r[1], _SEVERITIES[r[2]], _STATUSES[r[3]], r[4], r[5], r[6], r[7], r[8], r[9]
-        )
-        for r in rows[: query.page_size]
-    ]
     return Page(
-        items=items,
-        total=min(counted, COUNT_CAP),
+        items=_items(rows, query.page_size),
+        total=min(counted, counted_to),
         page=query.page,
         page_size=query.page_size,
         has_next=len(rows) > query.page_size,
-        total_is_exact=counted <= COUNT_CAP,
+        total_is_exact=counted <= counted_to,
     )
 
 

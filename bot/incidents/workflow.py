@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+# Defined beside Status because the active lists' partial indexes are built from it.
+from db.models import ACTIVE_STATUSES as ACTIVE_STATUSES
 from db.models import (
     Incident,
     Status,
@@ -27,7 +29,6 @@ WORKFLOW_ORDER = (
     Status.RESOLVED,
     Status.CLOSED,
 )
-ACTIVE_STATUSES = (Status.OPEN, Status.INVESTIGATING, Status.MITIGATED)
 
 # Forward moves may skip steps; active states may fall back to investigating (a regression);
 # a resolved incident may be reopened. Closed is final, except for admins (ADMIN_TRANSITIONS).

@@ -49,7 +49,7 @@ class IncidentListQuery(Schema):
     q = String(validate=Length(max=incidents.SEARCH_MAX), metadata={"description": "words"})
     sort = String(
         load_default="-created",
-        metadata={"description": f"one of {', '.join(incidents.SORT_SQL)}; `-` for descending"},
+        metadata={"description": f"one of {', '.join(incidents.ORDER_SQL)}; `-` for descending"},
     )
     page = Integer(load_default=1, validate=Range(min=1, max=incidents.PAGE_MAX))
     limit = Integer(load_default=20, validate=Range(min=1, max=incidents.PAGE_SIZE_MAX))
@@ -73,7 +73,10 @@ class IncidentList(Schema):
     items = List(Nested(IncidentSummary))
     total = Integer()
     total_is_exact = Boolean(
-        metadata={"description": f"false when more than {incidents.COUNT_CAP} match"}
+        metadata={
+            "description": "false when more match than were counted: "
+            f"{incidents.COUNT_AHEAD} past the page's first"
+        }
     )
     page = Integer()
     limit = Integer()

@@ -9,7 +9,13 @@ config = context.config
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=Base.metadata, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        compare_type=True,
+        # Some migrations commit part way (indexes built CONCURRENTLY): each file commits alone.
+        transaction_per_migration=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -48,12 +48,12 @@ def publish_home(
         sort="severity",
     )
     with services.sessions() as session:
-        mine = incidents.list_incidents(
+        mine = incidents.find_incidents(
             session, replace(query, involving=user_id, page_size=HOME_MINE)
-        ).items
-        everyone = incidents.list_incidents(
+        )
+        everyone = incidents.find_incidents(
             session, replace(query, page_size=HOME_OTHERS + HOME_MINE)
-        ).items
+        )
         others = [i for i in everyone if i not in mine][:HOME_OTHERS]
         view = blocks.home(user_id, mine, others, severity=severity, status=status)
     client.views_publish(user_id=user_id, view=view)

@@ -26,9 +26,10 @@ def incident_options(services: Services, ack: Ack, body: dict[str, Any]):
         except IncidentError:
             exact = []
         exact = [i for i in exact if i.status in incidents.ACTIVE_STATUSES]
-        query.text = None if exact else typed or None
+        # The last word is still being typed: it matches the words it begins.
+        query.text = None if exact else f"{typed}*" if typed else None
         try:
-            found = exact or incidents.list_incidents(session, query).items
+            found = exact or incidents.find_incidents(session, query)
         except IncidentError:
             found = []  # typed text that can't be searched for (a NUL) matches nothing
         ack(options=[blocks.incident_option(i).to_dict() for i in found])
