@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     Date,
     DateTime,
     Enum,
@@ -165,6 +166,17 @@ class Incident(Base):
     # The words of title, description and service for full-text search, kept by a trigger
     # (migration 0006 says why not a generated column); never loaded into Python.
     search_vector: Mapped[str | None] = deferred(mapped_column(TSVECTOR))
+    # The substring search's text before 0006, unread since: replicas of the release before it
+    # still search by it during a rolling upgrade. The next migration can drop it.
+    search_text: Mapped[str] = deferred(
+        mapped_column(
+            Text,
+            Computed(
+                "title || ' ' || coalesce(description, '') || ' ' || coalesce(service, '')",
+                persisted=True,
+            ),
+        )
+    )
 
     events: Mapped[list[IncidentEvent]] = relationship(
         back_populates="incident", order_by="IncidentEvent.id", passive_deletes=True

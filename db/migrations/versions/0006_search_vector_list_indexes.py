@@ -56,8 +56,9 @@ def upgrade() -> None:
         "service ON incidents FOR EACH ROW EXECUTE FUNCTION "
         "tsvector_update_trigger(search_vector, 'pg_catalog.simple', title, description, service)"
     )
-    # The substring search's generated column and its trigram index go with it.
-    op.drop_column("incidents", "search_text")
+    # The substring search's trigram index goes. Its column stays for now: replicas of the
+    # release before this one still search by it (slowly) until a rolling upgrade replaces them.
+    op.drop_index("ix_incidents_search_trgm", table_name="incidents")
     op.execute("DROP EXTENSION IF EXISTS pg_trgm")
     with op.get_context().autocommit_block():
         bind = op.get_bind()
@@ -89,18 +90,6 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER incidents_search_vector ON incidents")
     op.drop_column("incidents", "search_vector")
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    op.add_column(
-        "incidents",
-        sa.Column(
-            "search_text",
-            sa.Text(),
-            sa.Computed(
-                "title || ' ' || coalesce(description, '') || ' ' || coalesce(service, '')",
-                persisted=True,
-            ),
-            nullable=False,
-        ),
-    )
     op.create_index(
         "ix_incidents_search_trgm",
         "incidents",
