@@ -46,7 +46,13 @@ class IncidentListQuery(Schema):
     service = CommaSeparated(max_each=incidents.SERVICE_MAX)
     category = CommaSeparated(max_each=64)
     owner = CommaSeparated(max_each=64, metadata={"description": "Slack user ids"})
-    q = String(validate=Length(max=incidents.SEARCH_MAX), metadata={"description": "words"})
+    q = String(
+        validate=Length(max=incidents.SEARCH_MAX),
+        metadata={
+            "description": "words, each matching a whole word of the title, description or "
+            "service; a word ending in * matches the words it begins"
+        },
+    )
     sort = String(
         load_default="-created",
         metadata={"description": f"one of {', '.join(incidents.ORDER_SQL)}; `-` for descending"},

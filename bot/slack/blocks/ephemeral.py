@@ -221,7 +221,8 @@ HELP = """*`/incident`*: run incidents from Slack
 • `/incident` or `/incident <title>`: declare an incident (opens a form)
 • `/incident list [filters]`: newest first, 20 a page. Filters combine: a status \
 (`open`, `investigating`, `mitigated`, `resolved`, `closed`), `active` (default) or `all`, \
-`sev1`..`sev4`, `service:<name>`, `category:<name>`, `mine`, and any words to search for
+`sev1`..`sev4`, `service:<name>`, `category:<name>`, `mine`, and words to search for \
+(whole words; `cra*` also finds crash)
 • `/incident show <id>`: details and the latest timeline
 • `/incident status <id> <status> [note]`: e.g. `/incident status 12 mitigated rolled back`
 • `/incident sev <id> <severity> [note]`: `sev1`..`sev4`, `critical`, `high`, `medium`, `low`
