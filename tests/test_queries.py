@@ -208,6 +208,33 @@ def test_every_search_word_must_match(db: Session) -> None:
     assert ids(db, text="pool checkout", descending=False) == [both.id, errors.id]
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        IncidentQuery(active=True, sort="updated", text="disk*"),
+        IncidentQuery(sort="severity", page=2, page_size=5),
+        IncidentQuery(sort="severity", text="disk", descending=False, page_size=4),
+        IncidentQuery(statuses=[Status.RESOLVED], sort="title"),
+    ],
+)
+def test_find_incidents_is_the_list_without_its_total(db: Session, query: IncidentQuery) -> None:
+    for n in range(18):
+        incident = declare(
+            db,
+            f"{'Disk full' if n % 3 else 'Diskette jam'} {n}",
+            severity=list(Severity)[n % 4],
+            at=T0 + timedelta(minutes=n),
+        )
+        if n % 5 == 0:
+            incident.status = Status.RESOLVED
+    db.flush()
+
+    listed = list_incidents(db, query).items
+
+    assert listed
+    assert incidents.find_incidents(db, query) == listed
+
+
 def test_blank_search_text_does_not_filter(db: Session) -> None:
     declare(db, "One", at=T0)
     declare(db, "Two", at=T0 + timedelta(1))
