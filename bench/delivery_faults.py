@@ -21,10 +21,11 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from prometheus_client import generate_latest
 from sqlalchemy import func, select
 
 from bench import bench_database, delivery_cases
-from bot import incidents
+from bot import incidents, metrics
 from bot.delivery import Deliverer
 from bot.incidents import Actor, IncidentDraft
 from bot.scheduler import Jobs, Scheduler
@@ -44,6 +45,7 @@ CHANNEL = defaults.CHANNEL_ID
 def run(url: str) -> None:
     engine = make_engine(url)
     migrate.upgrade(engine)
+    watched = metrics.watch(engine)
     sessions = make_session_factory(engine)
     rng = random.Random(5)
     with FakeSlack() as fake:
@@ -80,10 +82,20 @@ def run(url: str) -> None:
             time.sleep(0.1)
         fake.clear_faults()
         drained_after = delivery_cases.wait_delivered(sessions)
-        scheduler.stop()
         report(sessions, fake, ids, drained_after)
+        print_scrape()
+        scheduler.stop()
+    watched.close()
     delivery_cases.run(url, engine, sessions)
     engine.dispose()
+
+
+def print_scrape() -> None:
+    """What /metrics shows after the run (it serves this registry), histogram buckets left out."""
+    print("\n/metrics after the fault run:")
+    for line in generate_latest(metrics.REGISTRY).decode().splitlines():
+        if line.startswith("incident_bot_") and "_bucket{" not in line:
+            print(f"  {line}")
 
 
 def report(sessions, fake: FakeSlack, ids: list[int], drained_after: float) -> None:

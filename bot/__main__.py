@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from bot import logs
 from bot.settings import Settings, SettingsError
 from db import migrate
 from db.session import DatabaseUrlError, make_engine, make_session_factory, resolve_database_url
@@ -285,8 +286,10 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     # Workers rendering lists hold the GIL up to this long before an ack's thread gets it back
     # (CPython's default is 5 ms, paid at every I/O an ack waits on).
     sys.setswitchinterval(ACK_SWITCH_INTERVAL)
+    from bot import metrics
     from bot.scheduler import Jobs, Scheduler
 
+    metrics.watch(engine, work)
     scheduler = Scheduler(engine, Jobs(settings, sessions, deliverer), settings.scheduler_interval)
     scheduler.start()
     delivery = DeliveryWorker(deliverer)
@@ -321,9 +324,11 @@ def _web_app(
 
 def _run_without_slack(settings: Settings, engine: Engine, sessions: Any) -> int:
     """The web surface alone: a newcomer's first `make run`. Changes wait in the outbox."""
+    from bot import metrics
     from bot.server import make_server, make_wsgi_app
     from bot.web.services import LocalSignIn
 
+    metrics.watch(engine)
     local = LocalSignIn(settings.public_url or f"http://localhost:{settings.port}")
     web = _web_app(settings, sessions, lambda: None, team_id=None, local=local)
     log.warning(
@@ -430,9 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     try:
         return args.handler(settings, args)
     except DatabaseUrlError as error:

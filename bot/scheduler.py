@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import incidents
+from bot import incidents, metrics
 from bot.delivery import Deliverer
 from bot.incidents import ACTIVE_STATUSES, SYSTEM
 from bot.settings import Settings
@@ -293,6 +293,7 @@ class Scheduler:
         # APScheduler would log that as a warning each time.
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         self.is_leader.set()
+        metrics.SCHEDULER_LEADER.set(1)
         self._scheduler = BackgroundScheduler(timezone=UTC)
         seconds = self.interval.total_seconds()
         for name, job in (
@@ -321,7 +322,8 @@ class Scheduler:
     def _guarded(self, name: str, job: Callable[[datetime], object]) -> Callable[[], None]:
         def run() -> None:
             try:
-                job(self.clock())
+                with metrics.job_run(name):
+                    job(self.clock())
             except Exception:  # one failed sweep is logged; the next one runs on time
                 log.exception("scheduler job %s failed", name)
 
@@ -333,4 +335,5 @@ class Scheduler:
             self._scheduler = None
         if self.is_leader.is_set():
             self.is_leader.clear()
+            metrics.SCHEDULER_LEADER.set(0)
             log.info("scheduler: no longer the leader")

@@ -1,5 +1,6 @@
-"""The one WSGI app on PORT: Slack's requests on /slack/events (HTTP mode), /healthz for load
-balancers, and the web surface (API and pages) for everything else."""
+"""The one WSGI app on PORT: Slack's requests on /slack/events (HTTP mode), /healthz (liveness)
+and /readyz (readiness) for load balancers, /metrics for Prometheus, and the web surface (API
+and pages) for everything else."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import prometheus_client
 import waitress
 from slack_bolt import App
 from sqlalchemy import Engine, text
@@ -16,8 +18,10 @@ from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
+from bot import logs, metrics
 from bot.settings import Settings
 from bot.slack.http import make_slack_endpoint
+from db import readiness
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,7 @@ def make_wsgi_app(
         slack = make_slack_endpoint(
             app, settings.slack_signing_secret, settings.slack_max_body_bytes
         )
+    scrape = prometheus_client.make_wsgi_app(metrics.REGISTRY)
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO"), environ.get("REQUEST_METHOD")
@@ -45,6 +50,10 @@ def make_wsgi_app(
             return slack(environ, start_response)
         if path == "/healthz" and method in ("GET", "HEAD"):
             return _health(engine, start_response)
+        if path == "/readyz" and method in ("GET", "HEAD"):
+            return _ready(engine, start_response)
+        if path == "/metrics" and method == "GET":
+            return scrape(environ, start_response)
         if web is not None:
             return web(environ, start_response)
         return _plain(start_response, "404 Not Found", b"not found\n")
@@ -60,6 +69,14 @@ def _health(engine: Engine, start_response: Callable[..., Any]) -> Iterable[byte
         log.warning("health check: database unreachable: %s", error)
         return _plain(start_response, "503 Service Unavailable", b"database unreachable\n")
     return _plain(start_response, "200 OK", b"ok\n")
+
+
+def _ready(engine: Engine, start_response: Callable[..., Any]) -> Iterable[bytes]:
+    # Not logged: load balancers ask every few seconds, and the answer says why.
+    problem = readiness.problem(engine)
+    if problem is not None:
+        return _plain(start_response, "503 Service Unavailable", f"{problem}\n".encode())
+    return _plain(start_response, "200 OK", b"ready\n")
 
 
 def _plain(start_response: Callable[..., Any], status: str, body: bytes) -> Iterable[bytes]:
@@ -102,7 +119,11 @@ def make_server(
 
     largest = max(body_limit(settings, p) for p in (SLACK_PATH, "/incidents/1/screenshots", "/"))
     server = waitress.create_server(
-        wsgi, host=host, port=port, threads=SERVER_THREADS, max_request_body_size=largest + 1
+        logs.fresh_per_request(wsgi),
+        host=host,
+        port=port,
+        threads=SERVER_THREADS,
+        max_request_body_size=largest + 1,
     )
     server.channel_class = Channel  # type: ignore[union-attr]
     return server

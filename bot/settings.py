@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.incidents.channels import CHANNEL_MODES, USER_GROUP_ID, ChannelRules, check_name_template
 from bot.incidents.vocabulary import CHANNEL_ID, DEFAULT_CATEGORIES, USER_ID, DeclareLimit
+from bot.logs import LOG_FORMATS
 
 # How long an active incident may go without an update before its owner is reminded.
 DEFAULT_CADENCES = "SEV1=15m,SEV2=30m,SEV3=4h,SEV4=off"
@@ -121,6 +122,8 @@ class Settings:
     incident_admins: frozenset[str]
     categories: tuple[str, ...]
     log_level: str
+    # `text` (readable) or `json` (one object per line, for a log collector); see bot.logs.
+    log_format: str = "text"
     slack_bot_token: str | None = None
     slack_signing_secret: str | None = None
     slack_app_token: str | None = None
@@ -193,6 +196,12 @@ class Settings:
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise SettingsError(
                 f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}"
+            )
+        log_format = (environ.get("LOG_FORMAT") or "text").lower()
+        if log_format not in LOG_FORMATS:
+            raise SettingsError(
+                f"LOG_FORMAT must be text (readable, the default) or json (one object per line), "
+                f"not {log_format!r}"
             )
         api_url = environ.get("SLACK_API_URL") or SLACK_API_URL
         if not re.match(r"^https?://[^/\s]+", api_url):
@@ -273,6 +282,7 @@ class Settings:
             incident_admins=frozenset(_split_list(environ.get("INCIDENT_ADMINS"))),
             categories=categories or DEFAULT_CATEGORIES,
             log_level=log_level,
+            log_format=log_format,
             slack_bot_token=environ.get("SLACK_BOT_TOKEN") or None,
             slack_signing_secret=environ.get("SLACK_SIGNING_SECRET") or None,
             slack_app_token=app_token,

@@ -8,6 +8,7 @@ lists never delays the ack of a status change.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -34,7 +35,8 @@ class WorkQueue:
         """Queue `job(*args, **kwargs)`; False when the queue is full (the caller says the bot
         is busy)."""
         try:
-            self._jobs.put_nowait((job, args, kwargs))
+            # In a copy of the caller's context: its log lines carry the request's ids (bot.logs).
+            self._jobs.put_nowait((job, args, kwargs, contextvars.copy_context()))
         except queue.Full:
             name = getattr(job, "__name__", type(job).__name__)
             log.warning("work queue full (%d jobs): %s refused", self._jobs.maxsize, name)
@@ -47,16 +49,16 @@ class WorkQueue:
     def shutdown(self) -> None:
         """Finish the queued jobs, then stop the threads."""
         for _ in self._threads:
-            self._jobs.put((_STOP, (), {}))
+            self._jobs.put((_STOP, (), {}, None))
         for thread in self._threads:
             thread.join()
 
     def _run(self) -> None:
         while True:
-            job, args, kwargs = self._jobs.get()
+            job, args, kwargs, context = self._jobs.get()
             if job is _STOP:
                 return
             try:
-                job(*args, **kwargs)
+                context.run(job, *args, **kwargs)
             except Exception:  # one failed job must not take a worker thread with it
                 log.exception("%s failed after its ack", getattr(job, "__name__", job))

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import metrics
 from bot.delivery import Deliverer, DeliveryWorker
 from bot.server import SLACK_PATH, make_server, make_wsgi_app
 from bot.settings import Settings
@@ -125,6 +126,8 @@ def running_bot(
             settings=settings, sessions=sessions, wake_outbox=deliverer.wake, team_id=fake.team_id
         )
     )
+    # /metrics reports this bot's engine and work queue, as `python -m bot run` wires them.
+    watched = metrics.watch(engine, work)
     try:
         with serve_wsgi(make_wsgi_app(app, engine, settings, web), settings) as base_url:
             yield Bot(
@@ -140,3 +143,4 @@ def running_bot(
         work.shutdown()
         if worker:
             worker.stop()
+        watched.close()

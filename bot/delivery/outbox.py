@@ -27,6 +27,7 @@ from sqlalchemy import case, exists, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from bot import metrics
 from db.models import (
     Delivery,
     DeliveryAction,
@@ -230,6 +231,7 @@ class Deliverer:
                 call.look_first = delivery.sending_since is not None
                 delivery.sending_since = call.sending_since = delivery.sending_since or at
         outcome = self._perform(call, now)
+        metrics.count_send(call.method, outcome)
         with self.sessions.begin() as session:
             return self._record(session, call, outcome, now or datetime.now(UTC))
 

@@ -477,3 +477,16 @@ def weekly(session: Session, since: datetime, until: datetime) -> list[WeekRow]:
         WeekRow(monday, severity, declared, resolved, None if mean is None else float(mean))
         for monday, severity, declared, resolved, mean in rows
     ]
+
+
+def active_by_severity(session: Session) -> dict[Severity, int]:
+    """Active incidents per severity (0 where none): one grouped read of the active incidents'
+    own small index, cheap enough for every metrics scrape."""
+    counts = dict(
+        session.execute(
+            select(Incident.severity, func.count())
+            .where(Incident.status.in_(ACTIVE_STATUSES))
+            .group_by(Incident.severity)
+        ).all()
+    )
+    return {severity: counts.get(severity, 0) for severity in Severity}

@@ -13,4 +13,5 @@ a change through the outbox (bot.delivery).
     ids.py        callback, action and block ids (the wire values, shared with manifest.yml)
     files.py      downloading Slack files safely
     http.py       HTTP mode's front door: size, signature, body parsing, shape
+    timing.py     TimedApp: Bolt's App, timing each ack for incident_bot_ack_seconds
 """

@@ -10,10 +10,12 @@ from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetr
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import logs
 from bot.delivery import Deliverer
 from bot.settings import Settings
 from bot.slack.listeners import register
 from bot.slack.services import Services
+from bot.slack.timing import TimedApp
 from bot.work import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,8 @@ def create_app(
     Listeners run on the request's own thread and ack once the change is committed (acked means
     saved); what follows the ack goes to `work`, which the caller starts and shuts down.
     """
-    app = App(
+    # Times each ack for incident_bot_ack_seconds.
+    app = TimedApp(
         client=client,
         # Socket Mode frames are not signed. HTTP requests are verified (and parsed, and sized)
         # by bot.slack.http before Bolt sees them: Bolt's own check mishandles malformed headers.
@@ -60,6 +63,7 @@ def create_app(
         # listener thread pool for acks to queue behind (slow work goes to `work`).
         process_before_response=True,
     )
+    app.use(logs.slack_request)
     register(
         app,
         Services(

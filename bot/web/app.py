@@ -7,16 +7,17 @@ endpoint in one process.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from datetime import timedelta
 from typing import Any
 
 from apiflask import APIFlask, HTTPError
-from flask import render_template, request
+from flask import render_template, request, session
 from werkzeug.exceptions import HTTPException
 
-from bot import incidents
+from bot import incidents, logs
 from bot.server import WEB_MAX_BODY_BYTES, body_limit
 from bot.web.errors import domain_error
 from bot.web.services import WebServices, close_request_session
@@ -83,6 +84,19 @@ def create_web_app(web: WebServices) -> APIFlask:
     def _limit_body() -> None:
         # The server refused larger announced bodies already; this holds for any WSGI server.
         request.max_content_length = body_limit(settings, request.path)
+
+    @app.before_request
+    def _log_ids() -> None:
+        # Every line this request logs names it and who is signed in (never what it sent).
+        user_id = session.get("user_id")
+        logs.start_request(
+            logs.request_id(request.headers.get("X-Request-ID")),
+            user_id=user_id if isinstance(user_id, str) else None,
+        )
+        ref = (request.view_args or {}).get("incident_id")
+        if ref is not None:
+            with contextlib.suppress(incidents.IncidentError):  # the route says what is wrong
+                logs.bind(incident_id=incidents.parse_incident_id(ref))
 
     @app.context_processor
     def _template_globals() -> dict[str, Any]:

@@ -9,7 +9,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
-from bot import delivery, incidents
+from bot import delivery, incidents, logs
 from bot.incidents import Actor, ChannelRules, IncidentError, screenshots
 from bot.slack import blocks, grammar, ids
 from bot.slack.grammar import Command
@@ -48,6 +48,8 @@ def incident_command(
     if command.name == "help":
         ack(text=blocks.HELP)
         return
+    if command.incident:  # the grammar checked it is an incident id
+        logs.bind(incident_id=incidents.parse_incident_id(command.incident))
     if command.name in CHANGES:
         try:
             reply, incident_id = save(

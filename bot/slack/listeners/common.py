@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from bot import logs
 from bot.delivery import Problem
 from bot.incidents import IncidentError
 from bot.slack import blocks
@@ -226,6 +227,7 @@ def deliver_later(
 ) -> None:
     """Send a committed change's Slack updates after the ack. With the work queue full, the
     scheduler's retry sweep sends them: the rows are in the outbox either way."""
+    logs.bind(incident_id=incident_id)
     later(
         services,
         client,
@@ -265,6 +267,7 @@ def deliver_now(services: Services, incident_id: int | None) -> str | None:
     sends the rows later) and must not reach the error handler, which could not tell the user
     that the change itself was saved.
     """
+    logs.bind(incident_id=incident_id)
     try:
         result = services.deliverer.drain(incident_id=incident_id)
     except SQLAlchemyError as error:
