@@ -67,11 +67,11 @@ def slack_request(context: Any, body: dict[str, Any], next_: Callable[[], None])
     """Bolt global middleware: the ids of the Slack request about to be handled.
 
     Bolt has already read the team, user and channel from the payload (`context`). Slack sends no
-    request id: an event's id (kept across Slack's retries) or the interaction's trigger id names
-    the request, else a new one.
+    request id: an event's id (kept across Slack's retries) names the request, else a new one.
+    Never an interaction's trigger id: with the bot token it opens a modal for a few seconds.
     """
     start_request(
-        request_id(body.get("event_id") or body.get("trigger_id")),
+        request_id(body.get("event_id")),
         team_id=context.team_id,
         user_id=context.user_id,
         channel_id=context.channel_id,
