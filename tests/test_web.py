@@ -19,10 +19,10 @@ from tests.slackbot import Bot, bot_settings, serve_wsgi
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def fetch(url: str, method: str = "GET") -> tuple[int, str]:
+def fetch(url: str, method: str = "GET", timeout: float = 5) -> tuple[int, str]:
     request = urllib.request.Request(url, method=method)
     try:
-        with NO_PROXY.open(request, timeout=5) as response:
+        with NO_PROXY.open(request, timeout=timeout) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
