@@ -95,8 +95,10 @@ def until(browser: WebDriver, condition: Callable[[WebDriver], Any], what: str) 
 
 def sign_in(browser: WebDriver, bot: Bot) -> None:
     """Signed out, open the list; sign in with Slack and come back to it."""
-    browser.get(f"{bot.base_url}/sign-in")
-    browser.delete_all_cookies()
+    # Every cookie, not only the current page's: cookies ignore ports, so an earlier test's bot
+    # on another port of 127.0.0.1 left a session this bot (same SESSION_SECRET) would accept.
+    browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    browser.execute_cdp_cmd("Network.clearBrowserCache", {})
     browser.get(f"{bot.base_url}/incidents")
     button = (By.ID, "sign-in-with-slack")
     until(browser, shown.presence_of_element_located(button), "the sign-in page").click()
