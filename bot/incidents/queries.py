@@ -304,7 +304,7 @@ SEVERITY_SCAN = 2_000
 
 
 def _search_by_severity(
-    session: Session, query: IncidentQuery, where: str, params: dict[str, Any]
+    session: Session, query: IncidentQuery, params: dict[str, Any]
 ) -> list[Any]:
     """A search's first `params["ahead"]` matches, sorted by severity."""
     direction = "DESC" if query.descending else "ASC"
@@ -354,7 +354,7 @@ def list_incidents(session: Session, query: IncidentQuery) -> Page:
     session.flush()
     rows: Sequence[Any]
     if query.sort == "severity" and "words" in params:
-        ahead = _search_by_severity(session, query, where, params)
+        ahead = _search_by_severity(session, query, params)
         rows = [(*row, len(ahead)) for row in ahead[offset : offset + query.page_size + 1]]
     else:
         rows = (
