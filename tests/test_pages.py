@@ -244,6 +244,19 @@ def test_the_incident_page_shows_facts_milestones_timeline_and_screenshots(
     assert "private" in served.headers["Cache-Control"]
 
 
+@pytest.mark.parametrize("path", ["/incidents", "/incidents/{id}", "/api/v1/incidents/{id}"])
+def test_pages_and_answers_are_not_kept_by_browsers_or_proxies(
+    slackbot: Bot, client: Any, path: str
+):
+    sign_in(client)
+    incident_id = declare(slackbot, "Payments down")
+
+    response = client.get(path.format(id=incident_id))
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+
+
 def test_a_screenshot_is_served_only_under_its_own_incident(slackbot: Bot, client: Any):
     sign_in(client)
     first, second = declare(slackbot), declare(slackbot, "Another one")

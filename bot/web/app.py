@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from apiflask import APIFlask, HTTPError
-from flask import render_template, request, session
+from flask import Response, render_template, request, session
 from werkzeug.exceptions import HTTPException
 
 from bot import incidents, logs
@@ -97,6 +97,13 @@ def create_web_app(web: WebServices) -> APIFlask:
         if ref is not None:
             with contextlib.suppress(incidents.IncidentError):  # the route says what is wrong
                 logs.bind(incident_id=incidents.parse_incident_id(ref))
+
+    @app.after_request
+    def _not_kept(response: Response) -> Response:
+        # Pages and answers show incidents and who is signed in: a shared browser or a proxy must
+        # not keep them. Screenshots and charts say how long they may be kept themselves.
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
 
     @app.context_processor
     def _template_globals() -> dict[str, Any]:
