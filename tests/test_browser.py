@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from PIL import Image
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -85,8 +85,19 @@ def bot(
 
 def until(browser: WebDriver, condition: Callable[[WebDriver], Any], what: str) -> Any:
     """Wait for `condition`; when it never holds, say what the browser was showing instead."""
+
+    def settled(driver: WebDriver) -> Any:
+        try:
+            return condition(driver)
+        except WebDriverException as error:
+            # The page was replaced (a form's redirect) between finding an element and reading
+            # it; ChromeDriver says so in its own words, not as a stale element. Look again.
+            if "does not belong to the document" in str(error):
+                return False
+            raise
+
     try:
-        return WebDriverWait(browser, WAIT).until(condition)
+        return WebDriverWait(browser, WAIT).until(settled)
     except TimeoutException:
         showing = browser.find_element(By.TAG_NAME, "body").text[:1500]
         where = browser.current_url
