@@ -184,10 +184,12 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from `environ` (default: the process environment plus `.env`)."""
         if environ is None:
-            from dotenv import load_dotenv
+            from dotenv import find_dotenv, load_dotenv
 
             # Values already in the environment win over the file, as twelve-factor expects.
-            load_dotenv(override=False)
+            # The working directory's file, as the README says: without usecwd, python-dotenv
+            # looks beside this module instead, wherever the bot was started from.
+            load_dotenv(find_dotenv(usecwd=True), override=False)
             environ = os.environ
         categories = tuple(c.lower() for c in _split_list(environ.get("INCIDENT_CATEGORIES")))
         if any(len(c) > 64 for c in categories):

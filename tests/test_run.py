@@ -36,11 +36,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def bot_process(**env: str) -> Iterator[subprocess.Popen[str]]:
-    environ = {**os.environ, "LOG_LEVEL": "INFO", "SLACK_APP_TOKEN": "", **env}
+def bot_process(cwd: Path = REPO_ROOT, **env: str) -> Iterator[subprocess.Popen[str]]:
+    """`python -m bot run` started in `cwd` (its `.env` is read from there)."""
+    environ = {
+        **os.environ,
+        "LOG_LEVEL": "INFO",
+        "SLACK_APP_TOKEN": "",
+        "PYTHONPATH": str(REPO_ROOT),
+        **env,
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "run"],
-        cwd=REPO_ROOT,
+        cwd=cwd,
         env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from slack_bolt import App
+from slack_bolt import App, BoltContext
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.authorize import Authorize
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,6 +42,39 @@ def make_client(settings: Settings) -> WebClient:
     )
 
 
+class BotTokenAuthorize(Authorize):
+    """Every request is the bot's own workspace, authorized by its one bot token.
+
+    Handed to Bolt explicitly because Bolt otherwise decides for itself from the environment:
+    with SLACK_CLIENT_ID and SLACK_CLIENT_SECRET set (Sign in with Slack needs them) it switches
+    to its OAuth installation store, drops the bot token, and answers every request "not
+    installed". An explicit authorize wins over that in every case, so the app is the same
+    whatever the environment holds.
+    """
+
+    def __init__(self, client: WebClient) -> None:
+        super().__init__()
+        # One auth.test at start: a bad token fails here, loudly, not on the first request.
+        try:
+            identity = client.auth_test()
+        except SlackApiError as error:
+            raise BoltError(f"auth.test failed: {error.response.get('error')}") from error
+        self._result = AuthorizeResult.from_auth_test_response(
+            auth_test_response=identity, bot_token=client.token
+        )
+
+    def __call__(
+        self,
+        *,
+        context: BoltContext,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None,
+        **_actor: str | None,
+    ) -> AuthorizeResult:
+        return self._result
+
+
 def create_app(
     settings: Settings,
     sessions: sessionmaker[Session],
@@ -53,6 +90,7 @@ def create_app(
     # Times each ack for incident_bot_ack_seconds.
     app = TimedApp(
         client=client,
+        authorize=BotTokenAuthorize(client),
         # Socket Mode frames are not signed. HTTP requests are verified (and parsed, and sized)
         # by bot.slack.http before Bolt sees them: Bolt's own check mishandles malformed headers.
         request_verification_enabled=False,
