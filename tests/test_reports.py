@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -222,6 +224,39 @@ def row(html: str, severity: str) -> list[str]:
     found = re.search(rf'<tr id="severity-{severity}">(.*?)</tr>', html, re.S)
     assert found, html
     return [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td.*?</td>", found[1])]
+
+
+# A fresh interpreter drawing both charts on six threads at once, as a page's two <img> requests
+# (and a Slack /incident stats beside them) do on a freshly started bot; then once more.
+_AT_ONCE = """
+import threading
+from bot import reports
+from bot.reports.numbers import period
+weeks, start, failures = period(12), threading.Barrier(6), []
+def draw(chart):
+    start.wait()
+    try:
+        chart([], weeks)
+    except Exception as error:
+        failures.append(repr(error))
+charts = (reports.incidents_chart, reports.mttr_chart) * 3
+threads = [threading.Thread(target=draw, args=(chart,)) for chart in charts]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+reports.incidents_chart([], weeks)
+print(failures)
+"""
+
+
+def test_charts_drawn_at_once_on_a_fresh_start_all_work_and_keep_working() -> None:
+    for _ in range(2):
+        run = subprocess.run(
+            [sys.executable, "-c", _AT_ONCE], capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.strip() == "[]"
 
 
 def test_the_stats_page_shows_the_periods_numbers_and_its_charts(

@@ -2,14 +2,17 @@
 time to resolve per week by severity.
 
 matplotlib's object API (a Figure on its own Agg canvas), never pyplot: pyplot keeps global
-state that threads serving requests at once would share. matplotlib is imported inside the
-functions, so starting the bot and acking Slack never pay for loading it.
+state that threads serving requests at once would share. matplotlib is imported on the first
+chart, so starting the bot and acking Slack never pay for loading it, and under a lock: two
+threads importing it at once (a page's two charts) each see the other's half-initialised
+modules, and the failed import leaves matplotlib broken until a restart.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import threading
 from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -35,7 +38,18 @@ COLOURS = {
 MAX_LABELS = 12
 
 
+_IMPORT_LOCK = threading.Lock()
+
+
+def _load_matplotlib() -> None:
+    with _IMPORT_LOCK:
+        import matplotlib.backends.backend_agg
+        import matplotlib.figure
+        import matplotlib.ticker  # noqa: F401
+
+
 def _figure(title: str, period: Period) -> tuple[Figure, Axes]:
+    _load_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -88,9 +102,9 @@ def _no_data(axes: Axes, message: str) -> None:
 
 def incidents_chart(rows: Sequence[WeekRow], period: Period) -> bytes:
     """Incidents declared per week, stacked by severity (SEV1 at the bottom)."""
+    figure, axes = _figure("Incidents declared per week", period)
     from matplotlib.ticker import MaxNLocator
 
-    figure, axes = _figure("Incidents declared per week", period)
     found = _by_week(rows, period)
     bottoms = [0] * period.weeks
     handles = []
