@@ -17,6 +17,7 @@ from werkzeug.test import TestResponse
 from bot.incidents import tokens
 from tests.fakeslack import defaults
 from tests.slackbot import ADMIN_ID, Bot
+from tests.steps import FIXED
 
 API = "/api/v1"
 CSRF = "test-csrf-token"
@@ -317,7 +318,9 @@ def test_a_refused_patch_changes_nothing(tool: Caller, admin: Caller):
     assert len(tool.get(f"/incidents/{declared['id']}/timeline").get_json()["items"]) == 1
     # A closed incident is changed by admins only.
     number = declared["id"]
-    tool.post(f"/incidents/{number}/status", json={"status": "closed"})
+    unsaid = tool.post(f"/incidents/{number}/status", json={"status": "closed"})
+    assert unsaid.status_code == 422 and "a resolution is needed" in error_of(unsaid)
+    tool.post(f"/incidents/{number}/status", json={"status": "closed", "resolution": FIXED})
     refused = tool.patch(f"/incidents/{number}", json={"title": "Renamed after closing"})
     assert refused.status_code == 403
     assert "only an incident admin" in error_of(refused)
@@ -351,7 +354,7 @@ def test_status_moves_follow_the_workflow(tool: Caller, admin: Caller):
     long_note = {"status": "resolved", "note": "n" * 3_001}
     assert tool.post(f"/incidents/{number}/status", json=long_note).status_code == 422
     assert tool.post("/incidents/999999/status", json={"status": "closed"}).status_code == 404
-    tool.post(f"/incidents/{number}/status", json={"status": "closed"})
+    tool.post(f"/incidents/{number}/status", json={"status": "closed", "resolution": FIXED})
     reopen = {"status": "investigating"}
     refused = tool.post(f"/incidents/{number}/status", json=reopen)
     assert refused.status_code == 403

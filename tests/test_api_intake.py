@@ -10,6 +10,7 @@ import pytest
 from bot import incidents
 from bot.incidents import Actor, IncidentDraft
 from tests.slackbot import Bot
+from tests.steps import FIXED, resolution
 from tests.test_api import Caller, error_of, token_caller
 
 ALERT = {
@@ -46,7 +47,8 @@ def test_an_alert_declares_once_then_is_noted_until_resolved(tool: Caller):
     assert noted["note"]["text"] == "Alert fired again: Disk still full"
     assert "Location" not in again.headers
     assert tool.get(f"/incidents/{incident['id']}/notes").get_json()["items"] == [noted["note"]]
-    tool.post(f"/incidents/{incident['id']}/status", json={"status": "resolved"})
+    resolved = {"status": "resolved", "resolution": FIXED}
+    assert tool.post(f"/incidents/{incident['id']}/status", json=resolved).status_code == 200
     anew = tool.post("/intake", json=ALERT)
     assert anew.status_code == 201
     assert anew.get_json()["incident"]["id"] != incident["id"]
@@ -89,7 +91,12 @@ def declare_at(bot: Bot, when: datetime, severity: str, moves: list[tuple[str, i
         )
         for status, seconds in moves:
             incidents.change_status(
-                session, incident.id, status, actor, now=when + timedelta(seconds=seconds)
+                session,
+                incident.id,
+                status,
+                actor,
+                now=when + timedelta(seconds=seconds),
+                resolution=resolution(status),
             )
 
 

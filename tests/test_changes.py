@@ -25,6 +25,7 @@ from db.models import (
     Severity,
     Status,
 )
+from tests.steps import FIXED
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ALICE = Actor("U0ALICE")
@@ -189,7 +190,7 @@ def test_unknown_incident(session: Session):
     with pytest.raises(NotFound, match=r"^There is no incident INC-999\.$"):
         incidents.get_incident(session, "INC-999")
     with pytest.raises(NotFound, match="INC-999"):
-        incidents.change_status(session, 999, "resolved", ALICE)
+        incidents.change_status(session, 999, "resolved", ALICE, resolution=FIXED)
     with pytest.raises(NotFound, match="INC-999"):
         incidents.add_note(session, "#999", ALICE, "hello")
 
@@ -218,7 +219,7 @@ def test_change_severity(session: Session):
 
 def test_closed_incidents_are_read_only_except_for_admins(session: Session):
     incident = declare(session)
-    incidents.change_status(session, incident.id, "closed", ALICE)
+    incidents.change_status(session, incident.id, "closed", ALICE, resolution=FIXED)
     for change in (
         lambda actor: incidents.change_severity(session, incident.id, "sev4", actor),
         lambda actor: incidents.edit(session, incident.id, actor, {"title": "Renamed"}),

@@ -21,6 +21,7 @@ from bot.slack import grammar
 from db.models import Delivery, DeliveryAction, EventKind, Incident, Severity, Status
 from tests.fakeslack import FakeSlack, defaults, payloads
 from tests.slackbot import Bot
+from tests.steps import FIXED
 from tests.test_delivery import ADMIN, CHANNEL, Sessions, add_note, now
 from tests.test_scheduler_jobs import make_jobs
 from tests.test_slack_commands import ask
@@ -411,7 +412,7 @@ def test_the_summary_and_topic_follow_changes_and_the_topic_is_set_only_when_it_
 
 def close(sessions: Sessions, incident_id: int, at: datetime) -> None:
     with sessions.begin() as session:
-        incidents.change_status(session, incident_id, "closed", ALICE, now=at)
+        incidents.change_status(session, incident_id, "closed", ALICE, now=at, resolution=FIXED)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import incidents
 from bot.incidents import Actor, IntakeAlert, InvalidInput, intake
 from db.models import EventKind, Incident, IncidentEvent, Severity, Status
+from tests.steps import FIXED
 
 ALERTER = Actor.token("alertmanager", is_admin=False)
 
@@ -59,7 +60,7 @@ def test_another_fingerprint_or_a_resolved_incident_declares_anew(session: Sessi
     first = intake(session, alert(), ALERTER).incident
     other = intake(session, alert("cpu:db-1"), ALERTER)
     assert other.created is True and other.incident.id != first.id
-    incidents.change_status(session, first.id, Status.RESOLVED, ALERTER)
+    incidents.change_status(session, first.id, Status.RESOLVED, ALERTER, resolution=FIXED)
     after = intake(session, alert(), ALERTER)
     assert after.created is True
     assert after.incident.id not in (first.id, other.incident.id)

@@ -27,6 +27,7 @@ from db.models import Delivery
 from db.session import make_engine
 from tests.fakeslack import FakeSlack, defaults, payloads
 from tests.slackbot import Bot, bot_settings, running_bot, serve_wsgi
+from tests.steps import FIXED
 from tests.test_replicas import BotProcess, bots, wait_for
 from tests.test_slack_interactions import STATUS_BUTTON, click, declare
 from tests.test_web import fetch as web_fetch
@@ -233,7 +234,7 @@ def test_state_is_read_when_prometheus_scrapes(slackbot: Bot, engine: Engine):
         declare_directly(slackbot.sessions, severity)
     closed = declare_directly(slackbot.sessions, "SEV2")
     with slackbot.sessions.begin() as session:
-        incidents.change_status(session, closed, "closed", ALICE)
+        incidents.change_status(session, closed, "closed", ALICE, resolution=FIXED)
     scrape = Scrape(slackbot.base_url)
     assert scrape.series("incident_bot_incidents_active") == {
         (("severity", "SEV1"),): 1,

@@ -20,6 +20,7 @@ from bot.incidents import Actor, screenshots
 from db.models import Incident, IncidentEvent, Screenshot, Severity, Status
 from tests.fakeslack import FakeSlack
 from tests.slackbot import ADMIN_ID, Bot, running_bot
+from tests.steps import FIXED
 
 ALICE = "U0USER0001"
 BOB = "U0BOB00001"
@@ -121,7 +122,7 @@ def test_the_list_shows_active_incidents_by_default_and_filters(slackbot: Bot, c
     declare(slackbot, "DB slow", severity="SEV3", service="db", owner=BOB)
     done = declare(slackbot, "Old outage", severity="SEV2")
     with slackbot.sessions.begin() as session:
-        incidents.change_status(session, done, "resolved", Actor(ALICE))
+        incidents.change_status(session, done, "resolved", Actor(ALICE), resolution=FIXED)
 
     assert rows(client.get("/")) == ["DB slow", "API errors"]
     assert rows(client.get("/incidents?status=")) == ["Old outage", "DB slow", "API errors"]
@@ -339,7 +340,7 @@ def test_a_stale_or_forbidden_status_change_is_refused_and_changes_nothing(
     assert incident(slackbot, incident_id).status == Status.MITIGATED
 
     with slackbot.sessions.begin() as session:
-        incidents.change_status(session, incident_id, "closed", Actor(BOB))
+        incidents.change_status(session, incident_id, "closed", Actor(BOB), resolution=FIXED)
     page = text_of(client.get(f"/incidents/{incident_id}"))
     assert 'name="status"' not in page and "Change severity" not in page  # final for Alice
     reopen = post(client, f"/incidents/{incident_id}/status", status="investigating")

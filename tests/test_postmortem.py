@@ -19,6 +19,7 @@ from bot.reports.postmortem import paragraphs
 from db.models import ApiToken
 from tests.fakeslack import FakeSlack, defaults, payloads
 from tests.slackbot import Bot, running_bot
+from tests.steps import FIXED
 
 BASE = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 ALICE = Actor(defaults.USER_ID)  # the fake's "Alice Example"
@@ -215,7 +216,7 @@ def test_a_reopened_incident_is_ongoing_again(session: Session) -> None:
     incident = incidents.declare(
         session, IncidentDraft(title="Login loops", severity="SEV2"), ALICE, now=BASE
     )
-    incidents.change_status(session, incident.id, "resolved", BOB, now=at(30))
+    incidents.change_status(session, incident.id, "resolved", BOB, now=at(30), resolution=FIXED)
     incidents.change_status(session, incident.id, "investigating", BOB, now=at(50))
 
     document = reports.postmortem_markdown(reports.postmortem_facts(session, incident.id))

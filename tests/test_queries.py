@@ -15,6 +15,7 @@ from bot import incidents
 from bot.incidents import Actor, IncidentDraft, IncidentQuery, InvalidInput, list_incidents
 from bot.incidents.queries import SEVERITY_SCAN
 from db.models import Incident, Severity, Status
+from tests.steps import resolution
 
 T0 = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
 REPORTER = Actor("U0REPORTER")
@@ -44,7 +45,12 @@ def declare(
 def move(session: Session, incident: Incident, *statuses: Status, at: datetime) -> None:
     for step, status in enumerate(statuses, start=1):
         incidents.change_status(
-            session, incident.id, status, Actor("U0RESPONDER"), now=at + timedelta(minutes=step)
+            session,
+            incident.id,
+            status,
+            Actor("U0RESPONDER"),
+            now=at + timedelta(minutes=step),
+            resolution=resolution(status),
         )
 
 

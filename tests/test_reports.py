@@ -20,6 +20,7 @@ from bot.incidents import Actor, IncidentDraft, InvalidInput, WeekRow
 from db.models import Severity
 from tests.fakeslack import FakeSlack, defaults, payloads
 from tests.slackbot import Bot
+from tests.steps import FIXED
 
 REPORTER = Actor(defaults.USER_ID)
 RESPONDER = Actor("U0BOB00001")
@@ -35,7 +36,9 @@ def declare(session: Session, severity: str, at: datetime, resolve_after: timede
         session, IncidentDraft(title="Checkout is failing", severity=severity), REPORTER, now=at
     ).id
     if resolve_after is not None:
-        incidents.change_status(session, incident_id, "resolved", RESPONDER, now=at + resolve_after)
+        incidents.change_status(
+            session, incident_id, "resolved", RESPONDER, now=at + resolve_after, resolution=FIXED
+        )
     return incident_id
 
 
@@ -56,7 +59,9 @@ def seeded(session: Session) -> Session:
     # A SEV2 never resolved, and a SEV2 resolved after 30 min then closed.
     declare(session, "SEV2", MONDAY + timedelta(days=2), None)
     closed = declare(session, "SEV2", MONDAY + timedelta(days=3), timedelta(minutes=30))
-    incidents.change_status(session, closed, "closed", RESPONDER, now=MONDAY + timedelta(days=4))
+    incidents.change_status(
+        session, closed, "closed", RESPONDER, now=MONDAY + timedelta(days=4), resolution=FIXED
+    )
     # Week of 10 March: a SEV3 resolved after 2 h then reopened (not resolved any more), a SEV3
     # resolved after 6 h, and a SEV4 declared at the very end of the window.
     reopened = declare(session, "SEV3", NEXT_MONDAY, hours(2))
@@ -207,7 +212,12 @@ def recent(slackbot: Bot) -> datetime:
                 now=declared + timedelta(minutes=acknowledged),
             )
             incidents.change_status(
-                session, incident_id, "resolved", RESPONDER, now=declared + resolved
+                session,
+                incident_id,
+                "resolved",
+                RESPONDER,
+                now=declared + resolved,
+                resolution=FIXED,
             )
         declare(session, "SEV3", declared, None)
     return declared

@@ -41,6 +41,7 @@ from db.models import (
 )
 from tests.fakeslack import FakeSlack, defaults, payloads
 from tests.slackbot import ADMIN_ID, Bot, bot_settings
+from tests.steps import resolution
 
 Sessions = sessionmaker[Session]
 T = TypeVar("T")
@@ -112,7 +113,9 @@ def set_status(
     sessions: Sessions, incident_id: int, status: str, at: datetime, note: str | None = None
 ) -> None:
     with sessions.begin() as session:
-        incidents.change_status(session, incident_id, status, REPORTER, note=note, now=at)
+        incidents.change_status(
+            session, incident_id, status, REPORTER, note=note, now=at, resolution=resolution(status)
+        )
 
 
 def set_severity(sessions: Sessions, incident_id: int, severity: str, at: datetime) -> None:

@@ -24,6 +24,7 @@ from db.models import Delivery, EventKind, Incident, IncidentEvent, Severity, St
 from tests.fakeslack import defaults, message_text_length, payloads
 from tests.fakeslack.blockkit import MESSAGE_BLOCKS_TEXT_LIMIT
 from tests.slackbot import ADMIN_ID, Bot
+from tests.steps import resolution
 
 USER = defaults.USER_ID
 OTHER = "U0BOB00001"
@@ -201,7 +202,12 @@ def declare(
         )
         if status is not None and status != Status.OPEN:
             incidents.change_status(
-                session, incident.id, status, Actor(ADMIN_ID, is_admin=True), now=at
+                session,
+                incident.id,
+                status,
+                Actor(ADMIN_ID, is_admin=True),
+                now=at,
+                resolution=resolution(status),
             )
         return incident.id
 
@@ -712,11 +718,39 @@ def test_status_change(slackbot: Bot) -> None:
 )
 def test_status_words_and_skipping_steps(slackbot: Bot, text: str, status: Status) -> None:
     declare(slackbot)
+    with slackbot.sessions.begin() as session:
+        incidents.edit(session, 1, Actor(USER), {"resolution": "Rolled back the deploy"})
 
     reply = ask(slackbot, text)
 
     assert reply["text"] == f"INC-1 is now {status.value}."
     assert load(slackbot, 1).status == status
+
+
+@pytest.mark.parametrize(
+    ("text", "status", "title"),
+    [
+        ("status 1 resolved", Status.RESOLVED, "Resolve"),
+        ("status 1 closed", Status.CLOSED, "Close"),
+    ],
+)
+def test_resolving_without_a_resolution_opens_the_form_that_asks_for_it(
+    slackbot: Bot, text: str, status: Status, title: str
+) -> None:
+    declare(slackbot)
+
+    run(slackbot, text)
+
+    modal = slackbot.fake.wait_for(lambda: slackbot.fake.top_view(USER))
+    assert modal["callback_id"] == "incident_resolve"
+    assert modal["title"]["text"] == f"{title} INC-1"
+    assert load(slackbot, 1).status == Status.OPEN  # nothing changed until the form is sent
+    status_code, _, body = slackbot.post(
+        payloads.view_submission(modal, {"resolution": "Restarted the pods"}, fake=slackbot.fake)
+    )
+    assert (status_code, body) == (200, "")
+    incident = load(slackbot, 1)
+    assert (incident.status, incident.resolution) == (status, "Restarted the pods")
 
 
 @pytest.mark.parametrize(

@@ -361,7 +361,7 @@ def open_from_card(
 def move(bot: Bot, incident_id: int, target: str, *, user_id: str = USER) -> dict[str, Any]:
     """Press the card's button for `target` (and fill the resolve modal); returns the reply."""
     seen = len(thread(bot, incident_id))
-    if target == "resolved":
+    if incidents.resolves(load(bot, incident_id).status, Status(target)):
         modal = open_from_card(bot, incident_id, STATUS_BUTTON + target, user_id=user_id)
         assert submit(bot, modal, {"resolution": "Rolled back"}, user_id=user_id) is None
     else:

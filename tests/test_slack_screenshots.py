@@ -33,6 +33,7 @@ from bot.slack import ids
 from db.models import EventKind, IncidentEvent, Screenshot
 from tests.fakeslack import FakeSlack, defaults, payloads
 from tests.slackbot import ADMIN_ID, Bot, running_bot
+from tests.steps import FIXED
 from tests.test_screenshots import selects_content
 
 USER = defaults.USER_ID
@@ -217,7 +218,9 @@ def test_message_shortcut_keeps_the_image_refuses_the_text_file_and_replies_once
     search, _ = with_card(sessions, fake, "Search is slow")
     old, _ = with_card(sessions, fake, "Old outage")
     with sessions.begin() as session:
-        incidents.change_status(session, old, "resolved", Actor(ADMIN_ID, is_admin=True))
+        incidents.change_status(
+            session, old, "resolved", Actor(ADMIN_ID, is_admin=True), resolution=FIXED
+        )
         incidents.add_note(session, checkout, Actor(USER), "Still failing")  # most recent now
     assert not Deliverer(sessions, fake.client()).drain().problems
     graph = image("PNG", (80, 60), seed=2)

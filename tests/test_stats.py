@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from bot import incidents
 from bot.incidents import Actor, IncidentDraft, InvalidInput, Stats, Timings, stats
 from db.models import Incident, Severity, Status
+from tests.steps import resolution
 
 SINCE = datetime(2025, 3, 1, 0, 0, tzinfo=UTC)
 UNTIL = SINCE + timedelta(days=1)
@@ -37,7 +38,14 @@ def step(
     after: timedelta,
     actor: Actor = RESPONDER,
 ) -> None:
-    incidents.change_status(session, incident.id, status, actor, now=incident.created_at + after)
+    incidents.change_status(
+        session,
+        incident.id,
+        status,
+        actor,
+        now=incident.created_at + after,
+        resolution=resolution(status),
+    )
 
 
 def walk(session: Session, incident: Incident, *steps: tuple[Status, timedelta]) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from bot import incidents
 from bot.incidents import Actor, InvalidInput, PermissionDenied
 from db.models import EventKind, IncidentEvent, Severity, Status
+from tests.steps import FIXED
 from tests.test_changes import ADMIN, ALICE, T0, declare
 
 TOKEN = Actor.token("alertmanager", is_admin=False)
@@ -55,7 +56,7 @@ def test_nothing_or_an_unknown_field_is_refused(session: Session, changes: dict[
 
 def test_a_closed_incident_is_for_admins(session: Session):
     incident = declare(session)
-    incidents.change_status(session, incident.id, Status.CLOSED, ADMIN, now=T0)
+    incidents.change_status(session, incident.id, Status.CLOSED, ADMIN, now=T0, resolution=FIXED)
     with pytest.raises(PermissionDenied):
         incidents.update(session, incident.id, ALICE, {"severity": "SEV1"}, now=T0)
     incidents.update(session, incident.id, ADMIN, {"severity": "SEV1"}, now=T0)

@@ -19,6 +19,7 @@ from bot.incidents import (
     TransitionNotAllowed,
 )
 from db.models import Delivery, EventKind, Incident, IncidentEvent, Severity, Status
+from tests.steps import FIXED, resolution
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ALICE = Actor("U0ALICE")
@@ -55,7 +56,12 @@ def make_incident(session: Session, status: Status = Status.OPEN, **draft: objec
     incident = incidents.declare(session, IncidentDraft(**fields), ALICE, now=T0)
     for step, target in enumerate(PATH_TO[status], start=1):
         incidents.change_status(
-            session, incident.id, target, ALICE, now=T0 + timedelta(minutes=step)
+            session,
+            incident.id,
+            target,
+            ALICE,
+            now=T0 + timedelta(minutes=step),
+            resolution=resolution(target),
         )
     session.commit()
     return incident
@@ -75,11 +81,25 @@ def test_every_transition_follows_the_table(session: Session, current: Status, t
     incident = make_incident(session, current)
     before = snapshot(session, incident)
     if (current, target) in EXPECTED_ALLOWED:
-        incidents.change_status(session, incident.id, target, ALICE, now=T0 + timedelta(hours=1))
+        incidents.change_status(
+            session,
+            incident.id,
+            target,
+            ALICE,
+            now=T0 + timedelta(hours=1),
+            resolution=resolution(target),
+        )
         assert incident.status == target
         return
     with pytest.raises((TransitionNotAllowed, PermissionDenied)) as error:
-        incidents.change_status(session, incident.id, target, ALICE, now=T0 + timedelta(hours=1))
+        incidents.change_status(
+            session,
+            incident.id,
+            target,
+            ALICE,
+            now=T0 + timedelta(hours=1),
+            resolution=resolution(target),
+        )
     message = str(error.value)
     assert f"INC-{incident.id}" in message
     if current == target:
@@ -112,7 +132,7 @@ def test_closed_is_final_for_members_but_admins_can_reopen(session: Session):
     with pytest.raises(PermissionDenied, match="only an incident admin can reopen it"):
         incidents.change_status(session, incident.id, "investigating", ALICE)
     with pytest.raises(TransitionNotAllowed, match="final"):
-        incidents.change_status(session, incident.id, "resolved", ALICE)
+        incidents.change_status(session, incident.id, "resolved", ALICE, resolution=FIXED)
     incidents.change_status(session, incident.id, "reopen", ADMIN, now=T0 + timedelta(days=1))
     assert incident.status == Status.INVESTIGATING
     assert incident.closed_at is None
@@ -122,7 +142,9 @@ def test_closed_is_final_for_members_but_admins_can_reopen(session: Session):
 def test_milestones_are_stamped_once_and_on_skips(session: Session):
     incident = make_incident(session)
     t_resolved = T0 + timedelta(minutes=42)
-    incidents.change_status(session, incident.id, "resolved", ALICE, now=t_resolved)
+    incidents.change_status(
+        session, incident.id, "resolved", ALICE, now=t_resolved, resolution=FIXED
+    )
     # A quick fix skips steps: each skipped milestone is reached at that moment.
     assert incident.acknowledged_at == t_resolved
     assert incident.mitigated_at == t_resolved
@@ -136,7 +158,9 @@ def test_milestones_are_stamped_once_and_on_skips(session: Session):
     assert incident.mitigated_at == t_resolved
 
     t_resolved_again = T0 + timedelta(hours=3)
-    incidents.change_status(session, incident.id, "resolved", ALICE, now=t_resolved_again)
+    incidents.change_status(
+        session, incident.id, "resolved", ALICE, now=t_resolved_again, resolution=FIXED
+    )
     assert incident.resolved_at == t_resolved_again
     assert incident.mitigated_at == t_resolved, "mitigated is stamped once"
 
@@ -187,7 +211,9 @@ def test_expected_status_refuses_a_change_that_no_longer_applies(session: Sessio
             session, incident.id, "mitigated", ALICE, expected_status=Status.INVESTIGATING
         )
     assert snapshot(session, incident) == before
-    incidents.change_status(session, incident.id, "closed", ALICE, expected_status=Status.RESOLVED)
+    incidents.change_status(
+        session, incident.id, "closed", ALICE, expected_status=Status.RESOLVED, resolution=FIXED
+    )
     assert incident.status == Status.CLOSED
 
 
@@ -197,7 +223,9 @@ def test_refused_change_queues_nothing_for_slack(session: Session):
     with pytest.raises(TransitionNotAllowed):
         incidents.change_status(session, incident.id, "open", ALICE)
     with pytest.raises(InvalidInput):
-        incidents.change_status(session, incident.id, "resolved", ALICE, note="x" * 3001)
+        incidents.change_status(
+            session, incident.id, "resolved", ALICE, note="x" * 3001, resolution=FIXED
+        )
     assert session.scalar(select(func.count()).select_from(Delivery)) == queued
     assert incident.status == Status.OPEN
 

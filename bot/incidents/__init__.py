@@ -9,7 +9,8 @@ at once are serialised, and the second change is checked against what the first 
     workflow.py     the table of allowed transitions and the milestones a move stamps
     validation.py   cleaning what people type
     recording.py    the row lock, timeline events and outbox rows of a change
-    changes.py      declare, change_status, edit, assign, notes, delete
+    changes.py      declare, change_status, edit, assign, delete
+    notes.py        add, link and delete notes
     channels.py     which incidents get their own channel, its name, who is invited
     reminders.py    when an owner is next reminded, and snoozing it
     queries.py      get, timeline, list (filters, search, sort, pages), stats, weekly
@@ -20,17 +21,14 @@ at once are serialised, and the second change is checked against what the first 
 from .changes import (
     EDITABLE_FIELDS,
     IncidentDraft,
-    add_note,
     assign,
     change_severity,
     change_status,
     check_can_delete,
     declare,
     delete_incident,
-    delete_note,
     edit,
     fingerprint,
-    link_note_source,
 )
 from .channels import (
     CHANNEL_MODES,
@@ -47,6 +45,7 @@ from .intake import (
     IntakeResult,
     intake,
 )
+from .notes import add_note, delete_note, link_note_source
 from .queries import (
     COUNT_AHEAD,
     ORDER_SQL,
@@ -124,6 +123,7 @@ from .workflow import (
     WORKFLOW_ORDER,
     allowed_next_statuses,
     check_as_seen,
+    resolves,
 )
 
 __all__ = [
@@ -210,6 +210,7 @@ __all__ = [
     "queue_archives",
     "record_event",
     "remind",
+    "resolves",
     "severity_choices",
     "slug",
     "snooze_reminders",

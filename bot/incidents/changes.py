@@ -27,7 +27,7 @@ from db.models import (
 )
 
 from .channels import ChannelRules, invite_later, queue_channel, rename_later, reopen_channel
-from .queries import get_incident, noted_from
+from .queries import get_incident
 from .recording import (
     _require_editable,
     lock_incident,
@@ -36,7 +36,6 @@ from .recording import (
     touch,
 )
 from .validation import (
-    _check_occurred_at,
     _clean,
     _clean_card_channel,
     _clean_category,
@@ -53,10 +52,8 @@ from .vocabulary import (
     RESOLUTION_MAX,
     SERVICE_MAX,
     Actor,
-    Conflict,
     DeclareLimit,
     InvalidInput,
-    NotFound,
     PermissionDenied,
     format_incident_id,
     parse_severity,
@@ -65,6 +62,7 @@ from .vocabulary import (
 from .workflow import (
     ACTIVE_STATUSES,
     _check_transition,
+    _require_resolution,
     _stamp_milestones,
     check_as_seen,
 )
@@ -197,6 +195,7 @@ def change_status(
     incident = lock_incident(session, incident_id)
     check_as_seen(incident, expected_status)
     _check_transition(incident, new, actor)
+    _require_resolution(incident, new, resolution)
     old = incident.status
     _stamp_milestones(incident, new, now)
     incident.status = new
@@ -386,85 +385,6 @@ def assign(
         actor.user_id,
     )
     return incident
-
-
-def add_note(
-    session: Session,
-    incident_id: int | str,
-    actor: Actor,
-    text: str,
-    *,
-    occurred_at: datetime | None = None,
-    source_url: str | None = None,
-    source: str | None = None,
-    now: datetime | None = None,
-) -> IncidentEvent:
-    """Add a note to the timeline, stamped at `occurred_at` (e.g. a Slack message's time);
-    `source` names the message it is taken from, which makes one note at most."""
-    body = _clean(text, "note", NOTE_MAX, label="Note")
-    if body is None:
-        raise InvalidInput("A note needs some text.", "note")
-    now = _now(now)
-    _check_occurred_at(occurred_at, now)
-    incident = lock_incident(session, incident_id)
-    if source is not None and noted_from(session, incident.id, source):
-        raise Conflict(f"That message is already a note of {format_incident_id(incident.id)}.")
-    details = {"source_url": source_url} if source_url else {}
-    if source is not None:
-        details["source"] = source
-    event = record_event(
-        session,
-        incident,
-        EventKind.NOTE,
-        actor,
-        now,
-        text=body,
-        occurred_at=occurred_at,
-        details=details,
-    )
-    touch(incident, now)
-    notify(session, incident, [event], now=now)
-    log.info("%s note added by %s", format_incident_id(incident.id), actor.user_id)
-    return event
-
-
-def link_note_source(session: Session, note_id: int, source_url: str) -> None:
-    """Record where a note came from (a message's permalink, known only after the note)."""
-    note = session.get(IncidentEvent, note_id)
-    if note is None or note.kind != EventKind.NOTE:
-        raise NotFound(f"There is no note {note_id}.")
-    note.details = {**note.details, "source_url": source_url}
-
-
-def delete_note(
-    session: Session, note_id: int | None, actor: Actor, *, now: datetime | None = None
-) -> IncidentEvent:
-    """Remove a note's text; the timeline keeps that it existed and who deleted it."""
-    if note_id is None:
-        raise NotFound("That is not a note of any incident.")
-    now = _now(now)
-    note = session.execute(
-        select(IncidentEvent)
-        .where(IncidentEvent.id == note_id, IncidentEvent.kind == EventKind.NOTE)
-        .with_for_update()
-    ).scalar_one_or_none()
-    if note is None:
-        raise NotFound(f"There is no note {note_id}.")
-    if note.deleted_at is not None:
-        raise NotFound(f"Note {note_id} was already deleted.")
-    if not actor.may_remove(note.actor):
-        raise PermissionDenied("Only the note's author or an incident admin can delete it.")
-    incident = lock_incident(session, note.incident_id)
-    note.deleted_at = now
-    note.deleted_by = actor.user_id
-    note.text = None
-    event = record_event(
-        session, incident, EventKind.NOTE_DELETED, actor, now, details={"note_id": note.id}
-    )
-    touch(incident, now)
-    notify(session, incident, [event], now=now)
-    log.info("%s note %d deleted by %s", format_incident_id(incident.id), note_id, actor.user_id)
-    return event
 
 
 def check_can_delete(session: Session, incident_id: int | str, actor: Actor) -> Incident:

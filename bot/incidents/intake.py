@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from db.models import INTAKE_FINGERPRINT_LENGTH, Incident, IncidentEvent, Severity
 
-from .changes import IncidentDraft, add_note
+from .changes import IncidentDraft
 from .changes import declare as declare_incident
+from .notes import add_note
 from .validation import _clean, _clean_title
 from .vocabulary import (
     DESCRIPTION_MAX,

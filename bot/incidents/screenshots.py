@@ -23,8 +23,15 @@ from db.models import EventKind, IncidentEvent, Screenshot
 from db.staging import stage_bytes
 
 from .queries import get_incident
-from .recording import lock_incident, notify, record_event, touch
-from .vocabulary import Actor, InvalidInput, NotFound, PermissionDenied, format_incident_id
+from .recording import _require_editable, lock_incident, notify, record_event, touch
+from .vocabulary import (
+    Actor,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    format_incident_id,
+    parse_incident_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +123,17 @@ def validate_image(filename: str, data: bytes, *, max_pixels: int = MAX_PIXELS) 
     )
 
 
+def check_can_attach(
+    session: Session, incident_id: int | str, actor: Actor, caption: str | None
+) -> int:
+    """The incident's id, if `actor` may attach to it with this caption: asked before files are
+    downloaded, so a refusal comes at once; storing checks again."""
+    clean_caption(caption)
+    incident = get_incident(session, incident_id)
+    _require_editable(incident, actor)
+    return incident.id
+
+
 def clean_caption(caption: str | None) -> str | None:
     caption = (caption or "").strip() or None
     if caption and len(caption) > CAPTION_MAX:
@@ -143,6 +161,9 @@ def store_image(
     files never sits in memory together and the incident is not locked while files download.
     ON CONFLICT: two people attaching the same image at once store it once.
     """
+    # Read, not locked: a lock held while the bytes are copied would hold up every change of
+    # the incident. record_attachment checks again under the lock.
+    _require_editable(get_incident(session, incident_id), actor)
     # The bytes go by binary COPY (db.staging), not as a parameter: psycopg2 would hex-encode
     # them, building a statement over twice the image's size beside it in memory.
     staged = stage_bytes(session, image.data)
@@ -191,6 +212,7 @@ def record_attachment(
     """The timeline event (and its thread reply) for an attach: kept, already there, refused."""
     now = now or datetime.now(UTC)
     incident = lock_incident(session, incident_id)
+    _require_editable(incident, actor)
     event = record_event(
         session,
         incident,
@@ -289,18 +311,31 @@ def stored_image(session: Session, screenshot_id: int) -> tuple[str, bytes]:
 
 
 def delete_screenshot(
-    session: Session, screenshot_id: int | None, actor: Actor, *, now: datetime | None = None
+    session: Session,
+    screenshot_id: int | None,
+    actor: Actor,
+    *,
+    incident_id: int | str | None = None,
+    now: datetime | None = None,
 ) -> IncidentEvent:
-    """Delete a screenshot (its uploader or an admin); the timeline records it (with its name)."""
+    """Delete a screenshot (its uploader or an admin); the timeline records it (with its name).
+
+    `incident_id` is the incident the person named (an API path's): another incident's
+    screenshot is not found there.
+    """
     if screenshot_id is None:
         raise NotFound("That is not a screenshot of any incident.")
+    named = None if incident_id is None else parse_incident_id(incident_id)
     now = now or datetime.now(UTC)
     screenshot = session.get(Screenshot, screenshot_id)
-    if screenshot is None:
-        raise NotFound(f"There is no screenshot {screenshot_id}.")
+    if screenshot is None or named not in (None, screenshot.incident_id):
+        if named is None:
+            raise NotFound(f"There is no screenshot {screenshot_id}.")
+        raise NotFound(f"{format_incident_id(named)} has no screenshot {screenshot_id}.")
     if not actor.may_remove(screenshot.uploaded_by):
         raise PermissionDenied("Only the screenshot's uploader or an incident admin can delete it.")
     incident = lock_incident(session, screenshot.incident_id)
+    _require_editable(incident, actor)
     name = screenshot.filename
     session.delete(screenshot)
     event = record_event(

@@ -15,6 +15,7 @@ from db.models import (
 from .vocabulary import (
     Actor,
     Conflict,
+    InvalidInput,
     PermissionDenied,
     TransitionNotAllowed,
     format_incident_id,
@@ -77,6 +78,22 @@ def _check_transition(incident: Incident, new: Status, actor: Actor) -> None:
         f"{ref} can't go from {current.value} to {new.value}. "
         f"Allowed next: {', '.join(s.value for s in allowed)}."
     )
+
+
+def resolves(current: Status, new: Status) -> bool:
+    """Whether the move resolves the incident: to resolved, or to closed past resolved. Such a
+    move needs a resolution (what fixed it), on every surface."""
+    return new in (Status.RESOLVED, Status.CLOSED) and current in ACTIVE_STATUSES
+
+
+def _require_resolution(incident: Incident, new: Status, resolution: str | None) -> None:
+    if resolves(incident.status, new) and not (resolution or incident.resolution):
+        verb = "resolve" if new == Status.RESOLVED else "close"
+        raise InvalidInput(
+            f"Say what fixed {format_incident_id(incident.id)}: a resolution is needed to "
+            f"{verb} it.",
+            "resolution",
+        )
 
 
 def _stamp_milestones(incident: Incident, new: Status, now: datetime) -> None:

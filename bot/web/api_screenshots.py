@@ -137,6 +137,7 @@ def download_screenshot(incident_id: str, screenshot_id: int) -> Response:
 def delete_screenshot(incident_id: str, screenshot_id: int) -> tuple[str, int]:
     """Delete a screenshot (its uploader or an admin)"""
     with services().change() as session:
-        shot = screenshots.find_screenshot(session, incident_id, screenshot_id=screenshot_id)
-        screenshots.delete_screenshot(session, shot.id, current_actor())
+        screenshots.delete_screenshot(
+            session, screenshot_id, current_actor(), incident_id=incident_id
+        )
     return "", 204

@@ -46,13 +46,7 @@ def add_note(incident_id: str, body: dict[str, Any]) -> dict[str, Any]:
 def delete_note(incident_id: str, note_id: int) -> tuple[str, int]:
     """Delete a note (its author or an admin)"""
     with services().change() as session:
-        incident = incidents.get_incident(session, incident_id)
-        deleted = incidents.delete_note(session, note_id, current_actor())
-        if deleted.incident_id != incident.id:
-            # Raised inside the transaction, so the other incident's note is left as it was.
-            raise incidents.NotFound(
-                f"{incidents.format_incident_id(incident.id)} has no note {note_id}."
-            )
+        incidents.delete_note(session, note_id, current_actor(), incident_id=incident_id)
     return "", 204
 
 

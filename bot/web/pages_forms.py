@@ -93,7 +93,7 @@ def delete_note(incident_id: str, note_id: int) -> Any:
     check_csrf()
 
     def change(session: Session) -> tuple[int, str]:
-        event = incidents.delete_note(session, note_id, actor)
+        event = incidents.delete_note(session, note_id, actor, incident_id=incident_id)
         ref = incidents.format_incident_id(event.incident_id)
         return event.incident_id, f"The note was deleted from {ref}."
 

@@ -18,7 +18,7 @@ from bot.slack.services import Services
 from db.models import Status
 
 from .attach import repost_screenshots
-from .commands import declare_form_requested
+from .commands import declare_form_requested, open_resolve_modal
 from .common import (
     as_dict,
     bind,
@@ -50,7 +50,9 @@ def status_clicked(
     value = read_value(action)
     target = action["action_id"].split(":", 1)[1]
     seen = known_status(string(value, "status"))
-    if target == Status.RESOLVED:
+    if target == Status.RESOLVED or (
+        target == Status.CLOSED and seen is not None and incidents.resolves(seen, Status.CLOSED)
+    ):
         # Resolving asks what fixed it and why: the form opens first, and saves.
         ack()
         later(
@@ -64,6 +66,7 @@ def status_clicked(
             seen,
             user_id,
             channel_id,
+            Status(target),
         )
         return
     _press_and_deliver(
@@ -362,26 +365,6 @@ def open_modal(
     try:
         with services.sessions() as session:
             view = render(incidents.get_incident(session, incident_ref))
-    except IncidentError as error:
-        tell_user(client, user_id, channel_id, blocks.escape(str(error)))
-        return
-    client.views_open(trigger_id=trigger_id, view=view)
-
-
-def open_resolve_modal(
-    services: Services,
-    client: WebClient,
-    trigger_id: str,
-    incident_ref: object,
-    seen: Status | None,
-    user_id: str,
-    channel_id: str | None,
-) -> None:
-    try:
-        with services.sessions() as session:
-            incident = incidents.get_incident(session, incident_ref)
-            incidents.check_as_seen(incident, seen)
-            view = blocks.resolve_modal(incident, Status.RESOLVED)
     except IncidentError as error:
         tell_user(client, user_id, channel_id, blocks.escape(str(error)))
         return

@@ -14,9 +14,20 @@ from bot.incidents import Actor, ChannelRules, IncidentError, screenshots
 from bot.slack import blocks, grammar, ids
 from bot.slack.grammar import Command
 from bot.slack.services import Services
+from db.models import Status
 
 from .attach import repost_screenshots
-from .common import BUSY, Refusal, bind, deliver_later, later, permalink_of, save, unescaped
+from .common import (
+    BUSY,
+    Refusal,
+    bind,
+    deliver_later,
+    later,
+    permalink_of,
+    save,
+    tell_user,
+    unescaped,
+)
 from .reports import post_postmortem, post_stats
 
 log = logging.getLogger(__name__)
@@ -59,7 +70,10 @@ def incident_command(
                 ),
             )
         except Refusal as refusal:
-            ack(text=blocks.escape(str(refusal)))
+            if asks_for_resolution(services, client, body, command, refusal):
+                ack()
+            else:
+                ack(text=blocks.escape(str(refusal)))
             return
         ack(text=reply)
         deliver_later(services, client, incident_id, user_id, channel_id)
@@ -69,6 +83,29 @@ def incident_command(
         ack()
     else:
         ack(text=BUSY)
+
+
+def asks_for_resolution(
+    services: Services, client: WebClient, body: dict[str, Any], command: Command, refusal: Refusal
+) -> bool:
+    """A status command refused for want of a resolution opens the form that asks for it, as
+    the card's Resolve button does; False when it can't be opened now."""
+    if command.name != "status" or refusal.field != "resolution" or command.status is None:
+        return False
+    user_id, channel_id = body["user_id"], body.get("channel_id")
+    return later(
+        services,
+        client,
+        user_id,
+        channel_id,
+        open_resolve_modal,
+        body["trigger_id"],
+        command.incident,
+        None,
+        user_id,
+        channel_id,
+        command.status,
+    )
 
 
 def register(app: App, services: Services) -> None:
@@ -201,3 +238,24 @@ def show(services: Services, client: WebClient, ref: str, user_id: str) -> dict[
             "text": f"{blocks.ref(incident)}: {blocks.clip(incident.title, 300)}",
             "blocks": rendered,
         }
+
+
+def open_resolve_modal(
+    services: Services,
+    client: WebClient,
+    trigger_id: str,
+    incident_ref: object,
+    seen: Status | None,
+    user_id: str,
+    channel_id: str | None,
+    target: Status = Status.RESOLVED,
+) -> None:
+    try:
+        with services.sessions() as session:
+            incident = incidents.get_incident(session, incident_ref)
+            incidents.check_as_seen(incident, seen)
+            view = blocks.resolve_modal(incident, target)
+    except IncidentError as error:
+        tell_user(client, user_id, channel_id, blocks.escape(str(error)))
+        return
+    client.views_open(trigger_id=trigger_id, view=view)

@@ -230,13 +230,19 @@ def timeline_note_submitted(
 
 
 def check_attach(
-    services: Services, ack: Ack, view: dict[str, Any], incident_ref: Any, caption: str | None
+    services: Services,
+    ack: Ack,
+    view: dict[str, Any],
+    incident_ref: Any,
+    caption: str | None,
+    user_id: str,
 ) -> int | None:
     """Validate what can be checked before downloading; errors go back inline."""
     try:
-        screenshots.clean_caption(caption)
         with services.sessions() as session:
-            return incidents.get_incident(session, incident_ref).id
+            return screenshots.check_can_attach(
+                session, incident_ref, services.actor(user_id), caption
+            )
     except IncidentError as error:
         ack(
             response_action="errors",
@@ -254,10 +260,10 @@ def attach_submitted(
         ack(response_action="errors", errors={ids.FILES_BLOCK: "Add at least one image."})
         return
     caption = text_value(values, ids.CAPTION_BLOCK)
-    incident_id = check_attach(services, ack, view, read_metadata(view).get("id"), caption)
+    user_id = body["user"]["id"]
+    incident_id = check_attach(services, ack, view, read_metadata(view).get("id"), caption, user_id)
     if incident_id is None:
         return
-    user_id = body["user"]["id"]
     queued = later(
         services,
         client,
@@ -288,10 +294,10 @@ def attach_from_message_submitted(
         ack(response_action="errors", errors={ids.INCIDENT_BLOCK: STALE_FORM})
         return
     caption = text_value(values, ids.CAPTION_BLOCK)
-    incident_id = check_attach(services, ack, view, picked, caption)
+    user_id = body["user"]["id"]
+    incident_id = check_attach(services, ack, view, picked, caption, user_id)
     if incident_id is None:
         return
-    user_id = body["user"]["id"]
     queued = later(
         services,
         client,
