@@ -243,3 +243,26 @@ def test_check_refuses_an_unknown_log_format() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("Configuration error: LOG_FORMAT must be text")
     assert "not 'yaml'" in result.stderr
+
+
+def test_a_change_is_logged_once_committed_and_never_when_rolled_back(
+    committing_sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.incidents")
+    alice = Actor("U0ALICE")
+    with committing_sessions.begin() as session:
+        number = incidents.declare(
+            session, IncidentDraft(title="Checkout is failing", severity="SEV3"), alice
+        ).id
+        note = incidents.add_note(session, number, alice, "Rolled back").id
+        assert "note added" not in caplog.text  # not yet: the transaction may still fail
+    assert f"INC-{number} note added by U0ALICE" in caplog.text
+
+    caplog.clear()
+    with pytest.raises(incidents.NotFound), committing_sessions.begin() as session:
+        # Deleted, then refused later in the same transaction: nothing was deleted after all.
+        incidents.delete_note(session, note, alice)
+        incidents.get_incident(session, 999_999)
+    assert "deleted" not in caplog.text
+    with committing_sessions() as session:
+        assert incidents.timeline(session, number)[-1].text == "Rolled back"

@@ -390,7 +390,14 @@ class Deliverer:
             return self._rate_limited(session, delivery, call, outcome.retry_after, now)
         return _Step(
             problem=self._failed(
-                session, delivery, incident, outcome.error, now, outcome.retry_after, call.channel
+                session,
+                delivery,
+                incident,
+                outcome.error,
+                now,
+                outcome.retry_after,
+                call.channel,
+                in_doubt=outcome.unknown,
             )
         )
 
@@ -428,6 +435,8 @@ class Deliverer:
         now: datetime,
         retry_after: str | None = None,
         channel: str | None = None,
+        *,
+        in_doubt: bool = False,
     ) -> Problem:
         delivery.attempts += 1
         permanent = code in PERMANENT_ERRORS
@@ -461,6 +470,7 @@ class Deliverer:
             error=code,
             permanent=permanent,
             opening_channel=delivery.action == DeliveryAction.OPEN_CHANNEL,
+            in_doubt=in_doubt,
         )
 
     def channel_joined(self, channel_id: str, now: datetime | None = None) -> int:

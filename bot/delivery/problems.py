@@ -59,6 +59,9 @@ class Problem:
     permanent: bool
     # Creating the incident's own channel, not posting to one.
     opening_channel: bool = False
+    # Slack may have taken it (no answer in time, a 5xx after the post): it is looked up before
+    # it is sent again, so the person must not be told it failed.
+    in_doubt: bool = False
 
     @property
     def needs_action(self) -> bool:
@@ -92,6 +95,11 @@ class Problem:
             return (
                 f"Slack refused to post {self.incident_ref} ({self.error}); an admin must fix "
                 "the app's installation. The update is kept and will be retried."
+            )
+        if self.in_doubt and not self.permanent:
+            return (
+                f"Slack was slow to confirm {self.incident_ref}'s update ({self.error}), so I'm "
+                "checking whether it arrived; if it didn't, it goes out once, shortly."
             )
         outcome = "It was not posted." if self.permanent else "It is kept and will be retried."
         return f"Slack didn't take the update to {self.incident_ref} ({self.error}). {outcome}"

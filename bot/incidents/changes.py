@@ -30,6 +30,7 @@ from .channels import ChannelRules, invite_later, queue_channel, rename_later, r
 from .queries import get_incident
 from .recording import (
     _require_editable,
+    audit,
     lock_incident,
     notify,
     record_event,
@@ -160,7 +161,9 @@ def declare(
         )
         if channels is not None and channels.wanted(incident.severity, draft.open_channel):
             queue_channel(session, incident, channels, created, now)
-    log.info(
+    audit(
+        session,
+        log,
         "%s declared (%s) by %s, card channel %s",
         format_incident_id(incident.id),
         incident.severity.value,
@@ -220,7 +223,9 @@ def change_status(
     if new in ACTIVE_STATUSES and incident.own_channel_archived_at is not None:
         reopen_channel(session, incident, now)
     notify(session, incident, [event], now=now)
-    log.info(
+    audit(
+        session,
+        log,
         "%s status %s -> %s by %s",
         format_incident_id(incident.id),
         old.value,
@@ -261,7 +266,15 @@ def change_severity(
         text=note,
     )
     notify(session, incident, [event], now=now)
-    log.info("%s severity %s -> %s by %s", format_incident_id(incident.id), old, new, actor.user_id)
+    audit(
+        session,
+        log,
+        "%s severity %s -> %s by %s",
+        format_incident_id(incident.id),
+        old,
+        new,
+        actor.user_id,
+    )
     return incident
 
 
@@ -312,7 +325,9 @@ def edit(
     if any(e.field == "title" for e in events):
         rename_later(session, incident, _now(now))
     if events:
-        log.info(
+        audit(
+            session,
+            log,
             "%s edited (%s) by %s",
             format_incident_id(incident.id),
             ", ".join(e.field or "" for e in events),
@@ -378,7 +393,9 @@ def assign(
         )
         raise InvalidInput(f"Nothing changed: the {who}.")
     invite_later(session, incident, [e.to_value for e in events if e.to_value], _now(now))
-    log.info(
+    audit(
+        session,
+        log,
         "%s assigned (%s) by %s",
         format_incident_id(incident.id),
         ", ".join(f"{e.field}={e.to_value}" for e in events),
@@ -413,5 +430,5 @@ def delete_incident(session: Session, incident_id: int | str, actor: Actor) -> s
     title = incident.title
     session.delete(incident)
     session.flush()
-    log.info("%s deleted by %s (title: %r)", ref, actor.user_id, title)
+    audit(session, log, "%s deleted by %s (title: %r)", ref, actor.user_id, title)
     return title

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from db.models import Delivery, DeliveryAction, Incident, IncidentEvent, Severity, Status
 
-from .recording import _require_editable, lock_incident, notify
+from .recording import _require_editable, audit, lock_incident, notify
 from .vocabulary import USER_ID, Actor, Conflict, InvalidInput, format_incident_id
 from .workflow import ACTIVE_STATUSES
 
@@ -261,7 +261,7 @@ def open_channel(
         raise Conflict(f"{ref} already has its channel{_named(incident.own_channel_name)}.")
     else:
         queue_channel(session, incident, rules, None, now)
-    log.info("%s channel asked for by %s", ref, actor.user_id)
+    audit(session, log, "%s channel asked for by %s", ref, actor.user_id)
     return incident
 
 

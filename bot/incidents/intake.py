@@ -19,6 +19,7 @@ from db.models import INTAKE_FINGERPRINT_LENGTH, Incident, IncidentEvent, Severi
 from .changes import IncidentDraft
 from .changes import declare as declare_incident
 from .notes import add_note
+from .recording import audit
 from .validation import _clean, _clean_title
 from .vocabulary import (
     DESCRIPTION_MAX,
@@ -111,11 +112,11 @@ def intake(
     if open_incident is not None:
         note = add_note(session, open_incident.id, actor, _repeat_note(title, description))
         ref = format_incident_id(open_incident.id)
-        log.info("alert %r fired again: noted on %s", fingerprint, ref)
+        audit(session, log, "alert %r fired again: noted on %s", fingerprint, ref)
         return IntakeResult(incident=open_incident, created=False, note=note)
     draft = IncidentDraft(title=title, severity=severity, description=description, service=service)
     incident = declare(session, draft, actor)
     incident.intake_fingerprint = fingerprint
     session.flush()
-    log.info("alert %r declared %s", fingerprint, format_incident_id(incident.id))
+    audit(session, log, "alert %r declared %s", fingerprint, format_incident_id(incident.id))
     return IntakeResult(incident=incident, created=True)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from db.models import EventKind, IncidentEvent
 
 from .queries import noted_from
-from .recording import _require_editable, lock_incident, notify, record_event, touch
+from .recording import _require_editable, audit, lock_incident, notify, record_event, touch
 from .validation import _check_occurred_at, _clean, _now
 from .vocabulary import (
     NOTE_MAX,
@@ -65,7 +65,7 @@ def add_note(
     )
     touch(incident, now)
     notify(session, incident, [event], now=now)
-    log.info("%s note added by %s", format_incident_id(incident.id), actor.user_id)
+    audit(session, log, "%s note added by %s", format_incident_id(incident.id), actor.user_id)
     return event
 
 
@@ -117,5 +117,12 @@ def delete_note(
     )
     touch(incident, now)
     notify(session, incident, [event], now=now)
-    log.info("%s note %d deleted by %s", format_incident_id(incident.id), note_id, actor.user_id)
+    audit(
+        session,
+        log,
+        "%s note %d deleted by %s",
+        format_incident_id(incident.id),
+        note_id,
+        actor.user_id,
+    )
     return event

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -29,6 +29,29 @@ from .vocabulary import (
 )
 
 log = logging.getLogger("bot.incidents")
+
+# --- The audit log: one line per change, written once it is committed --------------------------
+
+_AUDIT = "incident_audit_lines"
+
+
+def audit(session: Session, logger: logging.Logger, message: str, *args: Any) -> None:
+    """Log `message` (at INFO) when the caller's transaction commits, and never if it rolls back:
+    a change refused after this point (by a later rule, a lock timeout, a failed commit) must not
+    read as done in the log."""
+    session.info.setdefault(_AUDIT, []).append((logger, message, args))
+
+
+@event.listens_for(Session, "after_commit")
+def _write_audit(session: Session) -> None:
+    for logger, message, args in session.info.pop(_AUDIT, ()):
+        logger.info(message, *args)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_audit(session: Session) -> None:
+    session.info.pop(_AUDIT, None)
+
 
 # --- Recording changes: timeline event + outbox, in the caller's transaction -------------------
 

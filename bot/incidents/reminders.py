@@ -13,6 +13,7 @@ from db.models import (
 )
 
 from .recording import (
+    audit,
     lock_incident,
     notify,
     record_event,
@@ -54,7 +55,9 @@ def remind(
     )
     incident.next_reminder_at = next_at
     notify(session, incident, [event], now=now, card=False)
-    log.info(
+    audit(
+        session,
+        log,
         "%s reminder to %s after %s without an update",
         format_incident_id(incident.id),
         incident.owner or incident.reporter,
@@ -92,7 +95,12 @@ def snooze_reminders(
         to_value=until.isoformat(),
     )
     notify(session, incident, [event], now=now, card=False)
-    log.info(
-        "%s reminders snoozed until %s by %s", format_incident_id(incident.id), until, actor.user_id
+    audit(
+        session,
+        log,
+        "%s reminders snoozed until %s by %s",
+        format_incident_id(incident.id),
+        until,
+        actor.user_id,
     )
     return incident

@@ -23,7 +23,7 @@ from db.models import EventKind, IncidentEvent, Screenshot
 from db.staging import stage_bytes
 
 from .queries import get_incident
-from .recording import _require_editable, lock_incident, notify, record_event, touch
+from .recording import _require_editable, audit, lock_incident, notify, record_event, touch
 from .vocabulary import (
     Actor,
     InvalidInput,
@@ -230,7 +230,9 @@ def record_attachment(
     if attachment.stored:
         touch(incident, now)
     notify(session, incident, [event], now=now)
-    log.info(
+    audit(
+        session,
+        log,
         "%s screenshots by %s: %d stored, %d already there, %d refused",
         format_incident_id(incident.id),
         actor.user_id,
@@ -348,7 +350,9 @@ def delete_screenshot(
     )
     touch(incident, now)
     notify(session, incident, [event], now=now)
-    log.info(
+    audit(
+        session,
+        log,
         "%s screenshot %d (%s) deleted by %s",
         format_incident_id(incident.id),
         screenshot_id,

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from db.models import ApiToken
 
+from .recording import audit
 from .vocabulary import TOKEN_NAME, Actor, Conflict, InvalidInput, NotFound
 
 log = logging.getLogger("bot.incidents")
@@ -41,7 +42,7 @@ def create_token(session: Session, name: str, *, is_admin: bool = False) -> tupl
     row = ApiToken(name=name, token_hash=_hash(token), is_admin=is_admin)
     session.add(row)
     session.flush()
-    log.info("API token %s created (admin: %s)", name, is_admin)
+    audit(session, log, "API token %s created (admin: %s)", name, is_admin)
     return token, row
 
 
@@ -54,7 +55,7 @@ def revoke_token(session: Session, name: str, *, now: datetime | None = None) ->
     if row is None:
         raise NotFound(f"No live token is named {name!r} (`token list` shows them).")
     row.revoked_at = now or datetime.now(UTC)
-    log.info("API token %s revoked", name)
+    audit(session, log, "API token %s revoked", name)
     return row
 
 
