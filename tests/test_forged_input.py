@@ -143,7 +143,7 @@ def test_a_list_page_button_with_a_forged_page_lists_the_first_page(
     status, _, response_url = press(slackbot, "incident_list_page:next", {"q": "all", "page": page})
     assert status == 200
     text = answered(slackbot, response_url)
-    assert text == "1 incidents"
+    assert text == "1 incident"
 
 
 def test_a_list_page_button_with_a_negative_page_gets_a_clear_message(

@@ -453,8 +453,9 @@ def test_list_filters(catalogue: Bot, filters: str, expected: list[int]) -> None
     assert listed_ids(body) == expected
     header = texts(body["blocks"])[0]
     if expected:
-        assert header.startswith(f"*{len(expected)} incidents*")
-        assert body["text"] == f"{len(expected)} incidents"
+        counted = f"{len(expected)} incident{'' if len(expected) == 1 else 's'}"
+        assert header.startswith(f"*{counted}*")
+        assert body["text"] == counted
     else:
         assert header.startswith("No incidents")
     if filters:

@@ -301,7 +301,7 @@ def test_a_chunked_signed_body_within_the_limit_is_served(bot: Bot) -> None:
     )
     assert status == 200
     answer = bot.fake.wait_for(lambda: bot.fake.responses(command["response_url"]))
-    assert answer[0]["text"] == "1 incidents"
+    assert answer[0]["text"] == "1 incident"
 
 
 def test_a_signed_body_at_the_limit_is_read_and_one_byte_over_is_not(slackbot: Bot) -> None:

@@ -18,6 +18,7 @@ from .ephemeral import (
     HOME_STATUS_CHOICES,
     delete_confirmation,
     home,
+    incident_count,
     incident_detail,
     incident_list,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "edit_modal",
     "escape",
     "home",
+    "incident_count",
     "incident_detail",
     "incident_list",
     "incident_option",

@@ -80,16 +80,22 @@ def _page_button(label: str, direction: str, filters: str, page: int) -> dict[st
     }
 
 
+def incident_count(page: Page) -> str:
+    """`1 incident`, `12 incidents`, `200+ incidents`: the list's total, as its text says it."""
+    if not page.total_is_exact:
+        return f"{page.total:,}+ incidents"
+    return f"{page.total:,} incident{'' if page.total == 1 else 's'}"
+
+
 def incident_list(page: Page, filters: str) -> list[dict[str, Any]]:
     """The list as the dicts Slack takes. Built without slack_sdk's models because it is the
     hottest rendering (their validation cost more than the query); the tests check that these
     dicts are exactly what the models would build and that the models accept them."""
     described = f" matching `{clip(filters, 100)}`" if filters else ""
-    total = f"{page.total:,}" if page.total_is_exact else f"{page.total:,}+"
     if not page.items:
         return [_section_dict(f"No incidents{described}.")]
     of_pages = f" of {page.pages}" if page.pages else ""
-    blocks = [_section_dict(f"*{total} incidents*{described} · page {page.page}{of_pages}")]
+    blocks = [_section_dict(f"*{incident_count(page)}*{described} · page {page.page}{of_pages}")]
     blocks += [_section_dict(_incident_summary(i)) for i in page.items]
     buttons = []
     if page.page > 1:

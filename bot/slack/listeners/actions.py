@@ -384,4 +384,4 @@ def list_page(
     except IncidentError as error:
         respond(text=blocks.escape(str(error)), replace_original=False)
         return
-    respond(text=f"{page.total} incidents", blocks=rendered, replace_original=True)
+    respond(text=blocks.incident_count(page), blocks=rendered, replace_original=True)

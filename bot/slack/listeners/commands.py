@@ -131,7 +131,7 @@ def answer(
                 with services.sessions() as session:
                     page = incidents.list_incidents(session, command.query)
                     rendered = blocks.incident_list(page, command.text)
-                respond(text=f"{page.total} incidents", blocks=rendered)
+                respond(text=blocks.incident_count(page), blocks=rendered)
             case "show":
                 respond(**show(services, client, command.incident or "", user_id))
             case "screenshots":
