@@ -232,7 +232,8 @@ def edit_incident(incident_id: str) -> Any:
 def delete_incident(incident_id: str) -> Any:
     actor = page_actor()
     web = services()
-    if request.method == "GET":
+    # Flask answers HEAD (and OPTIONS) with this view too: only a POST deletes.
+    if request.method != "POST":
         with web.read() as session:
             incident = incidents.check_can_delete(session, incident_id, actor)
             return render_template(
