@@ -59,6 +59,17 @@ class Conflict(IncidentError):
     """The change was made against a state of the incident that no longer holds."""
 
 
+class Busy(IncidentError):
+    """Someone else's change held the incident past the caller's lock timeout; nothing changed,
+    and the same request may simply be sent again."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "That incident is busy (someone else is changing it right now), so nothing was "
+            "changed. Please try again in a moment."
+        )
+
+
 # --- Who is acting -----------------------------------------------------------------------------
 
 

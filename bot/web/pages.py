@@ -45,7 +45,7 @@ def incident_list() -> Any:
         page = pages_view.list_page(form)
     except incidents.IncidentError as error:
         html = render_template("incident_list.html", page=None, problem=str(error), **shown)
-        return html, pages_view.refusal_status(error)
+        return html, *pages_view.refusal(error)
     return render_template(
         "incident_list.html",
         page=page,
