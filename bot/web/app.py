@@ -86,6 +86,15 @@ def create_web_app(web: WebServices) -> APIFlask:
         request.max_content_length = body_limit(settings, request.path)
 
     @app.before_request
+    def _named_parts() -> None:
+        # Werkzeug reads a part whose name it can't parse (one ending in a backslash) as named
+        # None, which no form field matches and no error message can be keyed by.
+        if request.mimetype == "multipart/form-data" and (
+            None in request.form or None in request.files
+        ):
+            raise HTTPError(400, "A part of the form has a name that can't be read.")
+
+    @app.before_request
     def _log_ids() -> None:
         # Every line this request logs names it and who is signed in (never what it sent).
         user_id = session.get("user_id")
