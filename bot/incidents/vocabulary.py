@@ -185,7 +185,9 @@ def parse_status(value: str | Status) -> Status:
     return status
 
 
-_INCIDENT_ID = re.compile(r"^\s*(?:inc[-_ ]?|#)?0*(\d{1,9})\s*$", re.IGNORECASE)
+# ASCII digits only: `\d` and int() also read other scripts' digits, so INC- and the
+# fullwidth 1 and 2 (U+FF11, U+FF12) was INC-12.
+_INCIDENT_ID = re.compile(r"^\s*(?:inc[-_ ]?|#)?0*([0-9]{1,9})\s*$", re.IGNORECASE)
 
 
 # incidents.id is a PostgreSQL integer.

@@ -7,10 +7,11 @@ from typing import Any
 
 from apiflask import APIBlueprint, abort
 from apiflask.schema_adapters.marshmallow import parser
-from flask import Request, request, url_for
+from flask import Request, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from bot import incidents
+from bot.web.links import link
 from db.models import Incident, IncidentEvent
 
 bp = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="Incidents")
@@ -102,11 +103,11 @@ def incident_query(args: dict[str, Any]) -> incidents.IncidentQuery:
 
 
 def page_url(incident_id: int) -> str:
-    return url_for("pages.incident_page", incident_id=incident_id, _external=True)
+    return link("pages.incident_page", incident_id=incident_id)
 
 
 def api_url(incident_id: int) -> str:
-    return url_for("api.get_incident", incident_id=incident_id, _external=True)
+    return link("api.get_incident", incident_id=incident_id)
 
 
 def summary(row: incidents.IncidentRow) -> dict[str, Any]:

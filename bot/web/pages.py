@@ -76,7 +76,6 @@ def screenshot_image(incident_id: str, screenshot_id: int) -> Response:
     )
     response.cache_control.public = False
     response.cache_control.private = True
-    response.headers["X-Content-Type-Options"] = "nosniff"
     # Opened on its own, the image is still a document of this site: it may run nothing.
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response

@@ -43,9 +43,11 @@ _INT_LIMIT = 2**31
 
 
 def integer(data: dict[str, Any], key: str) -> int | None:
-    """An int, or a string of digits; None for anything else or beyond ±2**31."""
+    """An int, or a string of ASCII digits; None for anything else or beyond ±2**31."""
     value = data.get(key)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 12:
+    # isdigit() is also true of other scripts' digits, and of "²", which int() refuses.
+    digits = value.strip().lstrip("-") if isinstance(value, str) else ""
+    if digits.isascii() and digits.isdigit() and len(value) < 12:
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) < _INT_LIMIT:
         return value
