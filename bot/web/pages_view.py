@@ -82,8 +82,13 @@ def _validation_message(messages: Any) -> str:
 
 
 def page_link(form: Mapping[str, str], page: int) -> str:
-    """The list's URL for another page of the same filters (blank ones left out)."""
-    kept = {name: value for name, value in form.items() if value and name != "page"}
+    """The list's URL for another page of the same filters, search and sort. Blank fields are
+    left out but the status: a blank status is "any", and none at all is "active"."""
+    kept = {
+        name: value
+        for name, value in form.items()
+        if (value or name == "status") and name != "page"
+    }
     return "?" + urlencode({**kept, "page": page})
 
 
