@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from bot import incidents
-from bot.incidents import screenshots
+from bot.incidents import Actor, screenshots
 from db.models import Screenshot
 from tests.slackbot import Bot
 from tests.test_api import CSRF, Caller, error_of, person_caller, token_caller
@@ -60,6 +61,26 @@ def test_the_domain_refuses_a_nul_in_a_caption_or_a_file_name():
         screenshots.clean_caption("graph\x00")
     with pytest.raises(screenshots.NotAnImage, match="its name contains a NUL character"):
         screenshots.validate_image("graph\x00.png", png())
+
+
+def test_a_file_refused_for_a_nul_in_its_name_is_still_recorded_as_refused(session: Session):
+    """Slack's attach records the files it did not keep; one named with a NUL too."""
+    with session.begin_nested():
+        draft = incidents.IncidentDraft(title="Checkout is failing", severity="SEV2")
+        number = incidents.declare(session, draft, Actor("U0ALICE001")).id
+    name = "graph\x00.png"
+    with pytest.raises(screenshots.NotAnImage) as refusal:
+        screenshots.validate_image(name, png())
+    attachment = screenshots.Attachment(refused=[(name, str(refusal.value))])
+    screenshots.record_attachment(session, number, Actor("U0ALICE001"), attachment)
+    session.flush()
+    event = incidents.timeline(session, number)[-1]
+    assert event.details["refused"] == [
+        {
+            "name": "graph\ufffd.png",
+            "reason": "its name contains a NUL character, which isn't allowed",
+        }
+    ]
 
 
 @pytest.mark.parametrize(

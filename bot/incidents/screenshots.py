@@ -208,7 +208,11 @@ def record_attachment(
         details={
             "stored": attachment.stored,
             "duplicates": attachment.duplicates,
-            "refused": [{"name": name, "reason": reason} for name, reason in attachment.refused],
+            # A name refused for its NUL is still named: JSONB can't hold a NUL either.
+            "refused": [
+                {"name": name.replace("\x00", "\ufffd"), "reason": reason}
+                for name, reason in attachment.refused
+            ],
             "source_url": source_permalink,
         },
     )
