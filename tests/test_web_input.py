@@ -133,6 +133,7 @@ def test_an_unreadable_image_is_refused_without_pillows_object_names(
     [
         ("[" * 1000 + "]" * 1000, "nested too deeply"),
         ('{"title":' * 1000 + '"x"' + "}" * 1000, "nested too deeply"),
+        ('{"title": "Checkout down", "severity": ' + "1" * 5000 + "}", "too many digits"),
         ('{"title": "abc\\ud800", "severity": "SEV2"}', "lone surrogate"),
         ('{"title": "Checkout down", "severity": "SEV2", "service": ["\\udfff"]}', "surrogate"),
     ],
@@ -170,6 +171,14 @@ def test_a_lone_surrogate_in_a_form_or_a_query_string_arrives_as_text(
     # Werkzeug never decodes percent-escapes to a surrogate: the note is text PostgreSQL keeps.
     [note] = tool.get(f"/incidents/{number}/notes").get_json()["items"]
     assert note["text"].startswith("abc") and note["text"].encode()
+
+
+def test_a_moment_past_the_year_9999_in_utc_is_a_422(tool: Caller, no_errors_logged: None):
+    answer = tool.get("/stats?since=9999-12-31T23:00:00-05:00")
+    assert answer.status_code == 422
+    assert answer.get_json()["detail"]["query"]["since"] == [
+        "That moment is outside the years 1 to 9999 in UTC."
+    ]
 
 
 # --- Multipart parts werkzeug can't name -------------------------------------------------------

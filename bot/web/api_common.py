@@ -42,12 +42,15 @@ def _bad_request(error: BadRequest) -> tuple[dict[str, Any], int]:
 @parser.location_loader("json")
 def _json_body(req: Request, schema: Any) -> Any:
     """The JSON body as webargs reads it, less what its parser lets through to a crash: nesting
-    deeper than Python's stack (RecursionError), and a lone surrogate escape ("\\ud800"), which
-    JSON allows but is no character, so no UTF-8 and no PostgreSQL text can hold it."""
+    deeper than Python's stack (RecursionError), a number past Python's 4,300 digits, and a lone
+    surrogate escape ("\\ud800"), which JSON allows but is no character, so no UTF-8 and no
+    PostgreSQL text can hold it."""
     try:
         body = parser.load_json(req, schema)
     except RecursionError:
         abort(400, "The body is not valid JSON here: it is nested too deeply.")
+    except ValueError:  # not a JSONDecodeError, which load_json answers itself
+        abort(400, "The body is not valid JSON here: a number in it has too many digits.")
     waiting = [body]
     while waiting:  # not recursive: the body may be nested as deep as the parser allowed
         value = waiting.pop()
