@@ -138,7 +138,7 @@ def test_an_unreadable_image_is_refused_without_pillows_object_names(
         ('{"title": "Checkout down", "severity": "SEV2", "service": ["\\udfff"]}', "surrogate"),
     ],
 )
-def test_json_nested_too_deep_or_with_a_lone_surrogate_is_a_400(
+def test_json_the_parser_reads_but_nothing_can_keep_is_a_400(
     slackbot: Bot, tool: Caller, no_errors_logged: None, body: str, message: str
 ):
     number = tool.declare()["id"]

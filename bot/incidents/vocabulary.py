@@ -185,8 +185,8 @@ def parse_status(value: str | Status) -> Status:
     return status
 
 
-# ASCII digits only: `\d` and int() also read other scripts' digits, so INC- and the
-# fullwidth 1 and 2 (U+FF11, U+FF12) was INC-12.
+# ASCII digits only: `\d` and int() also read other scripts' digits, so INC- followed by the
+# fullwidth 1 and 2 (U+FF11 U+FF12) was read as INC-12.
 _INCIDENT_ID = re.compile(r"^\s*(?:inc[-_ ]?|#)?0*([0-9]{1,9})\s*$", re.IGNORECASE)
 
 

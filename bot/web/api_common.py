@@ -39,6 +39,7 @@ def _bad_request(error: BadRequest) -> tuple[dict[str, Any], int]:
     return {"message": error.description or "Bad request.", "detail": {}}, 400
 
 
+# APIFlask's parser is one for the process: this replaces its loader of JSON bodies.
 @parser.location_loader("json")
 def _json_body(req: Request, schema: Any) -> Any:
     """The JSON body as webargs reads it, less what its parser lets through to a crash: nesting

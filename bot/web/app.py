@@ -95,15 +95,6 @@ def create_web_app(web: WebServices) -> APIFlask:
         request.max_content_length = body_limit(settings, request.path)
 
     @app.before_request
-    def _named_parts() -> None:
-        # Werkzeug reads a part whose name it can't parse (one ending in a backslash) as named
-        # None, which no form field matches and no error message can be keyed by.
-        if request.mimetype == "multipart/form-data" and (
-            None in request.form or None in request.files
-        ):
-            raise HTTPError(400, "A part of the form has a name that can't be read.")
-
-    @app.before_request
     def _log_ids() -> None:
         # Every line this request logs names it and who is signed in (never what it sent).
         user_id = session.get("user_id")
@@ -115,6 +106,15 @@ def create_web_app(web: WebServices) -> APIFlask:
         if ref is not None:
             with contextlib.suppress(incidents.IncidentError):  # the route says what is wrong
                 logs.bind(incident_id=incidents.parse_incident_id(ref))
+
+    @app.before_request
+    def _named_parts() -> None:
+        # Werkzeug reads a part whose name it can't parse (one ending in a backslash) as named
+        # None, which no form field matches and no error message can be keyed by.
+        if request.mimetype == "multipart/form-data" and (
+            None in request.form or None in request.files
+        ):
+            raise HTTPError(400, "A part of the form has a name that can't be read.")
 
     @app.after_request
     def _not_kept(response: Response) -> Response:
