@@ -32,7 +32,7 @@ def test_an_alert_declares_once_then_is_noted_until_resolved(tool: Caller):
     created = first.get_json()
     incident = created["incident"]
     assert created["created"] is True and created["note"] is None
-    assert first.headers["Location"] == f"http://localhost/api/v1/incidents/{incident['id']}"
+    assert first.headers["Location"] == f"/api/v1/incidents/{incident['id']}"
     assert (incident["title"], incident["severity"], incident["service"]) == (
         "Disk full on db-1",
         "SEV2",

@@ -65,7 +65,7 @@ def test_a_screenshot_is_stored_once_listed_and_served_back_as_it_came(tool: Cal
     )
     assert shot["uploaded_by"] == tool.actor and shot["uploaded_by_label"].startswith("API token ")
     path = f"/incidents/{number}/screenshots/{shot['id']}"
-    assert shot["url"] == f"http://localhost/api/v1{path}"
+    assert shot["url"] == f"/api/v1{path}"
     assert tool.get(f"/incidents/{number}/screenshots").get_json() == {"items": [shot]}
     served = tool.get(path)
     assert served.status_code == 200 and served.data == image

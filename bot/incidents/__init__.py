@@ -68,6 +68,7 @@ from .queries import (
     weekly,
 )
 from .recording import (
+    is_busy,
     lock_incident,
     may_edit,
     notify,
@@ -102,6 +103,7 @@ from .vocabulary import (
     TOKEN_NAME,
     USER_ID,
     Actor,
+    Busy,
     Conflict,
     DeclareLimit,
     IncidentError,
@@ -159,6 +161,7 @@ __all__ = [
     "USER_ID",
     "WORKFLOW_ORDER",
     "Actor",
+    "Busy",
     "ChannelRules",
     "Conflict",
     "DeclareLimit",
@@ -198,6 +201,7 @@ __all__ = [
     "get_incident",
     "incident_in_channel",
     "intake",
+    "is_busy",
     "link_note_source",
     "list_incidents",
     "lock_incident",

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -22,6 +23,7 @@ from db.models import (
 
 from .vocabulary import (
     Actor,
+    Busy,
     NotFound,
     PermissionDenied,
     format_incident_id,
@@ -121,14 +123,29 @@ def notify(
         )
 
 
+# PostgreSQL's lock_not_available and query_canceled: what a caller's lock_timeout and
+# statement_timeout end a wait with.
+_TIMED_OUT = {"55P03", "57014"}
+
+
+def is_busy(error: OperationalError) -> bool:
+    """Whether the database gave up waiting (for a lock, or a statement) rather than failing."""
+    return getattr(error.orig, "pgcode", None) in _TIMED_OUT
+
+
 def lock_incident(session: Session, incident_id: object) -> Incident:
     number = parse_incident_id(incident_id)
-    incident = session.execute(
-        select(Incident)
-        .where(Incident.id == number)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    try:
+        incident = session.execute(
+            select(Incident)
+            .where(Incident.id == number)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+    except OperationalError as error:
+        if is_busy(error):
+            raise Busy() from error
+        raise
     if incident is None:
         raise NotFound(f"There is no incident {format_incident_id(number)}.")
     return incident

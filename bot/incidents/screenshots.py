@@ -84,6 +84,8 @@ class ValidImage:
 
 def validate_image(filename: str, data: bytes, *, max_pixels: int = MAX_PIXELS) -> ValidImage:
     """Accept PNG, JPEG, GIF or WebP bytes that decode completely within the pixel limit."""
+    if "\x00" in (filename or ""):
+        raise NotAnImage("its name contains a NUL character, which isn't allowed")
     if not data:
         raise NotAnImage("the file is empty")
     mime = sniff(data)
@@ -108,9 +110,12 @@ def validate_image(filename: str, data: bytes, *, max_pixels: int = MAX_PIXELS) 
                     frame.load()  # decode everything: truncation shows only here
         except NotAnImage:
             raise
+        except UnidentifiedImageError:
+            # Pillow's words name the in-memory file object (<_io.BytesIO object at 0x...>).
+            raise NotAnImage("the image is damaged or truncated") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
             raise NotAnImage(f"refused as a decompression bomb ({error})") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        except (OSError, SyntaxError, ValueError) as error:
             raise NotAnImage(f"the image is damaged or truncated ({error})") from None
     name = (filename or "screenshot").strip()[:FILENAME_MAX] or "screenshot"
     return ValidImage(
@@ -136,6 +141,8 @@ def check_can_attach(
 
 def clean_caption(caption: str | None) -> str | None:
     caption = (caption or "").strip() or None
+    if caption and "\x00" in caption:
+        raise InvalidInput("Caption contains a NUL character, which isn't allowed.", "caption")
     if caption and len(caption) > CAPTION_MAX:
         raise InvalidInput(
             f"Caption is too long: {len(caption):,} characters, the limit is {CAPTION_MAX:,}.",
@@ -223,7 +230,11 @@ def record_attachment(
         details={
             "stored": attachment.stored,
             "duplicates": attachment.duplicates,
-            "refused": [{"name": name, "reason": reason} for name, reason in attachment.refused],
+            # A name refused for its NUL is still named: JSONB can't hold a NUL either.
+            "refused": [
+                {"name": name.replace("\x00", "\ufffd"), "reason": reason}
+                for name, reason in attachment.refused
+            ],
             "source_url": source_permalink,
         },
     )

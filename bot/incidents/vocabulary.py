@@ -59,6 +59,17 @@ class Conflict(IncidentError):
     """The change was made against a state of the incident that no longer holds."""
 
 
+class Busy(IncidentError):
+    """Someone else's change held the incident past the caller's lock timeout; nothing changed,
+    and the same request may simply be sent again."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "That incident is busy (someone else is changing it right now), so nothing was "
+            "changed. Please try again in a moment."
+        )
+
+
 # --- Who is acting -----------------------------------------------------------------------------
 
 
@@ -174,7 +185,9 @@ def parse_status(value: str | Status) -> Status:
     return status
 
 
-_INCIDENT_ID = re.compile(r"^\s*(?:inc[-_ ]?|#)?0*(\d{1,9})\s*$", re.IGNORECASE)
+# ASCII digits only: `\d` and int() also read other scripts' digits, so INC- followed by the
+# fullwidth 1 and 2 (U+FF11 U+FF12) was read as INC-12.
+_INCIDENT_ID = re.compile(r"^\s*(?:inc[-_ ]?|#)?0*([0-9]{1,9})\s*$", re.IGNORECASE)
 
 
 # incidents.id is a PostgreSQL integer.

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from apiflask import APIBlueprint
-from flask import request, url_for
+from apiflask import APIBlueprint, abort
+from apiflask.schema_adapters.marshmallow import parser
+from flask import Request, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from bot import incidents
+from bot.web.links import link
 from db.models import Incident, IncidentEvent
 
 bp = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="Incidents")
@@ -35,6 +37,35 @@ def _bad_request(error: BadRequest) -> tuple[dict[str, Any], int]:
     if cause is not None:
         return {"message": f"The body is not valid JSON: {cause}.", "detail": {}}, 400
     return {"message": error.description or "Bad request.", "detail": {}}, 400
+
+
+# APIFlask's parser is one for the process: this replaces its loader of JSON bodies.
+@parser.location_loader("json")
+def _json_body(req: Request, schema: Any) -> Any:
+    """The JSON body as webargs reads it, less what its parser lets through to a crash: nesting
+    deeper than Python's stack (RecursionError), a number past Python's 4,300 digits, and a lone
+    surrogate escape ("\\ud800"), which JSON allows but is no character, so no UTF-8 and no
+    PostgreSQL text can hold it."""
+    try:
+        body = parser.load_json(req, schema)
+    except RecursionError:
+        abort(400, "The body is not valid JSON here: it is nested too deeply.")
+    except ValueError:  # not a JSONDecodeError, which load_json answers itself
+        abort(400, "The body is not valid JSON here: a number in it has too many digits.")
+    waiting = [body]
+    while waiting:  # not recursive: the body may be nested as deep as the parser allowed
+        value = waiting.pop()
+        if isinstance(value, dict):
+            waiting.extend(value)
+            waiting.extend(value.values())
+        elif isinstance(value, list):
+            waiting.extend(value)
+        elif isinstance(value, str) and not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                abort(400, "The body holds a lone surrogate escape (such as \\ud800): not text.")
+    return body
 
 
 def size(count: int) -> str:
@@ -76,11 +107,11 @@ def incident_query(args: dict[str, Any]) -> incidents.IncidentQuery:
 
 
 def page_url(incident_id: int) -> str:
-    return url_for("pages.incident_page", incident_id=incident_id, _external=True)
+    return link("pages.incident_page", incident_id=incident_id)
 
 
 def api_url(incident_id: int) -> str:
-    return url_for("api.get_incident", incident_id=incident_id, _external=True)
+    return link("api.get_incident", incident_id=incident_id)
 
 
 def summary(row: incidents.IncidentRow) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from apiflask import abort
-from flask import send_file, url_for
+from flask import send_file
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 
@@ -17,6 +17,7 @@ from bot.incidents import screenshots
 from bot.web import schemas
 from bot.web.api_common import SCREENSHOT_ID, bp, size
 from bot.web.auth import api_auth, current_actor, services
+from bot.web.links import link
 from db.models import Screenshot
 
 _TAGS = ["Screenshots"]
@@ -40,12 +41,7 @@ def _body(shot: Screenshot) -> dict[str, Any]:
         "uploaded_by_label": incidents.actor_label(shot.uploaded_by),
         "source_permalink": shot.source_permalink,
         "created_at": shot.created_at,
-        "url": url_for(
-            "api.download_screenshot",
-            incident_id=shot.incident_id,
-            screenshot_id=shot.id,
-            _external=True,
-        ),
+        "url": link("api.download_screenshot", incident_id=shot.incident_id, screenshot_id=shot.id),
     }
 
 
@@ -126,7 +122,6 @@ def download_screenshot(incident_id: str, screenshot_id: int) -> Response:
         download_name=_UNSAFE_IN_FILENAME.sub("_", filename) or "screenshot",
         etag=False,
     )
-    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from apiflask import APIFlask, HTTPError
 from flask import Response, render_template, request, session
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from bot import incidents, logs
 from bot.server import WEB_MAX_BODY_BYTES, body_limit
@@ -26,6 +27,13 @@ log = logging.getLogger("bot.web")
 
 API_PREFIX = "/api/v1"
 SESSION_LIFETIME = timedelta(hours=12)
+
+
+class AsciiIntegerConverter(IntegerConverter):
+    """Werkzeug's `int` matches `\\d`, any script's digits, and int() reads them: a fullwidth
+    1 (U+FF11) would be note 1. Ids are ASCII digits, as incidents.parse_incident_id reads."""
+
+    regex = "[0-9]+"
 
 
 def create_web_app(web: WebServices) -> APIFlask:
@@ -57,6 +65,7 @@ def create_web_app(web: WebServices) -> APIFlask:
         JSON_SORT_KEYS=False,
     )
     app.extensions["incident_tracker"] = web
+    app.url_map.converters["int"] = AsciiIntegerConverter
 
     from bot.web import api, auth, pages, reports
 
@@ -98,11 +107,34 @@ def create_web_app(web: WebServices) -> APIFlask:
             with contextlib.suppress(incidents.IncidentError):  # the route says what is wrong
                 logs.bind(incident_id=incidents.parse_incident_id(ref))
 
+    @app.before_request
+    def _named_parts() -> None:
+        # Werkzeug reads a part whose name it can't parse (one ending in a backslash) as named
+        # None, which no form field matches and no error message can be keyed by.
+        if request.mimetype == "multipart/form-data" and (
+            None in request.form or None in request.files
+        ):
+            raise HTTPError(400, "A part of the form has a name that can't be read.")
+
     @app.after_request
     def _not_kept(response: Response) -> Response:
         # Pages and answers show incidents and who is signed in: a shared browser or a proxy must
         # not keep them. Screenshots and charts say how long they may be kept themselves.
         response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.after_request
+    def _not_framed(response: Response) -> Response:
+        # Another site framing a page could trick a signed-in person into pressing its buttons
+        # (clickjacking); X-Frame-Options for browsers that predate frame-ancestors.
+        headers = response.headers
+        headers["X-Frame-Options"] = "DENY"
+        headers["X-Content-Type-Options"] = "nosniff"
+        policy = headers.get("Content-Security-Policy")
+        if policy is None:
+            headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        elif "frame-ancestors" not in policy:
+            headers["Content-Security-Policy"] = f"{policy}; frame-ancestors 'none'"
         return response
 
     @app.context_processor

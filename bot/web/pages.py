@@ -45,7 +45,7 @@ def incident_list() -> Any:
         page = pages_view.list_page(form)
     except incidents.IncidentError as error:
         html = render_template("incident_list.html", page=None, problem=str(error), **shown)
-        return html, pages_view.refusal_status(error)
+        return html, *pages_view.refusal(error)
     return render_template(
         "incident_list.html",
         page=page,
@@ -76,7 +76,6 @@ def screenshot_image(incident_id: str, screenshot_id: int) -> Response:
     )
     response.cache_control.public = False
     response.cache_control.private = True
-    response.headers["X-Content-Type-Options"] = "nosniff"
     # Opened on its own, the image is still a document of this site: it may run nothing.
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response

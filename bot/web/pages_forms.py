@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from bot import incidents
 from bot.incidents import Actor, screenshots
 from bot.web.auth import check_csrf, page_actor, services
-from bot.web.pages_view import refusal_status, render_incident
+from bot.web.pages_view import refusal, render_incident
 from db.models import Severity
 
 # A change made in a transaction: what it touched (an incident id) and what to tell the person.
@@ -38,7 +38,7 @@ def _save(incident_id: str, actor: Actor, change: Change) -> Any:
 
 
 def _refused(incident_id: str, actor: Actor, error: incidents.IncidentError) -> Any:
-    return render_incident(incident_id, actor, problem=str(error), status=refusal_status(error))
+    return render_incident(incident_id, actor, problem=error)
 
 
 def change_status(incident_id: str) -> Any:
@@ -147,7 +147,7 @@ def new_incident() -> Any:
     actor = page_actor()
     web = services()
     form: Any = {"severity": Severity.SEV3.value}
-    problem, status = None, 200
+    problem, status, headers = None, 200, {}
     if request.method == "POST":
         check_csrf()
         form = request.form
@@ -164,7 +164,8 @@ def new_incident() -> Any:
                 incident = web.declare(session, draft, actor)
                 incident_id = incident.id
         except incidents.IncidentError as error:
-            problem, status = str(error), refusal_status(error)
+            problem = str(error)
+            status, headers = refusal(error)
         else:
             flash(f"{incidents.format_incident_id(incident_id)} is declared.")
             return redirect(url_for("pages.incident_page", incident_id=incident_id))
@@ -177,13 +178,13 @@ def new_incident() -> Any:
         categories=web.settings.categories,
         offer_channel=web.settings.channel_rules.offered,
     )
-    return html, status
+    return html, status, headers
 
 
 def edit_incident(incident_id: str) -> Any:
     actor = page_actor()
     web = services()
-    problem, status = None, 200
+    problem, status, headers = None, 200, {}
     if request.method == "POST":
         check_csrf()
         changes = {name: request.form.get(name) for name in incidents.EDITABLE_FIELDS}
@@ -204,7 +205,8 @@ def edit_incident(incident_id: str) -> Any:
                 )
                 changed_id = incident.id
         except incidents.IncidentError as error:
-            problem, status = str(error), refusal_status(error)
+            problem = str(error)
+            status, headers = refusal(error)
         else:
             flash(f"Your edits to {incidents.format_incident_id(changed_id)} are saved.")
             return redirect(url_for("pages.incident_page", incident_id=changed_id))
@@ -226,13 +228,14 @@ def edit_incident(incident_id: str) -> Any:
             categories=sorted({*web.settings.categories, current["category"]} - {""}),
             problem=problem,
         )
-    return html, status
+    return html, status, headers
 
 
 def delete_incident(incident_id: str) -> Any:
     actor = page_actor()
     web = services()
-    if request.method == "GET":
+    # Flask answers HEAD (and OPTIONS) with this view too: only a POST deletes.
+    if request.method != "POST":
         with web.read() as session:
             incident = incidents.check_can_delete(session, incident_id, actor)
             return render_template(

@@ -82,8 +82,13 @@ def _validation_message(messages: Any) -> str:
 
 
 def page_link(form: Mapping[str, str], page: int) -> str:
-    """The list's URL for another page of the same filters (blank ones left out)."""
-    kept = {name: value for name, value in form.items() if value and name != "page"}
+    """The list's URL for another page of the same filters, search and sort. Blank fields are
+    left out but the status: a blank status is "any", and none at all is "active"."""
+    kept = {
+        name: value
+        for name, value in form.items()
+        if (value or name == "status") and name != "page"
+    }
     return "?" + urlencode({**kept, "page": page})
 
 
@@ -229,8 +234,8 @@ def _is_web_link(url: str) -> bool:
 
 
 def render_incident(
-    incident_id: str, viewer: Actor, *, problem: str | None = None, status: int = 200
-) -> tuple[str, int]:
+    incident_id: str, viewer: Actor, *, problem: incidents.IncidentError | None = None
+) -> tuple[str, int, dict[str, str]]:
     """The incident's page; after a refusal, with its message and what the person typed."""
     with services().read() as session:
         incident = incidents.get_incident(session, incident_id)
@@ -251,10 +256,10 @@ def render_incident(
             screenshots=screenshots.list_screenshots(session, incident.id),
             when=when,
             who=who,
-            problem=problem,
+            problem=str(problem) if problem else None,
             form=request.form if problem else {},
         )
-    return html, status
+    return html, *(refusal(problem) if problem else (200, {}))
 
 
 def _may_delete(session: Session, incident: Incident, viewer: Actor) -> bool:
@@ -265,7 +270,8 @@ def _may_delete(session: Session, incident: Incident, viewer: Actor) -> bool:
     return True
 
 
-def refusal_status(error: incidents.IncidentError) -> int:
-    """The status the app gives this refusal everywhere, so a page that shows the refusal itself
-    answers with the same status."""
-    return domain_error(error).status_code
+def refusal(error: incidents.IncidentError) -> tuple[int, dict[str, str]]:
+    """The status and headers (a busy incident's Retry-After) the app gives this refusal
+    everywhere, so a page that shows the refusal itself answers with the same."""
+    http = domain_error(error)
+    return http.status_code, dict(http.headers or {})

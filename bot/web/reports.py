@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from apiflask import APIBlueprint
-from flask import Response, render_template, request, url_for
+from flask import Response, render_template, request
 
 from bot import incidents, reports
 from bot.web.auth import api_auth, page_actor, services
+from bot.web.links import link
 
 bp = APIBlueprint("reports", __name__, enable_openapi=False)
 api_bp = APIBlueprint("reports_api", __name__, url_prefix="/api/v1", tag="Reports")
@@ -18,22 +19,20 @@ CHART_CACHE = "private, max-age=60"
 
 
 def _screenshot_url(incident_id: int, screenshot_id: int) -> str:
-    return url_for(
-        "pages.screenshot_image",
-        incident_id=incident_id,
-        screenshot_id=screenshot_id,
-        _external=True,
-    )
+    return link("pages.screenshot_image", incident_id=incident_id, screenshot_id=screenshot_id)
 
 
 def _postmortem(incident_ref: str) -> Response:
     with services().read() as session:
         facts = reports.postmortem_facts(session, incident_ref)
     incident_id = facts.incident.id
+    # A document leaves the site: a relative link would point into the wiki it is pasted in, so
+    # without PUBLIC_URL it has none, as Slack's post-mortem.
+    linked = services().settings.public_url is not None
     document = reports.postmortem_markdown(
         facts,
-        page_url=url_for("pages.incident_page", incident_id=incident_id, _external=True),
-        screenshot_url=_screenshot_url,
+        page_url=link("pages.incident_page", incident_id=incident_id) if linked else None,
+        screenshot_url=_screenshot_url if linked else None,
     )
     return Response(
         document,

@@ -172,7 +172,10 @@ class Moment(String):
             raise ValidationError(
                 "Use an ISO date (2024-05-01) or date-time (2024-05-01T12:00:00Z)."
             ) from None
-        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+        try:
+            return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+        except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
+            raise ValidationError("That moment is outside the years 1 to 9999 in UTC.") from None
 
 
 STATS_DEFAULT_SPAN = timedelta(days=30)

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from flask import g
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import incidents
@@ -85,11 +86,17 @@ class WebServices:
 
     @contextmanager
     def change(self) -> Iterator[Session]:
-        """One short transaction for a change; commits on exit, then wakes the outbox."""
-        with bounded_transaction(
-            self.sessions, lock_timeout=LOCK_TIMEOUT, statement_timeout=STATEMENT_TIMEOUT
-        ) as session:
-            yield session
+        """One short transaction for a change; commits on exit, then wakes the outbox. A wait
+        past the timeouts (for a lock other than an incident's row, say) is Busy too."""
+        try:
+            with bounded_transaction(
+                self.sessions, lock_timeout=LOCK_TIMEOUT, statement_timeout=STATEMENT_TIMEOUT
+            ) as session:
+                yield session
+        except OperationalError as error:
+            if incidents.is_busy(error):
+                raise incidents.Busy() from error
+            raise
         self.wake_outbox()
 
     @contextmanager

@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot import logs
+from bot import incidents, logs
 from bot.delivery import Problem
 from bot.incidents import IncidentError
 from bot.slack import blocks
@@ -43,9 +43,11 @@ _INT_LIMIT = 2**31
 
 
 def integer(data: dict[str, Any], key: str) -> int | None:
-    """An int, or a string of digits; None for anything else or beyond ±2**31."""
+    """An int, or a string of ASCII digits; None for anything else or beyond ±2**31."""
     value = data.get(key)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 12:
+    # isdigit() is also true of other scripts' digits, and of "²", which int() refuses.
+    digits = value.strip().lstrip("-") if isinstance(value, str) else ""
+    if digits.isascii() and digits.isdigit() and len(value) < 12:
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) < _INT_LIMIT:
         return value
@@ -115,8 +117,6 @@ def bind(services: Services, handler: Callable[..., Any]) -> Callable[..., Any]:
 # --- The request path: validate and commit, ack, then the rest as work ---------------------------
 
 BUSY = "The incident bot is busy right now. Please try again in a moment."
-# PostgreSQL's lock_not_available and query_canceled: the ack path's timeouts (Services.change).
-_TIMED_OUT = {"55P03", "57014"}
 
 
 T = TypeVar("T")
@@ -165,11 +165,8 @@ def press(
 
 
 def database_trouble(error: OperationalError) -> str:
-    if getattr(error.orig, "pgcode", None) in _TIMED_OUT:
-        return (
-            "That incident is busy (someone else is changing it right now), so nothing was "
-            "changed. Please try again in a moment."
-        )
+    if incidents.is_busy(error):  # the ack path's timeouts (Services.change)
+        return str(incidents.Busy())
     # The failure may have come during the commit: never claim that nothing changed, or a
     # resubmission would store the change twice.
     return (
