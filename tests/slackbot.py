@@ -15,9 +15,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import metrics
 from bot.delivery import Deliverer, DeliveryWorker
+from bot.incidents import signins
 from bot.server import SLACK_PATH, make_server, make_wsgi_app
 from bot.settings import Settings
 from bot.slack.app import create_app, make_client
+from bot.web import auth
 from bot.web.app import create_web_app
 from bot.web.services import WebServices
 from bot.work import WorkQueue
@@ -144,3 +146,14 @@ def running_bot(
         if worker:
             worker.stop()
         watched.close()
+
+
+def sign_in_client(client: Any, user_id: str, **cookie: str) -> None:
+    """A werkzeug test client of the web app signed in as `user_id` the way the bot signs people
+    in: a session row in the bot's database and its id in the cookie (beside `cookie`'s values,
+    e.g. a CSRF token)."""
+    web: WebServices = client.application.extensions["incident_tracker"]
+    with web.sessions.begin() as session:
+        sid = signins.start_session(session, user_id)
+    with client.session_transaction() as kept:
+        kept.update({auth.SESSION_ID: sid, "user_id": user_id, **cookie})

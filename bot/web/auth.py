@@ -1,8 +1,10 @@
 """Who is asking: people signed in with Slack (OpenID Connect) or locally, and API tokens.
 
-People's sessions live in a signed cookie (Flask's, keyed by SESSION_SECRET) holding their Slack
-user id, so INCIDENT_ADMINS and every permission are the ones they have in Slack. Forms carry a
-CSRF token kept in that session. Machines send `Authorization: Bearer itk_...`.
+People's sessions are rows in the database (`bot.incidents.signins`) whose random id rides in a
+signed cookie (Flask's, keyed by SESSION_SECRET): signing out ends the row, so a copy of the
+cookie is refused afterwards. A session belongs to a Slack user id, so INCIDENT_ADMINS and every
+permission are the ones they have in Slack. Forms carry a CSRF token kept in the cookie.
+Machines send `Authorization: Bearer itk_...`.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from urllib.parse import urlencode, urlsplit
 
 from apiflask import APIBlueprint, HTTPTokenAuth, abort
 from flask import abort as flask_abort
-from flask import current_app, redirect, render_template, request, session, url_for
+from flask import current_app, g, redirect, render_template, request, session, url_for
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from werkzeug.wrappers import Response
 
-from bot.incidents import LOCAL_ADMIN, Actor, tokens
+from bot.incidents import LOCAL_ADMIN, Actor, signins, tokens
 from bot.web.services import WebServices
 
 log = logging.getLogger("bot.web")
@@ -55,14 +57,37 @@ def services() -> WebServices:
 # --- Who is asking ------------------------------------------------------------------------------
 
 
+SESSION_ID = "sid"
+_VIEWER = "incident_tracker_viewer"
+
+
 def session_actor() -> Actor | None:
-    """The person signed in with this browser, if any."""
-    user_id = session.get("user_id")
-    if not isinstance(user_id, str):
-        return None
-    if user_id == LOCAL_ADMIN.user_id:
-        return LOCAL_ADMIN
-    return services().person(user_id)
+    """The person signed in with this browser, if any: its session's row decides, not the
+    cookie alone (looked up once per request)."""
+    if _VIEWER not in g:
+        sid = session.get(SESSION_ID)
+        user_id = None
+        if isinstance(sid, str):
+            with services().read() as db:
+                user_id = signins.session_user(db, sid)
+        actor = None
+        if user_id == LOCAL_ADMIN.user_id:
+            actor = LOCAL_ADMIN
+        elif user_id is not None:
+            actor = services().person(user_id)
+        setattr(g, _VIEWER, actor)
+    return g.get(_VIEWER)
+
+
+def _start_session(user_id: str, name: str) -> None:
+    with services().change() as db:
+        sid = signins.start_session(db, user_id)
+    session.clear()
+    session.permanent = True
+    session[SESSION_ID] = sid
+    # Kept beside the id for the log lines and the header; the row alone says who is in.
+    session["user_id"] = user_id
+    session["name"] = name
 
 
 @api_auth.verify_token
@@ -184,10 +209,7 @@ def slack_callback() -> Response:
     if team_id != web.team_id or not isinstance(user_id, str):
         log.warning("sign-in refused: %s of team %s is not of this workspace", user_id, team_id)
         abort(403, "Only members of this Slack workspace can sign in here.")
-    session.clear()
-    session.permanent = True
-    session["user_id"] = user_id
-    session["name"] = str(claims.get("name") or user_id)[:80]
+    _start_session(user_id, str(claims.get("name") or user_id)[:80])
     log.info("%s signed in with Slack", user_id)
     return redirect(_safe_next(pending.get("next")))
 
@@ -232,16 +254,18 @@ def local_sign_in() -> Response:
     web = services()
     if web.local_sign_in is None or not web.local_sign_in.use(request.args.get("token", "")):
         abort(403, "This sign-in link was used already or is wrong. The bot's log has a new one.")
-    session.clear()
-    session.permanent = True
-    session["user_id"] = LOCAL_ADMIN.user_id
-    session["name"] = "local admin"
+    _start_session(LOCAL_ADMIN.user_id, "local admin")
     return redirect(url_for("pages.incident_list"))
 
 
 @bp.post("/auth/sign-out")
 def sign_out() -> Response:
     check_csrf()
+    sid = session.get(SESSION_ID)
+    if isinstance(sid, str):
+        with services().change() as db:
+            signins.end_session(db, sid)
+        log.info("%s signed out", session.get("user_id"))
     session.clear()
     return redirect(url_for("auth.sign_in_page"))
 
