@@ -271,6 +271,13 @@ class Settings:
             raise SettingsError(
                 f"PUBLIC_URL must be the http(s) address of the bot, not {public_url!r}"
             )
+        client_id = environ.get("SLACK_CLIENT_ID") or None
+        if client_id is not None and public_url is None:
+            raise SettingsError(
+                "SLACK_CLIENT_ID (Sign in with Slack) needs PUBLIC_URL, the address people reach "
+                "the bot at: Slack sends them back to <PUBLIC_URL>/auth/slack/callback, which "
+                "must be in the app's redirect URLs"
+            )
         session_secret = environ.get("SESSION_SECRET") or None
         if session_secret is not None and len(session_secret) < 32:
             raise SettingsError(
@@ -302,7 +309,7 @@ class Settings:
             slack_timeout=int(slack_timeout),
             declare_limit=parse_declare_limit(environ.get("DECLARE_LIMIT") or "10/10m"),
             channel_rules=parse_channel_rules(environ),
-            slack_client_id=environ.get("SLACK_CLIENT_ID") or None,
+            slack_client_id=client_id,
             slack_client_secret=environ.get("SLACK_CLIENT_SECRET") or None,
             session_secret=session_secret,
             public_url=public_url,

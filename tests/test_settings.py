@@ -197,6 +197,16 @@ def test_scheduler_settings_from_the_environment() -> None:
     assert settings.scheduler_interval == timedelta(seconds=90)
 
 
+def test_sign_in_with_slack_with_its_public_url() -> None:
+    settings = Settings.from_env(
+        {"SLACK_CLIENT_ID": "1.2", "PUBLIC_URL": "https://incidents.example.com/"}
+    )
+    assert (settings.slack_client_id, settings.public_url) == (
+        "1.2",
+        "https://incidents.example.com",
+    )
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -219,6 +229,7 @@ def test_scheduler_settings_from_the_environment() -> None:
         ({"SLACK_APP_TOKEN": "xoxb-1"}, "must be an app-level token"),
         ({"SLACK_API_URL": "slack.com/api"}, "must be an http(s) URL"),
         ({"PORT": "http"}, "PORT must be a TCP port"),
+        ({"SLACK_CLIENT_ID": "1.2"}, "SLACK_CLIENT_ID (Sign in with Slack) needs PUBLIC_URL"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_message(env: dict[str, str], message: str) -> None:

@@ -88,6 +88,15 @@ def sign_in(bot: Bot, browser: Browser, start: str = "/auth/slack") -> list[tupl
     return browser.follow(bot.base_url + start)
 
 
+@pytest.fixture
+def slackbot(
+    fake_slack: FakeSlack, engine: Engine, committing_sessions: sessionmaker[Session]
+) -> Iterator[Bot]:
+    """The bot with Sign in with Slack, PUBLIC_URL being its own address."""
+    with running_bot(fake_slack, engine, committing_sessions, sign_in_with_slack=True) as running:
+        yield running
+
+
 def csrf_of(page: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert match, page
@@ -150,7 +159,11 @@ def test_the_session_cookie_is_secure_when_the_public_url_is_https(
     fake_slack: FakeSlack, engine: Engine, committing_sessions: sessionmaker[Session]
 ):
     with running_bot(
-        fake_slack, engine, committing_sessions, public_url="https://incidents.example.com"
+        fake_slack,
+        engine,
+        committing_sessions,
+        sign_in_with_slack=True,
+        public_url="https://incidents.example.com",
     ) as bot:
         started = Browser().open(bot.base_url + "/auth/slack")
     cookie = next(c for c in started.cookies() if c.startswith(SESSION_COOKIE + "="))
@@ -158,6 +171,15 @@ def test_the_session_cookie_is_secure_when_the_public_url_is_https(
     # Slack sends the person back to the public address, not to the one the request came to.
     asked = parse_qs(urlsplit(started.location).query)
     assert asked["redirect_uri"] == ["https://incidents.example.com/auth/slack/callback"]
+
+
+def test_slack_sends_people_back_to_the_public_url_whatever_host_the_request_named(
+    slackbot: Bot,
+):
+    started = Browser().open(slackbot.base_url + "/auth/slack", Host="evil.example")
+    asked = parse_qs(urlsplit(started.location).query)
+    assert asked["redirect_uri"] == [f"{slackbot.settings.public_url}/auth/slack/callback"]
+    assert slackbot.settings.public_url == slackbot.base_url
 
 
 @pytest.mark.parametrize(
@@ -193,7 +215,9 @@ def test_the_sign_in_page_offers_slack_and_keeps_where_to_go_next(slackbot: Bot)
 def test_without_client_credentials_there_is_no_slack_sign_in(
     fake_slack: FakeSlack, engine: Engine, committing_sessions: sessionmaker[Session]
 ):
-    with running_bot(fake_slack, engine, committing_sessions, slack_client_secret=None) as bot:
+    with running_bot(
+        fake_slack, engine, committing_sessions, sign_in_with_slack=True, slack_client_secret=None
+    ) as bot:
         assert Browser().open(bot.base_url + "/auth/slack").status == 404
         page = Browser().open(bot.base_url + "/sign-in")
     assert page.status == 200
@@ -283,7 +307,11 @@ def test_a_wrong_client_secret_is_refused_by_slack(
     fake_slack: FakeSlack, engine: Engine, committing_sessions: sessionmaker[Session]
 ):
     with running_bot(
-        fake_slack, engine, committing_sessions, slack_client_secret="not-the-secret"
+        fake_slack,
+        engine,
+        committing_sessions,
+        sign_in_with_slack=True,
+        slack_client_secret="not-the-secret",
     ) as bot:
         browser = Browser()
         _, refused = sign_in(bot, browser)[-1]

@@ -145,12 +145,9 @@ def check_csrf() -> None:
 # --- Signing in --------------------------------------------------------------------------------
 
 
-def _base_url() -> str:
-    return services().settings.public_url or request.host_url.rstrip("/")
-
-
 def _redirect_uri() -> str:
-    return _base_url() + url_for("auth.slack_callback")
+    # PUBLIC_URL only (slack_sign_in needs it): a Host header would be the sender's to choose.
+    return f"{services().settings.public_url}{url_for('auth.slack_callback')}"
 
 
 # Browsers drop tabs and newlines from a URL ("/\t/evil" is "//evil") and read "\" as "/".
@@ -173,7 +170,7 @@ def _safe_next(target: str | None) -> str:
 def slack_sign_in() -> Response:
     web = services()
     if not web.slack_sign_in:
-        abort(404, "Sign in with Slack needs SLACK_CLIENT_ID and SLACK_CLIENT_SECRET.")
+        abort(404, "Sign in with Slack needs SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and PUBLIC_URL.")
     state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     session["oidc"] = {"state": state, "nonce": nonce, "next": _safe_next(request.args.get("next"))}
     api = urlsplit(web.settings.slack_api_url)

@@ -60,8 +60,12 @@ class WebServices:
 
     @property
     def slack_sign_in(self) -> bool:
+        settings = self.settings
         return bool(
-            self.team_id and self.settings.slack_client_id and self.settings.slack_client_secret
+            self.team_id
+            and settings.slack_client_id
+            and settings.slack_client_secret
+            and settings.public_url
         )
 
     def person(self, user_id: str) -> Actor:
