@@ -332,14 +332,15 @@ def _run_without_slack(settings: Settings, engine: Engine, sessions: Any) -> int
     local = LocalSignIn(settings.public_url or f"http://localhost:{settings.port}")
     web = _web_app(settings, sessions, lambda: None, team_id=None, local=local)
     log.warning(
-        "Slack is off (no SLACK_BOT_TOKEN): the web surface runs alone on port %d, and Slack "
-        "updates wait in the outbox until Slack is set up (`python -m bot outbox discard` drops "
-        "them). %s",
+        "Slack is off (no SLACK_BOT_TOKEN): the web surface runs alone on port %d (HOST %s), and "
+        "Slack updates wait in the outbox until Slack is set up (`python -m bot outbox discard` "
+        "drops them). %s",
         settings.port,
+        settings.host,
         SETUP_HINT,
     )
     server = make_server(
-        make_wsgi_app(None, engine, settings, web), settings, "0.0.0.0", settings.port
+        make_wsgi_app(None, engine, settings, web), settings, settings.host, settings.port
     )
     # Printed, not only logged, so it stands out in `make run`'s output as Jupyter's does.
     print(
@@ -359,7 +360,7 @@ def _serve(settings: Settings, app: Any, engine: Engine, web: Any) -> None:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         server = make_server(
-            make_wsgi_app(None, engine, settings, web), settings, "0.0.0.0", settings.port
+            make_wsgi_app(None, engine, settings, web), settings, settings.host, settings.port
         )
         threading.Thread(target=server.run, name="web", daemon=True).start()
         log.info(
@@ -375,7 +376,8 @@ def _serve(settings: Settings, app: Any, engine: Engine, web: Any) -> None:
         settings.port,
         SLACK_PATH,
     )
-    make_server(make_wsgi_app(app, engine, settings, web), settings, "0.0.0.0", settings.port).run()
+    wsgi = make_wsgi_app(app, engine, settings, web)
+    make_server(wsgi, settings, settings.host, settings.port).run()
 
 
 def _stop_cleanly_on_sigterm() -> None:
