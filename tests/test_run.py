@@ -293,8 +293,9 @@ def test_without_slack_the_web_surface_runs_alone_and_slack_updates_wait(
     assert process.returncode == 0, log
     assert f"Slack is off (no SLACK_BOT_TOKEN): the web surface runs alone on port {port}" in log
     assert "`python -m bot outbox discard` drops them" in log
-    # Using the link prints the next one, for the next browser.
-    assert re.search(r"Signed in as the local admin\. The next browser can use http://", log)
+    # Using the link prints no next one: `python -m bot link` gives another on request.
+    assert log.count("/auth/local?token=") == 1
+    assert "For another one: .venv/bin/python -m bot link" in log
     assert "Starting in" not in log
 
 

@@ -21,7 +21,8 @@ from db.models import LocalSignInLink, WebSession
 log = logging.getLogger("bot.incidents")
 
 SESSION_LIFETIME = timedelta(hours=12)
-LOCAL_LINK_LIFETIME = timedelta(minutes=10)
+LOCAL_LINK_MINUTES = 10
+LOCAL_LINK_LIFETIME = timedelta(minutes=LOCAL_LINK_MINUTES)
 # Longer ids than anyone issues are refused before they are hashed.
 _MAX_TOKEN = 100
 

@@ -22,6 +22,7 @@ from flask import abort as flask_abort
 from flask import current_app, g, redirect, render_template, request, session, url_for
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from bot.incidents import LOCAL_ADMIN, Actor, signins, tokens
@@ -58,6 +59,10 @@ def services() -> WebServices:
 
 
 SESSION_ID = "sid"
+LOCAL_LINK_HINT = (
+    "Run `python -m bot link` on the bot's machine for a new one: each link works once, within "
+    f"{signins.LOCAL_LINK_MINUTES} minutes."
+)
 _VIEWER = "incident_tracker_viewer"
 
 
@@ -79,9 +84,8 @@ def session_actor() -> Actor | None:
     return g.get(_VIEWER)
 
 
-def _start_session(user_id: str, name: str) -> None:
-    with services().change() as db:
-        sid = signins.start_session(db, user_id)
+def _start_session(db: Session, user_id: str, name: str) -> None:
+    sid = signins.start_session(db, user_id)
     session.clear()
     session.permanent = True
     session[SESSION_ID] = sid
@@ -206,7 +210,8 @@ def slack_callback() -> Response:
     if team_id != web.team_id or not isinstance(user_id, str):
         log.warning("sign-in refused: %s of team %s is not of this workspace", user_id, team_id)
         abort(403, "Only members of this Slack workspace can sign in here.")
-    _start_session(user_id, str(claims.get("name") or user_id)[:80])
+    with web.change() as db:
+        _start_session(db, user_id, str(claims.get("name") or user_id)[:80])
     log.info("%s signed in with Slack", user_id)
     return redirect(_safe_next(pending.get("next")))
 
@@ -249,9 +254,16 @@ def _id_token_claims(id_token: str) -> dict[str, Any]:
 @bp.get("/auth/local")
 def local_sign_in() -> Response:
     web = services()
-    if web.local_sign_in is None or not web.local_sign_in.use(request.args.get("token", "")):
-        abort(403, "This sign-in link was used already or is wrong. The bot's log has a new one.")
-    _start_session(LOCAL_ADMIN.user_id, "local admin")
+    if not web.local_sign_in:
+        abort(403, "Sign in with Slack: local sign-in links are for running without Slack.")
+    with web.change() as db:
+        used = signins.use_local_link(db, request.args.get("token", ""))
+        if used:
+            _start_session(db, LOCAL_ADMIN.user_id, "local admin")
+    if not used:
+        log.warning("local sign-in refused: the link expired, was used already or is wrong")
+        abort(403, f"This sign-in link expired, was used already or is wrong. {LOCAL_LINK_HINT}")
+    log.info("signed in as the local admin")
     return redirect(url_for("pages.incident_list"))
 
 
@@ -273,7 +285,8 @@ def sign_in_page() -> str:
     return render_template(
         "sign_in.html",
         slack_sign_in=web.slack_sign_in,
-        local=web.local_sign_in is not None,
+        local=web.local_sign_in,
+        local_link_hint=LOCAL_LINK_HINT,
         next=_safe_next(request.args.get("next")),
     )
 

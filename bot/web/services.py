@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import secrets
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flask import g
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,29 +24,6 @@ STATEMENT_TIMEOUT = "10s"
 
 
 @dataclass
-class LocalSignIn:
-    """The one-time sign-in link of an install without Slack, as Jupyter prints one.
-
-    Each link works once; using it prints the next one, for the next browser.
-    """
-
-    base_url: str
-    _token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def link(self) -> str:
-        return f"{self.base_url}/auth/local?token={self._token}"
-
-    def use(self, token: str) -> bool:
-        with self._lock:
-            if not secrets.compare_digest(token.encode(), self._token.encode()):
-                return False
-            self._token = secrets.token_urlsafe(24)
-        log.warning("Signed in as the local admin. The next browser can use %s", self.link())
-        return True
-
-
-@dataclass
 class WebServices:
     settings: Settings
     sessions: sessionmaker[Session]
@@ -56,7 +31,8 @@ class WebServices:
     wake_outbox: Callable[[], None]
     # The workspace people must belong to (auth.test's team_id); None when Slack is off.
     team_id: str | None = None
-    local_sign_in: LocalSignIn | None = None
+    # Without Slack: the local admin signs in with links from `python -m bot link`.
+    local_sign_in: bool = False
 
     @property
     def slack_sign_in(self) -> bool:
