@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,8 +14,6 @@ from bot.incidents import Actor
 from bot.settings import Settings
 from db.models import Incident
 from db.session import bounded_transaction
-
-log = logging.getLogger("bot.web")
 
 # A web change waits for a busy incident a little longer than a Slack ack may, then says so.
 LOCK_TIMEOUT = "2s"
