@@ -1,4 +1,4 @@
-"""Command line: `python -m bot run|migrate|seed|check|token|outbox|export-screenshots`."""
+"""Command line: `python -m bot run|migrate|seed|check|token|link|outbox|export-screenshots`."""
 
 from __future__ import annotations
 
@@ -306,7 +306,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _web_app(
-    settings: Settings, sessions: Any, wake: Any, *, team_id: str | None, local: Any = None
+    settings: Settings, sessions: Any, wake: Any, *, team_id: str | None, local: bool = False
 ) -> Any:
     from bot.web.app import create_web_app
     from bot.web.services import WebServices
@@ -325,29 +325,63 @@ def _web_app(
 def _run_without_slack(settings: Settings, engine: Engine, sessions: Any) -> int:
     """The web surface alone: a newcomer's first `make run`. Changes wait in the outbox."""
     from bot import metrics
+    from bot.incidents import signins
     from bot.server import make_server, make_wsgi_app
-    from bot.web.services import LocalSignIn
 
     metrics.watch(engine)
-    local = LocalSignIn(settings.public_url or f"http://localhost:{settings.port}")
-    web = _web_app(settings, sessions, lambda: None, team_id=None, local=local)
+    web = _web_app(settings, sessions, lambda: None, team_id=None, local=True)
     log.warning(
-        "Slack is off (no SLACK_BOT_TOKEN): the web surface runs alone on port %d, and Slack "
-        "updates wait in the outbox until Slack is set up (`python -m bot outbox discard` drops "
-        "them). %s",
+        "Slack is off (no SLACK_BOT_TOKEN): the web surface runs alone on port %d (HOST %s), and "
+        "Slack updates wait in the outbox until Slack is set up (`python -m bot outbox discard` "
+        "drops them). %s",
         settings.port,
+        settings.host,
         SETUP_HINT,
     )
     server = make_server(
-        make_wsgi_app(None, engine, settings, web), settings, "0.0.0.0", settings.port
+        make_wsgi_app(None, engine, settings, web), settings, settings.host, settings.port
     )
-    # Printed, not only logged, so it stands out in `make run`'s output as Jupyter's does.
+    # Printed, never logged, so it stands out in `make run`'s output as Jupyter's does and no
+    # log collector keeps it.
+    minutes = signins.LOCAL_LINK_MINUTES
     print(
-        f"\n    Sign in as the local admin (this link works once):\n    {local.link()}\n",
+        f"\n    Sign in as the local admin (this link works once, within {minutes} minutes):"
+        f"\n    {_local_link(settings, sessions)}\n"
+        "    For another one: .venv/bin/python -m bot link\n",
         flush=True,
     )
     server.run()
     return 0
+
+
+def cmd_link(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.incidents import signins
+
+    if settings.slack_configured:
+        print(
+            "Local sign-in links are for running without Slack; with Slack set up, people sign "
+            'in with Slack (see "The web" in README.md).',
+            file=sys.stderr,
+        )
+        return 2
+    engine = _database(settings)
+    migrate.upgrade(engine)
+    # The link alone on stdout, as `token create` prints its token; the words on stderr.
+    print(_local_link(settings, make_session_factory(engine)))
+    print(
+        f"Sign in as the local admin: this link works once, within {signins.LOCAL_LINK_MINUTES} "
+        "minutes.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _local_link(settings: Settings, sessions: Any) -> str:
+    from bot.incidents import signins
+
+    with sessions.begin() as session:
+        token = signins.create_local_link(session)
+    return f"{settings.public_url or f'http://localhost:{settings.port}'}/auth/local?token={token}"
 
 
 def _serve(settings: Settings, app: Any, engine: Engine, web: Any) -> None:
@@ -359,7 +393,7 @@ def _serve(settings: Settings, app: Any, engine: Engine, web: Any) -> None:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         server = make_server(
-            make_wsgi_app(None, engine, settings, web), settings, "0.0.0.0", settings.port
+            make_wsgi_app(None, engine, settings, web), settings, settings.host, settings.port
         )
         threading.Thread(target=server.run, name="web", daemon=True).start()
         log.info(
@@ -375,7 +409,8 @@ def _serve(settings: Settings, app: Any, engine: Engine, web: Any) -> None:
         settings.port,
         SLACK_PATH,
     )
-    make_server(make_wsgi_app(app, engine, settings, web), settings, "0.0.0.0", settings.port).run()
+    wsgi = make_wsgi_app(app, engine, settings, web)
+    make_server(wsgi, settings, settings.host, settings.port).run()
 
 
 def _stop_cleanly_on_sigterm() -> None:
@@ -416,6 +451,9 @@ def _parser() -> argparse.ArgumentParser:
     revoke = token_actions.add_parser("revoke", help="refuse a token from now on")
     revoke.add_argument("--name", required=True, help="the name it was created with")
     token.set_defaults(handler=cmd_token)
+    commands.add_parser(
+        "link", help="a sign-in link for the local admin (without Slack), valid once"
+    ).set_defaults(handler=cmd_link)
     outbox = commands.add_parser("outbox", help="the Slack updates waiting to be sent")
     outbox_actions = outbox.add_subparsers(dest="action", required=True)
     outbox_actions.add_parser("status", help="how many wait, since when, how many failed")

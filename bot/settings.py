@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -113,6 +114,17 @@ def _split_list(raw: str | None) -> tuple[str, ...]:
 
 
 SLACK_API_URL = "https://slack.com/api/"
+# Any of them means Slack is meant to be on (see Settings.slack_configured).
+_SLACK_CREDENTIALS = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET")
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -132,6 +144,8 @@ class Settings:
     # Where cards go; unset means the channel the incident was declared in.
     incident_channel: str | None = None
     port: int = 3000
+    # The address the server listens on; see from_env for the default of each mode.
+    host: str = "127.0.0.1"
     # Slack's own payloads stay far below this; a larger body on /slack/events is refused unread.
     slack_max_body_bytes: int = 1024 * 1024
     # Jobs that follow acks (lists, modals, Slack updates) waiting for a worker; past this the
@@ -220,6 +234,16 @@ class Settings:
         port = environ.get("PORT") or "3000"
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise SettingsError(f"PORT must be a TCP port number, not {port!r}")
+        host = (environ.get("HOST") or "").strip()
+        if host and not (_is_ip(host) or _HOSTNAME.match(host)):
+            raise SettingsError(
+                f"HOST must be an address to listen on, such as 127.0.0.1 or 0.0.0.0, not {host!r}"
+            )
+        if not host:
+            # Slack's HTTP requests (and a load balancer's health checks) come from elsewhere;
+            # the web surface alone, a newcomer's first run, stays on this machine.
+            slack = any(environ.get(name) for name in _SLACK_CREDENTIALS)
+            host = "0.0.0.0" if slack else "127.0.0.1"
         max_body = environ.get("SLACK_MAX_BODY_BYTES") or str(1024 * 1024)
         if not max_body.isdigit() or int(max_body) < 64 * 1024:
             raise SettingsError(
@@ -273,6 +297,13 @@ class Settings:
             raise SettingsError(
                 f"PUBLIC_URL must be the http(s) address of the bot, not {public_url!r}"
             )
+        client_id = environ.get("SLACK_CLIENT_ID") or None
+        if client_id is not None and public_url is None:
+            raise SettingsError(
+                "SLACK_CLIENT_ID (Sign in with Slack) needs PUBLIC_URL, the address people reach "
+                "the bot at: Slack sends them back to <PUBLIC_URL>/auth/slack/callback, which "
+                "must be in the app's redirect URLs"
+            )
         session_secret = environ.get("SESSION_SECRET") or None
         if session_secret is not None and len(session_secret) < 32:
             raise SettingsError(
@@ -291,6 +322,7 @@ class Settings:
             slack_api_url=api_url if api_url.endswith("/") else api_url + "/",
             incident_channel=channel,
             port=int(port),
+            host=host,
             slack_max_body_bytes=int(max_body),
             work_queue_limit=int(queue_limit),
             max_screenshot_bytes=int(max_bytes),
@@ -304,7 +336,7 @@ class Settings:
             slack_timeout=int(slack_timeout),
             declare_limit=parse_declare_limit(environ.get("DECLARE_LIMIT") or "10/10m"),
             channel_rules=parse_channel_rules(environ),
-            slack_client_id=environ.get("SLACK_CLIENT_ID") or None,
+            slack_client_id=client_id,
             slack_client_secret=environ.get("SLACK_CLIENT_SECRET") or None,
             session_secret=session_secret,
             public_url=public_url,

@@ -368,3 +368,30 @@ class ApiToken(Base):
             postgresql_where=sql_text("revoked_at IS NULL"),
         ),
     )
+
+
+class WebSession(Base):
+    """A person signed in to the web pages in one browser. The cookie carries a random id and
+    only its SHA-256 is kept; signing out ends the row, so a copy of the cookie is refused."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(String(USER_REF_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ended_at: Mapped[datetime | None] = _timestamp()
+
+
+class LocalSignInLink(Base):
+    """A sign-in link for the local admin (no Slack), made by `python -m bot link` in a process
+    of its own: only its token's SHA-256 is kept, and it works once, for a few minutes."""
+
+    __tablename__ = "local_sign_in_links"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    used_at: Mapped[datetime | None] = _timestamp()

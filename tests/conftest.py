@@ -66,7 +66,7 @@ def committing_sessions(engine: Engine) -> Iterator[sessionmaker[Session]]:
     """
     empty = text(
         "TRUNCATE incidents, incident_events, screenshots, deliveries, slack_rate_limits, "
-        "api_tokens RESTART IDENTITY"
+        "api_tokens, web_sessions, local_sign_in_links RESTART IDENTITY"
     )
     with engine.begin() as connection:
         connection.execute(empty)

@@ -4,6 +4,7 @@ fake Slack."""
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,9 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import metrics
 from bot.delivery import Deliverer, DeliveryWorker
+from bot.incidents import signins
 from bot.server import SLACK_PATH, make_server, make_wsgi_app
 from bot.settings import Settings
 from bot.slack.app import create_app, make_client
+from bot.web import auth
 from bot.web.app import create_web_app
 from bot.web.services import WebServices
 from bot.work import WorkQueue
@@ -27,9 +30,10 @@ ADMIN_ID = "U0ADMIN0001"
 
 
 @contextmanager
-def serve_wsgi(wsgi: Any, settings: Settings) -> Iterator[str]:
-    """The production server (waitress, as `python -m bot run` starts it) on a free port."""
-    server = make_server(wsgi, settings, "127.0.0.1", 0)
+def serve_wsgi(wsgi: Any, settings: Settings, port: int = 0) -> Iterator[str]:
+    """The production server (waitress, as `python -m bot run` starts it) on `port`, by default
+    a free one."""
+    server = make_server(wsgi, settings, "127.0.0.1", port)
 
     def run() -> None:
         with contextlib.suppress(OSError):  # close() from this thread can end select() with EBADF
@@ -46,19 +50,29 @@ def serve_wsgi(wsgi: Any, settings: Settings) -> Iterator[str]:
         server.task_dispatcher.shutdown()
 
 
-def bot_settings(fake: FakeSlack, **overrides: Any) -> Settings:
-    base = Settings.from_env(
-        {
-            "SLACK_BOT_TOKEN": defaults.BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": defaults.SIGNING_SECRET,
-            "SLACK_API_URL": fake.api_url,
-            "INCIDENT_ADMINS": ADMIN_ID,
-            "SLACK_CLIENT_ID": oidc.CLIENT_ID,
-            "SLACK_CLIENT_SECRET": oidc.CLIENT_SECRET,
-            "SESSION_SECRET": "tests-session-secret-0123456789abcdef",
-        }
-    )
-    return replace(base, **overrides)
+def bot_settings(fake: FakeSlack, sign_in_at: str | None = None, **overrides: Any) -> Settings:
+    """The bot's settings against `fake`; with Sign in with Slack when `sign_in_at` gives the
+    PUBLIC_URL that it needs."""
+    env = {
+        "SLACK_BOT_TOKEN": defaults.BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": defaults.SIGNING_SECRET,
+        "SLACK_API_URL": fake.api_url,
+        "INCIDENT_ADMINS": ADMIN_ID,
+        "SESSION_SECRET": "tests-session-secret-0123456789abcdef",
+    }
+    if sign_in_at is not None:
+        env.update(
+            SLACK_CLIENT_ID=oidc.CLIENT_ID,
+            SLACK_CLIENT_SECRET=oidc.CLIENT_SECRET,
+            PUBLIC_URL=sign_in_at,
+        )
+    return replace(Settings.from_env(env), **overrides)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -104,9 +118,15 @@ def running_bot(
     sessions: sessionmaker[Session],
     *,
     delivery_worker: bool = False,
+    sign_in_with_slack: bool = False,
     **overrides: Any,
 ) -> Iterator[Bot]:
-    settings = bot_settings(fake, **overrides)
+    """With `sign_in_with_slack`, PUBLIC_URL is the bot's own address (or `public_url`)."""
+    port = free_port() if sign_in_with_slack else 0
+    sign_in_at = None
+    if sign_in_with_slack:
+        sign_in_at = overrides.pop("public_url", f"http://127.0.0.1:{port}")
+    settings = bot_settings(fake, sign_in_at, **overrides)
     work = WorkQueue(settings.work_queue_limit)
     client = make_client(settings)
     deliverer = Deliverer(
@@ -129,7 +149,7 @@ def running_bot(
     # /metrics reports this bot's engine and work queue, as `python -m bot run` wires them.
     watched = metrics.watch(engine, work)
     try:
-        with serve_wsgi(make_wsgi_app(app, engine, settings, web), settings) as base_url:
+        with serve_wsgi(make_wsgi_app(app, engine, settings, web), settings, port) as base_url:
             yield Bot(
                 fake=fake,
                 base_url=base_url,
@@ -144,3 +164,14 @@ def running_bot(
         if worker:
             worker.stop()
         watched.close()
+
+
+def sign_in_client(client: Any, user_id: str, **cookie: str) -> None:
+    """A werkzeug test client of the web app signed in as `user_id` the way the bot signs people
+    in: a session row in the bot's database and its id in the cookie (beside `cookie`'s values,
+    e.g. a CSRF token)."""
+    web: WebServices = client.application.extensions["incident_tracker"]
+    with web.sessions.begin() as session:
+        sid = signins.start_session(session, user_id)
+    with client.session_transaction() as kept:
+        kept.update({auth.SESSION_ID: sid, "user_id": user_id, **cookie})

@@ -16,7 +16,7 @@ from werkzeug.test import TestResponse
 
 from bot.incidents import tokens
 from tests.fakeslack import defaults
-from tests.slackbot import ADMIN_ID, Bot
+from tests.slackbot import ADMIN_ID, Bot, sign_in_client
 from tests.steps import FIXED
 
 API = "/api/v1"
@@ -71,9 +71,7 @@ def token_caller(bot: Bot, *, admin: bool = False) -> Caller:
 def person_caller(bot: Bot, user_id: str = defaults.USER_ID, *, csrf: bool = True) -> Caller:
     """A browser signed in as `user_id`; its writes carry the CSRF header unless told not to."""
     client = bot.web.test_client()
-    with client.session_transaction() as session:
-        session["user_id"] = user_id
-        session["csrf_token"] = CSRF
+    sign_in_client(client, user_id, csrf_token=CSRF)
     return Caller(client, user_id, {"X-CSRF-Token": CSRF} if csrf else {})
 
 

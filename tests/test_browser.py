@@ -72,12 +72,14 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
 def bot(
     fake_slack: FakeSlack, engine: Engine, committing_sessions: sessionmaker[Session]
 ) -> Iterator[Bot]:
-    """The bot posting cards to CARD_CHANNEL, with the outbox's worker sending them."""
+    """The bot posting cards to CARD_CHANNEL, with the outbox's worker sending them, and Sign in
+    with Slack."""
     with running_bot(
         fake_slack,
         engine,
         committing_sessions,
         delivery_worker=True,
+        sign_in_with_slack=True,
         incident_channel=CARD_CHANNEL,
     ) as running:
         yield running

@@ -225,3 +225,24 @@ def test_run_refuses_a_bot_token_slack_rejects(bot: Run) -> None:
     assert result.returncode == 2, result.stderr
     assert "Slack refused the bot token" in result.stderr
     assert "invalid_auth" in result.stderr
+
+
+def test_run_refuses_sign_in_with_slack_without_a_public_url(bot: Run) -> None:
+    """Slack's redirect back would otherwise be built from whatever Host a request named."""
+    with FakeSlack() as fake:
+        result = bot(
+            "run",
+            SLACK_BOT_TOKEN=defaults.BOT_TOKEN,
+            SLACK_SIGNING_SECRET=defaults.SIGNING_SECRET,
+            SLACK_APP_TOKEN="",
+            SLACK_API_URL=fake.api_url,
+            SLACK_CLIENT_ID="1.2",
+            SLACK_CLIENT_SECRET="secret",
+            PUBLIC_URL="",
+        )
+        assert fake.calls_to("auth.test") == []
+
+    assert result.returncode == 2, result.stderr
+    assert "Configuration error: SLACK_CLIENT_ID (Sign in with Slack) needs PUBLIC_URL" in (
+        result.stderr
+    )

@@ -23,7 +23,7 @@ from bot import incidents, logs
 from bot.incidents import Actor, IncidentDraft
 from bot.settings import Settings, SettingsError
 from tests.fakeslack import FakeSlack, defaults, payloads, post_payload
-from tests.slackbot import Bot
+from tests.slackbot import Bot, sign_in_client
 from tests.test_run import REPO_ROOT, bot_process, free_port, stop, wait_until_healthy
 
 IDS = ("incident_id", "team_id", "user_id", "channel_id", "request_id")
@@ -141,9 +141,7 @@ def test_web_lines_name_the_request_the_signed_in_person_and_the_incident(
 ):
     incident_id = declare(slackbot.sessions)
     client = slackbot.web.test_client()
-    with client.session_transaction() as session:
-        session["user_id"] = "U0ALICE001"
-        session["csrf_token"] = "csrf-for-tests"
+    sign_in_client(client, "U0ALICE001", csrf_token="csrf-for-tests")
 
     def add_note(**headers: str) -> None:
         # The test client runs the app on this thread: in a context of its own, as waitress

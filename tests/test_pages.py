@@ -19,7 +19,7 @@ from bot import incidents
 from bot.incidents import Actor, screenshots
 from db.models import Incident, IncidentEvent, Screenshot, Severity, Status
 from tests.fakeslack import FakeSlack
-from tests.slackbot import ADMIN_ID, Bot, running_bot
+from tests.slackbot import ADMIN_ID, Bot, running_bot, sign_in_client
 from tests.steps import FIXED
 
 ALICE = "U0USER0001"
@@ -33,9 +33,7 @@ def client(slackbot: Bot) -> Any:
 
 
 def sign_in(client: Any, user_id: str = ALICE) -> None:
-    with client.session_transaction() as session:
-        session["user_id"] = user_id
-        session["csrf_token"] = CSRF
+    sign_in_client(client, user_id, csrf_token=CSRF)
 
 
 def declare(bot: Bot, title: str = "Checkout is failing", by: str = ALICE, **fields: Any) -> int:

@@ -18,7 +18,7 @@ from bot.incidents import Actor, IncidentDraft, screenshots, tokens
 from bot.reports.postmortem import paragraphs
 from db.models import ApiToken
 from tests.fakeslack import FakeSlack, defaults, payloads
-from tests.slackbot import Bot, running_bot
+from tests.slackbot import Bot, running_bot, sign_in_client
 from tests.steps import FIXED
 
 BASE = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -314,8 +314,7 @@ def resolved(slackbot: Bot) -> tuple[int, int]:
 
 
 def sign_in(client: Any, user_id: str = ALICE.user_id) -> None:
-    with client.session_transaction() as session:
-        session["user_id"] = user_id
+    sign_in_client(client, user_id)
 
 
 @pytest.fixture

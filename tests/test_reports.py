@@ -19,7 +19,7 @@ from bot import incidents, reports
 from bot.incidents import Actor, IncidentDraft, InvalidInput, WeekRow
 from db.models import Severity
 from tests.fakeslack import FakeSlack, defaults, payloads
-from tests.slackbot import Bot
+from tests.slackbot import Bot, sign_in_client
 from tests.steps import FIXED
 
 REPORTER = Actor(defaults.USER_ID)
@@ -225,8 +225,7 @@ def recent(slackbot: Bot) -> datetime:
 
 def signed_in(bot: Bot) -> Any:
     client = bot.web.test_client()
-    with client.session_transaction() as session:
-        session["user_id"] = REPORTER.user_id
+    sign_in_client(client, REPORTER.user_id)
     return client
 
 

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from http.cookiejar import CookieJar
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -299,8 +300,9 @@ def test_without_slack_the_web_surface_runs_alone_and_slack_updates_wait(
     assert process.returncode == 0, log
     assert f"Slack is off (no SLACK_BOT_TOKEN): the web surface runs alone on port {port}" in log
     assert "`python -m bot outbox discard` drops them" in log
-    # Using the link prints the next one, for the next browser.
-    assert re.search(r"Signed in as the local admin\. The next browser can use http://", log)
+    # Using the link prints no next one: `python -m bot link` gives another on request.
+    assert log.count("/auth/local?token=") == 1
+    assert "For another one: .venv/bin/python -m bot link" in log
     assert "Starting in" not in log
 
 
@@ -314,3 +316,39 @@ def test_half_a_slack_setup_refuses_to_start(database_url: str):
     assert process.returncode == 2
     assert "Can't start in HTTP mode: set SLACK_SIGNING_SECRET." in output
     assert "Slack is off" not in output
+
+
+def other_addresses_of_this_machine() -> list[str]:
+    """Addresses of this machine besides 127.0.0.1: another loopback one, and the one its route
+    out leaves from, when it has one."""
+    found = ["127.0.0.2"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # UDP: sends nothing, only picks the route
+            found.append(probe.getsockname()[0])
+        except OSError:
+            pass
+    return found
+
+
+def answers_at(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=2):
+            return True
+    except ConnectionRefusedError:
+        return False
+
+
+@pytest.mark.parametrize(("host", "everywhere"), [("", False), ("0.0.0.0", True)])
+def test_without_slack_the_server_listens_on_loopback_unless_host_says_otherwise(
+    database_url: str, host: str, everywhere: bool
+):
+    port = free_port()
+    with bot_process(DATABASE_URL=database_url, PORT=str(port), HOST=host, **NO_SLACK) as process:
+        output = OutputReader(process)
+        output.wait_for(r"Sign in as the local admin")
+        wait_until_healthy(process, f"http://127.0.0.1:{port}")
+        elsewhere = other_addresses_of_this_machine()
+        assert {a: answers_at(a, port) for a in elsewhere} == dict.fromkeys(elsewhere, everywhere)
+        log = output.stop()
+    assert f"runs alone on port {port} (HOST {host or '127.0.0.1'})" in log

@@ -197,6 +197,34 @@ def test_scheduler_settings_from_the_environment() -> None:
     assert settings.scheduler_interval == timedelta(seconds=90)
 
 
+def test_sign_in_with_slack_with_its_public_url() -> None:
+    settings = Settings.from_env(
+        {"SLACK_CLIENT_ID": "1.2", "PUBLIC_URL": "https://incidents.example.com/"}
+    )
+    assert (settings.slack_client_id, settings.public_url) == (
+        "1.2",
+        "https://incidents.example.com",
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "host"),
+    [
+        ({}, "127.0.0.1"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}, "0.0.0.0"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}, "0.0.0.0"),
+        ({"HOST": "0.0.0.0"}, "0.0.0.0"),
+        ({"HOST": "::1"}, "::1"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "HOST": "10.0.0.5"}, "10.0.0.5"),
+        ({"HOST": " localhost "}, "localhost"),
+    ],
+)
+def test_host_is_loopback_without_slack_and_every_interface_with_it(
+    env: dict[str, str], host: str
+) -> None:
+    assert Settings.from_env(env).host == host
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -219,6 +247,9 @@ def test_scheduler_settings_from_the_environment() -> None:
         ({"SLACK_APP_TOKEN": "xoxb-1"}, "must be an app-level token"),
         ({"SLACK_API_URL": "slack.com/api"}, "must be an http(s) URL"),
         ({"PORT": "http"}, "PORT must be a TCP port"),
+        ({"HOST": "0.0.0.0:3000"}, "HOST must be an address to listen on"),
+        ({"HOST": "http://localhost"}, "HOST must be an address to listen on"),
+        ({"SLACK_CLIENT_ID": "1.2"}, "SLACK_CLIENT_ID (Sign in with Slack) needs PUBLIC_URL"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_message(env: dict[str, str], message: str) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import incidents
-from bot.incidents import IncidentDraft, tokens
+from bot.incidents import IncidentDraft, signins, tokens
 from bot.web import auth
 from db.models import ApiToken, Severity
 from tests.fakeslack import FakeSlack, defaults, oidc
@@ -88,6 +88,15 @@ def sign_in(bot: Bot, browser: Browser, start: str = "/auth/slack") -> list[tupl
     return browser.follow(bot.base_url + start)
 
 
+@pytest.fixture
+def slackbot(
+    fake_slack: FakeSlack, engine: Engine, committing_sessions: sessionmaker[Session]
+) -> Iterator[Bot]:
+    """The bot with Sign in with Slack, PUBLIC_URL being its own address."""
+    with running_bot(fake_slack, engine, committing_sessions, sign_in_with_slack=True) as running:
+        yield running
+
+
 def csrf_of(page: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert match, page
@@ -150,7 +159,11 @@ def test_the_session_cookie_is_secure_when_the_public_url_is_https(
     fake_slack: FakeSlack, engine: Engine, committing_sessions: sessionmaker[Session]
 ):
     with running_bot(
-        fake_slack, engine, committing_sessions, public_url="https://incidents.example.com"
+        fake_slack,
+        engine,
+        committing_sessions,
+        sign_in_with_slack=True,
+        public_url="https://incidents.example.com",
     ) as bot:
         started = Browser().open(bot.base_url + "/auth/slack")
     cookie = next(c for c in started.cookies() if c.startswith(SESSION_COOKIE + "="))
@@ -158,6 +171,15 @@ def test_the_session_cookie_is_secure_when_the_public_url_is_https(
     # Slack sends the person back to the public address, not to the one the request came to.
     asked = parse_qs(urlsplit(started.location).query)
     assert asked["redirect_uri"] == ["https://incidents.example.com/auth/slack/callback"]
+
+
+def test_slack_sends_people_back_to_the_public_url_whatever_host_the_request_named(
+    slackbot: Bot,
+):
+    started = Browser().open(slackbot.base_url + "/auth/slack", Host="evil.example")
+    asked = parse_qs(urlsplit(started.location).query)
+    assert asked["redirect_uri"] == [f"{slackbot.settings.public_url}/auth/slack/callback"]
+    assert slackbot.settings.public_url == slackbot.base_url
 
 
 @pytest.mark.parametrize(
@@ -193,7 +215,9 @@ def test_the_sign_in_page_offers_slack_and_keeps_where_to_go_next(slackbot: Bot)
 def test_without_client_credentials_there_is_no_slack_sign_in(
     fake_slack: FakeSlack, engine: Engine, committing_sessions: sessionmaker[Session]
 ):
-    with running_bot(fake_slack, engine, committing_sessions, slack_client_secret=None) as bot:
+    with running_bot(
+        fake_slack, engine, committing_sessions, sign_in_with_slack=True, slack_client_secret=None
+    ) as bot:
         assert Browser().open(bot.base_url + "/auth/slack").status == 404
         page = Browser().open(bot.base_url + "/sign-in")
     assert page.status == 200
@@ -283,7 +307,11 @@ def test_a_wrong_client_secret_is_refused_by_slack(
     fake_slack: FakeSlack, engine: Engine, committing_sessions: sessionmaker[Session]
 ):
     with running_bot(
-        fake_slack, engine, committing_sessions, slack_client_secret="not-the-secret"
+        fake_slack,
+        engine,
+        committing_sessions,
+        sign_in_with_slack=True,
+        slack_client_secret="not-the-secret",
     ) as bot:
         browser = Browser()
         _, refused = sign_in(bot, browser)[-1]
@@ -319,6 +347,63 @@ def test_signing_out_needs_the_forms_token_and_then_ends_the_session(slackbot: B
     out = browser.open(sign_out, form={"csrf_token": token})
     assert out.status == 302 and out.location == "/sign-in"
     assert_not_signed_in(slackbot, browser)
+
+
+def api_status(bot: Bot, cookie: str) -> int:
+    request = urllib.request.Request(
+        bot.base_url + "/api/v1/incidents", headers={"Cookie": f"{SESSION_COOKIE}={cookie}"}
+    )
+    try:
+        with Browser().opener.open(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_a_cookie_copied_before_signing_out_is_refused_after(slackbot: Bot):
+    browser = Browser()
+    sign_in(slackbot, browser)
+    copied = session_cookie(browser)
+    replay = {"Cookie": f"{SESSION_COOKIE}={copied}"}
+    assert Browser().open(slackbot.base_url + "/incidents", **replay).status == 200
+    assert api_status(slackbot, copied) == 200
+
+    token = csrf_of(browser.open(slackbot.base_url + "/incidents").body)
+    out = browser.open(slackbot.base_url + "/auth/sign-out", form={"csrf_token": token})
+    assert out.status == 302
+
+    page = Browser().open(slackbot.base_url + "/incidents", **replay)
+    assert page.status == 302 and urlsplit(page.location).path == "/sign-in"
+    assert api_status(slackbot, copied) == 401
+
+
+def test_signing_out_in_one_browser_leaves_another_signed_in(slackbot: Bot):
+    first, second = Browser(), Browser()
+    sign_in(slackbot, first)
+    sign_in(slackbot, second)
+    token = csrf_of(first.open(slackbot.base_url + "/incidents").body)
+
+    first.open(slackbot.base_url + "/auth/sign-out", form={"csrf_token": token})
+
+    assert_not_signed_in(slackbot, first)
+    assert second.open(slackbot.base_url + "/incidents").status == 200
+
+
+def test_a_session_ends_after_its_lifetime(session: Session):
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    sid = signins.start_session(session, defaults.USER_ID, now=start)
+    assert signins.session_user(session, sid, now=start + timedelta(hours=11)) == defaults.USER_ID
+    assert signins.session_user(session, sid, now=start + signins.SESSION_LIFETIME) is None
+    assert signins.session_user(session, "made-up", now=start) is None
+
+
+def test_a_cookie_naming_a_user_without_a_session_is_not_signed_in(slackbot: Bot):
+    """What a signed cookie said before sessions had rows: the user id alone lets no one in."""
+    client = slackbot.web.test_client()
+    with client.session_transaction() as kept:
+        kept["user_id"] = ADMIN_ID
+    assert client.get("/incidents").status_code == 302
+    assert client.get("/api/v1/incidents").status_code == 401
 
 
 def session_cookie(browser: Browser) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from datetime import timedelta
 from typing import Any
 
 from apiflask import APIFlask, HTTPError
@@ -19,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from bot import incidents, logs
+from bot.incidents import signins
 from bot.server import WEB_MAX_BODY_BYTES, body_limit
 from bot.web.errors import domain_error
 from bot.web.services import WebServices, close_request_session
@@ -26,7 +26,6 @@ from bot.web.services import WebServices, close_request_session
 log = logging.getLogger("bot.web")
 
 API_PREFIX = "/api/v1"
-SESSION_LIFETIME = timedelta(hours=12)
 
 
 class AsciiIntegerConverter(IntegerConverter):
@@ -59,7 +58,8 @@ def create_web_app(web: WebServices) -> APIFlask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=bool(settings.public_url and settings.public_url.startswith("https")),
-        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        # The cookie lasts as long as its session's row.
+        PERMANENT_SESSION_LIFETIME=signins.SESSION_LIFETIME,
         MAX_FORM_MEMORY_SIZE=WEB_MAX_BODY_BYTES,
         VALIDATION_ERROR_STATUS_CODE=422,
         JSON_SORT_KEYS=False,

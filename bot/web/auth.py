@@ -1,8 +1,10 @@
 """Who is asking: people signed in with Slack (OpenID Connect) or locally, and API tokens.
 
-People's sessions live in a signed cookie (Flask's, keyed by SESSION_SECRET) holding their Slack
-user id, so INCIDENT_ADMINS and every permission are the ones they have in Slack. Forms carry a
-CSRF token kept in that session. Machines send `Authorization: Bearer itk_...`.
+People's sessions are rows in the database (`bot.incidents.signins`) whose random id rides in a
+signed cookie (Flask's, keyed by SESSION_SECRET): signing out ends the row, so a copy of the
+cookie is refused afterwards. A session belongs to a Slack user id, so INCIDENT_ADMINS and every
+permission are the ones they have in Slack. Forms carry a CSRF token kept in the cookie.
+Machines send `Authorization: Bearer itk_...`.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from urllib.parse import urlencode, urlsplit
 
 from apiflask import APIBlueprint, HTTPTokenAuth, abort
 from flask import abort as flask_abort
-from flask import current_app, redirect, render_template, request, session, url_for
+from flask import current_app, g, redirect, render_template, request, session, url_for
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from bot.incidents import LOCAL_ADMIN, Actor, tokens
+from bot.incidents import LOCAL_ADMIN, Actor, signins, tokens
 from bot.web.services import WebServices
 
 log = logging.getLogger("bot.web")
@@ -55,14 +58,40 @@ def services() -> WebServices:
 # --- Who is asking ------------------------------------------------------------------------------
 
 
+SESSION_ID = "sid"
+LOCAL_LINK_HINT = (
+    "Run `python -m bot link` on the bot's machine for a new one: each link works once, within "
+    f"{signins.LOCAL_LINK_MINUTES} minutes."
+)
+_VIEWER = "incident_tracker_viewer"
+
+
 def session_actor() -> Actor | None:
-    """The person signed in with this browser, if any."""
-    user_id = session.get("user_id")
-    if not isinstance(user_id, str):
-        return None
-    if user_id == LOCAL_ADMIN.user_id:
-        return LOCAL_ADMIN
-    return services().person(user_id)
+    """The person signed in with this browser, if any: its session's row decides, not the
+    cookie alone (looked up once per request)."""
+    if _VIEWER not in g:
+        sid = session.get(SESSION_ID)
+        user_id = None
+        if isinstance(sid, str):
+            with services().read() as db:
+                user_id = signins.session_user(db, sid)
+        actor = None
+        if user_id == LOCAL_ADMIN.user_id:
+            actor = LOCAL_ADMIN
+        elif user_id is not None:
+            actor = services().person(user_id)
+        setattr(g, _VIEWER, actor)
+    return g.get(_VIEWER)
+
+
+def _start_session(db: Session, user_id: str, name: str) -> None:
+    sid = signins.start_session(db, user_id)
+    session.clear()
+    session.permanent = True
+    session[SESSION_ID] = sid
+    # Kept beside the id for the log lines and the header; the row alone says who is in.
+    session["user_id"] = user_id
+    session["name"] = name
 
 
 @api_auth.verify_token
@@ -120,12 +149,9 @@ def check_csrf() -> None:
 # --- Signing in --------------------------------------------------------------------------------
 
 
-def _base_url() -> str:
-    return services().settings.public_url or request.host_url.rstrip("/")
-
-
 def _redirect_uri() -> str:
-    return _base_url() + url_for("auth.slack_callback")
+    # PUBLIC_URL only (slack_sign_in needs it): a Host header would be the sender's to choose.
+    return f"{services().settings.public_url}{url_for('auth.slack_callback')}"
 
 
 # Browsers drop tabs and newlines from a URL ("/\t/evil" is "//evil") and read "\" as "/".
@@ -148,7 +174,7 @@ def _safe_next(target: str | None) -> str:
 def slack_sign_in() -> Response:
     web = services()
     if not web.slack_sign_in:
-        abort(404, "Sign in with Slack needs SLACK_CLIENT_ID and SLACK_CLIENT_SECRET.")
+        abort(404, "Sign in with Slack needs SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and PUBLIC_URL.")
     state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     session["oidc"] = {"state": state, "nonce": nonce, "next": _safe_next(request.args.get("next"))}
     api = urlsplit(web.settings.slack_api_url)
@@ -184,10 +210,8 @@ def slack_callback() -> Response:
     if team_id != web.team_id or not isinstance(user_id, str):
         log.warning("sign-in refused: %s of team %s is not of this workspace", user_id, team_id)
         abort(403, "Only members of this Slack workspace can sign in here.")
-    session.clear()
-    session.permanent = True
-    session["user_id"] = user_id
-    session["name"] = str(claims.get("name") or user_id)[:80]
+    with web.change() as db:
+        _start_session(db, user_id, str(claims.get("name") or user_id)[:80])
     log.info("%s signed in with Slack", user_id)
     return redirect(_safe_next(pending.get("next")))
 
@@ -230,18 +254,27 @@ def _id_token_claims(id_token: str) -> dict[str, Any]:
 @bp.get("/auth/local")
 def local_sign_in() -> Response:
     web = services()
-    if web.local_sign_in is None or not web.local_sign_in.use(request.args.get("token", "")):
-        abort(403, "This sign-in link was used already or is wrong. The bot's log has a new one.")
-    session.clear()
-    session.permanent = True
-    session["user_id"] = LOCAL_ADMIN.user_id
-    session["name"] = "local admin"
+    if not web.local_sign_in:
+        abort(403, "Sign in with Slack: local sign-in links are for running without Slack.")
+    with web.change() as db:
+        used = signins.use_local_link(db, request.args.get("token", ""))
+        if used:
+            _start_session(db, LOCAL_ADMIN.user_id, "local admin")
+    if not used:
+        log.warning("local sign-in refused: the link expired, was used already or is wrong")
+        abort(403, f"This sign-in link expired, was used already or is wrong. {LOCAL_LINK_HINT}")
+    log.info("signed in as the local admin")
     return redirect(url_for("pages.incident_list"))
 
 
 @bp.post("/auth/sign-out")
 def sign_out() -> Response:
     check_csrf()
+    sid = session.get(SESSION_ID)
+    if isinstance(sid, str):
+        with services().change() as db:
+            signins.end_session(db, sid)
+        log.info("%s signed out", session.get("user_id"))
     session.clear()
     return redirect(url_for("auth.sign_in_page"))
 
@@ -252,7 +285,8 @@ def sign_in_page() -> str:
     return render_template(
         "sign_in.html",
         slack_sign_in=web.slack_sign_in,
-        local=web.local_sign_in is not None,
+        local=web.local_sign_in,
+        local_link_hint=LOCAL_LINK_HINT,
         next=_safe_next(request.args.get("next")),
     )
 

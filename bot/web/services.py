@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-import secrets
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flask import g
 from sqlalchemy.exc import OperationalError
@@ -19,34 +16,9 @@ from bot.settings import Settings
 from db.models import Incident
 from db.session import bounded_transaction
 
-log = logging.getLogger("bot.web")
-
 # A web change waits for a busy incident a little longer than a Slack ack may, then says so.
 LOCK_TIMEOUT = "2s"
 STATEMENT_TIMEOUT = "10s"
-
-
-@dataclass
-class LocalSignIn:
-    """The one-time sign-in link of an install without Slack, as Jupyter prints one.
-
-    Each link works once; using it prints the next one, for the next browser.
-    """
-
-    base_url: str
-    _token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def link(self) -> str:
-        return f"{self.base_url}/auth/local?token={self._token}"
-
-    def use(self, token: str) -> bool:
-        with self._lock:
-            if not secrets.compare_digest(token.encode(), self._token.encode()):
-                return False
-            self._token = secrets.token_urlsafe(24)
-        log.warning("Signed in as the local admin. The next browser can use %s", self.link())
-        return True
 
 
 @dataclass
@@ -57,12 +29,17 @@ class WebServices:
     wake_outbox: Callable[[], None]
     # The workspace people must belong to (auth.test's team_id); None when Slack is off.
     team_id: str | None = None
-    local_sign_in: LocalSignIn | None = None
+    # Without Slack: the local admin signs in with links from `python -m bot link`.
+    local_sign_in: bool = False
 
     @property
     def slack_sign_in(self) -> bool:
+        settings = self.settings
         return bool(
-            self.team_id and self.settings.slack_client_id and self.settings.slack_client_secret
+            self.team_id
+            and settings.slack_client_id
+            and settings.slack_client_secret
+            and settings.public_url
         )
 
     def person(self, user_id: str) -> Actor:
