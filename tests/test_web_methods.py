@@ -14,7 +14,7 @@ from sqlalchemy import text
 from bot import incidents
 from bot.incidents import Actor, screenshots
 from db.models import Base
-from tests.slackbot import ADMIN_ID, Bot
+from tests.slackbot import ADMIN_ID, Bot, sign_in_client
 
 METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
 ADMIN = Actor.of(ADMIN_ID, [ADMIN_ID])
@@ -62,9 +62,7 @@ def test_no_request_without_a_csrf_token_changes_any_record(slackbot: Bot):
     assert f"/incidents/{incident_id}/delete" in paths and "/api/v1/incidents" in paths
     before = _records(slackbot)
     client = slackbot.web.test_client()
-    with client.session_transaction() as browser:
-        browser["user_id"] = ADMIN_ID
-        browser["csrf_token"] = "the-token-no-request-here-sends"
+    sign_in_client(client, ADMIN_ID, csrf_token="the-token-no-request-here-sends")
     form = {
         "status": "resolved",
         "resolution": "rolled back",

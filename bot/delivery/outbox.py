@@ -388,18 +388,11 @@ class Deliverer:
             delivery.sending_since = None
         if outcome.rate_limited and call.channel:
             return self._rate_limited(session, delivery, call, outcome.retry_after, now)
-        return _Step(
-            problem=self._failed(
-                session,
-                delivery,
-                incident,
-                outcome.error,
-                now,
-                outcome.retry_after,
-                call.channel,
-                in_doubt=outcome.unknown,
-            )
+        problem = self._failed(
+            session, delivery, incident, outcome.error, now, outcome.retry_after, call.channel
         )
+        problem.in_doubt = outcome.unknown
+        return _Step(problem=problem)
 
     def _rate_limited(
         self,
@@ -435,8 +428,6 @@ class Deliverer:
         now: datetime,
         retry_after: str | None = None,
         channel: str | None = None,
-        *,
-        in_doubt: bool = False,
     ) -> Problem:
         delivery.attempts += 1
         permanent = code in PERMANENT_ERRORS
@@ -470,7 +461,6 @@ class Deliverer:
             error=code,
             permanent=permanent,
             opening_channel=delivery.action == DeliveryAction.OPEN_CHANNEL,
-            in_doubt=in_doubt,
         )
 
     def channel_joined(self, channel_id: str, now: datetime | None = None) -> int:

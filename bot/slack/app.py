@@ -8,6 +8,7 @@ from slack_bolt import App, BoltContext
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.authorize import Authorize
 from slack_bolt.error import BoltError
+from slack_bolt.logger.messages import warning_token_skipped
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
@@ -75,6 +76,17 @@ class BotTokenAuthorize(Authorize):
         return self._result
 
 
+class _TokenSkippedIsExpected(logging.Filter):
+    """Bolt warns that the client's token "will be ignored" whenever an authorize is given; here
+    the authorize hands back that very token, so the warning would only mislead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_token_skipped()
+
+
+_TOKEN_SKIPPED_IS_EXPECTED = _TokenSkippedIsExpected()
+
+
 def create_app(
     settings: Settings,
     sessions: sessionmaker[Session],
@@ -87,6 +99,8 @@ def create_app(
     Listeners run on the request's own thread and ack once the change is committed (acked means
     saved); what follows the ack goes to `work`, which the caller starts and shuts down.
     """
+    # Once per logger, however many apps are built.
+    logging.getLogger("slack_bolt.App").addFilter(_TOKEN_SKIPPED_IS_EXPECTED)
     # Times each ack for incident_bot_ack_seconds.
     app = TimedApp(
         client=client,
