@@ -94,6 +94,22 @@ def test_a_resolution_given_now_or_already_recorded_resolves(session: Session):
     assert recorded.status == Status.RESOLVED
 
 
+@pytest.mark.parametrize("status", ["resolved", "closed"])
+def test_a_resolved_incident_keeps_its_resolution(session: Session, status: str):
+    incident = declare(session)
+    incidents.change_status(session, incident.id, status, ALICE, resolution=FIXED)
+    for emptied in (None, "", "  "):
+        with pytest.raises(InvalidInput, match="can be reworded but not removed"):
+            incidents.edit(session, incident.id, ADMIN, {"resolution": emptied})
+    assert incident.resolution == FIXED
+    incidents.edit(session, incident.id, ADMIN, {"resolution": "Failed over to the replica"})
+    assert incident.resolution == "Failed over to the replica"
+    # Reopened, it may be emptied again: it is no longer resolved.
+    incidents.change_status(session, incident.id, "investigating", ADMIN)
+    incidents.edit(session, incident.id, ADMIN, {"resolution": None})
+    assert incident.resolution is None
+
+
 def test_a_closed_incidents_notes_and_screenshots_are_for_admins_only(session: Session):
     incident = declare(session)
     note = incidents.add_note(session, incident.id, ALICE, "Rolled back")

@@ -63,6 +63,7 @@ from .vocabulary import (
 from .workflow import (
     ACTIVE_STATUSES,
     _check_transition,
+    _require_kept_resolution,
     _require_resolution,
     _stamp_milestones,
     check_as_seen,
@@ -349,6 +350,7 @@ def _set_fields(
     now = _now(now)
     incident = lock_incident(session, incident_id)
     _require_editable(incident, actor)
+    _require_kept_resolution(incident, values)
     events = []
     for name, value in values.items():
         old = getattr(incident, name)

@@ -96,6 +96,18 @@ def _require_resolution(incident: Incident, new: Status, resolution: str | None)
         )
 
 
+def _require_kept_resolution(incident: Incident, values: dict[str, str | None]) -> None:
+    """A resolved or closed incident keeps a resolution once it has one: it may be reworded, not
+    emptied, or the rule above would hold only at the moment of resolving."""
+    emptied = "resolution" in values and not values["resolution"] and incident.resolution
+    if emptied and incident.status in (Status.RESOLVED, Status.CLOSED):
+        raise InvalidInput(
+            f"{format_incident_id(incident.id)} is {incident.status.value}: its resolution can "
+            "be reworded but not removed.",
+            "resolution",
+        )
+
+
 def _stamp_milestones(incident: Incident, new: Status, now: datetime) -> None:
     reached = WORKFLOW_ORDER.index(new)
     if new == Status.INVESTIGATING and incident.status in (Status.RESOLVED, Status.CLOSED):
