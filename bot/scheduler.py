@@ -1,4 +1,5 @@
-"""Background jobs: delivery retries, update reminders, auto-close, the daily digest.
+"""Background jobs: update reminders, auto-close, the daily digest, channel archives (delivery
+retries are the delivery worker's, on every replica: bot.delivery.worker).
 
 APScheduler 3 cannot share a job store between processes (it would run jobs twice), so each
 process has a BackgroundScheduler with an in-memory store and fixed sweep jobs, and only the
@@ -59,15 +60,6 @@ class Jobs:
         self.settings = settings
         self.sessions = sessions
         self.deliverer = deliverer
-
-    # --- delivery retries ---------------------------------------------------------------------
-
-    def deliver(self, now: datetime) -> None:
-        result = self.deliverer.drain(now=now, limit=500)
-        if result.delivered or result.problems:
-            log.info(
-                "delivery sweep: %d sent, %d not (yet)", result.delivered, len(result.problems)
-            )
 
     # --- reminders ------------------------------------------------------------------------------
 
@@ -300,7 +292,6 @@ class Scheduler:
         self._scheduler = BackgroundScheduler(timezone=UTC)
         seconds = self.interval.total_seconds()
         for name, job in (
-            ("deliveries", self.jobs.deliver),
             ("reminders", self.jobs.remind),
             ("auto-close", self.jobs.auto_close),
             ("digest", self.jobs.digest),

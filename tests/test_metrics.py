@@ -42,7 +42,7 @@ INCIDENT_REF = re.compile(r"INC-\d+", re.IGNORECASE)
 KINDS = {"command", "action", "view", "shortcut", "options", "event"}
 RESULTS = {"ok", "error", "rate_limited", "unknown"}
 SEVERITIES = {"SEV1", "SEV2", "SEV3", "SEV4"}
-JOBS = {"deliveries", "reminders", "auto-close", "digest", "forget-events", "archive-channels"}
+JOBS = {"reminders", "auto-close", "digest", "forget-events", "archive-channels"}
 
 
 def fetch(url: str, method: str = "GET") -> tuple[int, str]:
@@ -310,7 +310,7 @@ def test_the_leader_gauge_follows_the_advisory_lock_across_replicas(
             assert all(abs(ran - time.time()) < 60 for ran in jobs_ran().values())
             scrape = Scrape(follower.base_url)
             assert all(scrape.value("incident_bot_job_failures_total", job=j) == 0 for j in JOBS)
-            assert scrape.value("incident_bot_job_last_duration_seconds", job="deliveries") >= 0
+            assert scrape.value("incident_bot_job_last_duration_seconds", job="reminders") >= 0
             labels_bounded(scrape, USER, CHANNEL)
 
 

@@ -159,7 +159,7 @@ def pending(sessions: Sessions) -> list[Delivery]:
 def with_card(jobs: Jobs, sessions: Sessions, severity: str, at: datetime, **kwargs: Any):
     """An incident declared at `at` whose card is in Slack; returns its id and the card's ts."""
     incident_id = declare(sessions, severity, at, **kwargs)
-    jobs.deliver(at)
+    jobs.deliverer.drain(now=at)
     ts = row(sessions, incident_id).card_ts
     assert ts is not None, "the card must be posted before the test starts"
     return incident_id, ts
@@ -213,7 +213,7 @@ def run_together(*calls: Callable[[], T]) -> list[T]:
 
 def full_sweep(jobs: Jobs, now: datetime) -> int:
     """What the scheduler runs each interval; returns the number of reminders sent."""
-    jobs.deliver(now)
+    jobs.deliverer.drain(now=now)
     sent = jobs.remind(now)
     jobs.auto_close(now)
     jobs.digest(now)
@@ -400,7 +400,7 @@ def test_snooze_clicked_on_a_reminder_holds_reminders_for_an_hour(slackbot: Bot)
     start = datetime.now(UTC)
     declared = start - timedelta(minutes=14)
     incident_id = declare(sessions, "SEV1", declared, owner=OWNER)
-    jobs.deliver(datetime.now(UTC))  # the card row is due from when it was written
+    jobs.deliverer.drain(now=datetime.now(UTC))  # the card row is due from when it was written
     ts = row(sessions, incident_id).card_ts
     assert ts is not None
     assert jobs.remind(declared + timedelta(minutes=15)) == 1
@@ -587,7 +587,7 @@ def test_a_sweep_on_the_real_clock_sends_what_it_queued_in_the_same_sweep(
     overdue = declare(sessions, "SEV1", start - timedelta(minutes=20))
     stale = declare(sessions, "SEV2", start - timedelta(days=9))
     set_status(sessions, stale, "resolved", start - timedelta(days=8))
-    jobs.deliver(datetime.now(UTC))
+    jobs.deliverer.drain(now=datetime.now(UTC))
     assert pending(sessions) == []
 
     def left_behind(incident_id: int | None) -> list[str]:
@@ -600,8 +600,8 @@ def test_a_sweep_on_the_real_clock_sends_what_it_queued_in_the_same_sweep(
     found["auto_close"] = left_behind(stale)
     assert jobs.digest(datetime.now(UTC)) is True
     found["digest"] = left_behind(None)
-    jobs.deliver(datetime.now(UTC))
-    assert pending(sessions) == [], "the next delivery sweep sends them"
+    jobs.deliverer.drain(now=datetime.now(UTC))
+    assert pending(sessions) == [], "the next drain sends them"
 
     assert found == {"remind": [], "auto_close": [], "digest": []}, (
         "rows queued by a sweep must go out in that sweep, not one interval later"
@@ -621,7 +621,7 @@ def test_resolved_for_seven_days_without_change_is_closed_by_system_with_a_threa
     idle, _idle_ts = with_card(jobs, sessions, "SEV3", BASE - timedelta(days=30))
     set_status(sessions, resolved, "resolved", BASE, note="rolled back")
     set_status(sessions, idle, "mitigated", BASE - timedelta(days=29))
-    jobs.deliver(BASE)
+    jobs.deliverer.drain(now=BASE)
     replies_before = len(fake_slack.thread(CHANNEL, ts))
 
     assert jobs.auto_close(BASE + timedelta(days=6, hours=23)) == 0
@@ -883,7 +883,7 @@ def test_a_burst_of_changes_while_slack_fails_half_the_calls_is_delivered_once_i
 
     def sweep_once() -> None:
         nonlocal clock, sweep
-        jobs.deliver(clock)
+        jobs.deliverer.drain(now=clock)
         sweep += 1
         clock += SWEEP_EVERY
         for message in fake_slack.messages(CHANNEL, include_replies=True):
@@ -965,9 +965,9 @@ def test_a_permanent_failure_is_recorded_logged_and_shown_by_incident_show(
     incident_id = declare(sessions, "SEV2", BASE, channel=gone)
     set_status(sessions, incident_id, "investigating", BASE + timedelta(minutes=1))
 
-    jobs.deliver(BASE + timedelta(minutes=2))
+    jobs.deliverer.drain(now=BASE + timedelta(minutes=2))
     calls = len(fake.calls)
-    jobs.deliver(BASE + timedelta(hours=2))
+    jobs.deliverer.drain(now=BASE + timedelta(hours=2))
 
     assert len(fake.calls) == calls, "a permanent failure is not retried"
     rows = deliveries(sessions)

@@ -23,7 +23,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackObjectFormationError
-from sqlalchemy import case, exists, func, literal, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -32,7 +32,6 @@ from db.models import (
     Delivery,
     DeliveryAction,
     Incident,
-    Severity,
     SlackRateLimit,
 )
 
@@ -55,11 +54,14 @@ from .channels import (
     record_channel_call,
     record_opened,
 )
+from .order import CALL_CHANNEL, CALL_METHOD, LIMITED_BY, URGENCY, behind_earlier
 from .problems import ACTION_NEEDED_ERRORS, PERMANENT_ERRORS, DrainResult, Problem
+from .recovery import Recovery
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF = timedelta(minutes=15)
+# Back-off alone: Slack's return is noticed sooner (bot.delivery.recovery).
+MAX_BACKOFF = timedelta(minutes=5)
 ACTION_NEEDED_BACKOFF = timedelta(minutes=5)
 # Slack may list a fresh message a moment after accepting it: a post whose outcome is unknown is
 # looked for no sooner than this after it was sent.
@@ -67,38 +69,6 @@ VISIBILITY_GRACE = timedelta(seconds=5)
 # A lease outlives the Web API client's timeout by this much, so no second worker takes a row
 # whose post may still be on its way.
 LEASE_MARGIN = timedelta(seconds=5)
-# The Slack method whose rate limit holds each kind of row back (posts otherwise).
-_LIMITED_BY = {
-    DeliveryAction.UPDATE_CARD: "chat.update",
-    DeliveryAction.DELETE_CARD: "chat.delete",
-    DeliveryAction.UPDATE_CHANNEL: "chat.update",
-    DeliveryAction.OPEN_CHANNEL: "conversations.create",
-    DeliveryAction.ARCHIVE_CHANNEL: "conversations.archive",
-    DeliveryAction.INVITE_CHANNEL: "conversations.invite",
-    DeliveryAction.RENAME_CHANNEL: "conversations.rename",
-}
-_METHOD = case(
-    *((Delivery.action == action, literal(method)) for action, method in _LIMITED_BY.items()),
-    else_=literal("chat.postMessage"),
-)
-_IN_OWN_CHANNEL = (
-    DeliveryAction.ARCHIVE_CHANNEL,
-    DeliveryAction.INVITE_CHANNEL,
-    DeliveryAction.RENAME_CHANNEL,
-    DeliveryAction.POST_CHANNEL,
-    DeliveryAction.POST_SUMMARY,
-    DeliveryAction.UPDATE_CHANNEL,
-)
-_CHANNEL = case(
-    (Delivery.action.in_(_IN_OWN_CHANNEL), Incident.own_channel_id),
-    else_=func.coalesce(Incident.slack_channel_id, Delivery.payload["channel"].astext),
-)
-# SEV1 first; digests and the cards of deleted incidents last.
-_URGENCY = case(
-    {severity.value: rank for rank, severity in enumerate(Severity)},
-    value=Incident.severity,
-    else_=len(Severity),
-)
 
 
 @dataclass
@@ -151,6 +121,7 @@ class Deliverer:
         self.lease = timedelta(seconds=client.timeout) + LEASE_MARGIN
         self._wake = threading.Condition()
         self._woken = False
+        self.recovery = Recovery(sessions, self.poster, self.wake)
 
     # --- waking a worker ------------------------------------------------------------------------
 
@@ -201,8 +172,10 @@ class Deliverer:
                 )
                 .select_from(Delivery)
                 .outerjoin(Incident, Incident.id == Delivery.incident_id)
-                .outerjoin(limited, (limited.channel_id == _CHANNEL) & (limited.method == _METHOD))
-                .where(pending(), ~_behind_earlier())
+                .outerjoin(
+                    limited, (limited.channel_id == CALL_CHANNEL) & (limited.method == CALL_METHOD)
+                )
+                .where(pending(), ~behind_earlier())
             )
 
     def _step(self, incident_id: int | None, now: datetime | None) -> _Step | None:
@@ -233,12 +206,17 @@ class Deliverer:
         outcome = self._perform(call, now)
         metrics.count_send(call.method, outcome)
         with self.sessions.begin() as session:
-            return self._record(session, call, outcome, now or datetime.now(UTC))
+            step = self._record(session, call, outcome, now or datetime.now(UTC))
+        if outcome.error is None:
+            self.recovery.answered(now)
+        elif not outcome.rate_limited:
+            self.recovery.failed()
+        return step
 
     def _claim(self, session: Session, incident_id: int | None, now: datetime) -> Delivery | None:
         limited = exists().where(
-            SlackRateLimit.channel_id == _CHANNEL,
-            SlackRateLimit.method == _METHOD,
+            SlackRateLimit.channel_id == CALL_CHANNEL,
+            SlackRateLimit.method == CALL_METHOD,
             SlackRateLimit.until > now,
         )
         query = (
@@ -248,10 +226,10 @@ class Deliverer:
                 pending(),
                 Delivery.next_attempt_at <= now,
                 or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now),
-                ~_behind_earlier(),
+                ~behind_earlier(),
                 ~limited,
             )
-            .order_by(_URGENCY, Delivery.id)
+            .order_by(URGENCY, Delivery.id)
             .limit(1)
             .with_for_update(skip_locked=True, of=Delivery)
         )
@@ -405,7 +383,7 @@ class Deliverer:
         """Only this method in this channel waits; the row is not charged an attempt."""
         seconds = int(retry_after) if retry_after and retry_after.strip().isdigit() else 1
         until = now + timedelta(seconds=max(seconds, 1))
-        method = _LIMITED_BY.get(call.action, "chat.postMessage")
+        method = LIMITED_BY.get(call.action, "chat.postMessage")
         session.execute(
             insert(SlackRateLimit)
             .values(channel_id=call.channel, method=method, until=until)
@@ -487,14 +465,3 @@ class Deliverer:
             log.info("joined %s: %d waiting update(s) due now", channel_id, count)
             self.wake()
         return count
-
-
-def _behind_earlier() -> Any:
-    """A row waits while an earlier row of the same incident is not done (strict order)."""
-    earlier = aliased(Delivery)
-    return exists().where(
-        earlier.incident_id == Delivery.incident_id,
-        earlier.id < Delivery.id,
-        earlier.delivered_at.is_(None),
-        earlier.failed_at.is_(None),
-    )

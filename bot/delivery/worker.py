@@ -2,7 +2,9 @@
 
 A change's own rows are sent right after its ack (the listener drains its incident); these
 threads send the rest: retries when their back-off ends, rows held by a rate limit when it ends,
-and rows whose worker died. Rows are claimed with SKIP LOCKED and leased, so replicas share them.
+and rows whose worker died; and while rows wait out a transient failure, they ask Slack whether
+it is back (bot.delivery.recovery). Rows are claimed with SKIP LOCKED and leased, so replicas
+share them.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class DeliveryWorker:
         while not self._stop.is_set():
             try:
                 self.deliverer.drain(limit=BATCH)
+                self.deliverer.recovery.probe()
                 due = self.deliverer.next_due()
             except SQLAlchemyError as error:  # a lost database must not kill the worker
                 log.warning("delivery worker: database error (%s); will try again", error)

@@ -150,6 +150,8 @@ class Fault:
     answer_late: float = 0.0
     drop: bool = False
     callback: AfterCall | None = None
+    # Only calls whose `channel` parameter is this one (a failing place among working ones).
+    channel: str | None = None
     hits: int = 0
 
     @property
@@ -161,9 +163,11 @@ class Fault:
             return method not in (UPLOAD, DOWNLOAD, RESPONSE_URL)
         return method in self.methods
 
-    def take(self, method: str) -> bool:
+    def take(self, method: str, params: Params | None = None) -> bool:
         """Consume one use if this fault applies to ``method`` now (caller holds the lock)."""
         if (self.times is not None and self.times <= 0) or not self.matches(method):
+            return False
+        if self.channel is not None and (params or {}).get("channel") != self.channel:
             return False
         if self.ratio is not None and self.rng is not None and self.rng.random() >= self.ratio:
             return False
@@ -549,8 +553,10 @@ class FakeSlack:
         times: int | None = 1,
         headers: dict[str, str] | None = None,
         body: str | bytes | None = None,
+        channel: str | None = None,
     ) -> Fault:
-        """Make the next ``times`` calls (None: all) to ``method`` fail.
+        """Make the next ``times`` calls (None: all) to ``method`` fail (in ``channel`` only, if
+        given).
 
         ``method`` is an API method, ``"*"`` for every API method, or one of the pseudo
         methods ``"upload"``, ``"download"``, ``"response_url"``. Defaults: ``error=
@@ -576,6 +582,7 @@ class FakeSlack:
                 headers=dict(headers or {}),
                 body=body,
                 times=times,
+                channel=channel,
             )
         )
 
@@ -633,11 +640,11 @@ class FakeSlack:
         with self._lock:
             self._faults.clear()
 
-    def _take_faults(self, method: str) -> tuple[float, Fault | None]:
+    def _take_faults(self, method: str, params: Params) -> tuple[float, Fault | None]:
         with self._lock:
             before = [f for f in self._faults if not f.after_call]
-            delay = next((f.delay for f in before if f.delay and f.take(method)), 0.0)
-            failure = next((f for f in before if not f.delay and f.take(method)), None)
+            delay = next((f.delay for f in before if f.delay and f.take(method, params)), 0.0)
+            failure = next((f for f in before if not f.delay and f.take(method, params)), None)
             return delay, failure
 
     def _apply_after_faults(self, method: str, params: Params, resp: _Response) -> None:
@@ -745,8 +752,8 @@ class FakeSlack:
             else:
                 req.write(resp)
 
-    def _apply_faults(self, method: str) -> _Response | None:
-        delay, failure = self._take_faults(method)
+    def _apply_faults(self, method: str, params: Params) -> _Response | None:
+        delay, failure = self._take_faults(method, params)
         if delay:
             self._stopping.wait(delay)
         return self._fault_response(failure) if failure is not None else None
@@ -764,7 +771,7 @@ class FakeSlack:
             else params.pop("token", None)
         )
         params.pop("token", None)
-        resp = self._apply_faults(method)
+        resp = self._apply_faults(method, params)
         if resp is not None:
             self._record(method, params)
             return resp
@@ -2019,7 +2026,7 @@ class FakeSlack:
 
     def _serve_upload(self, token: str, raw: bytes) -> _Response:
         # No auth here, like Slack: the upload URL itself is the credential.
-        resp = self._apply_faults(UPLOAD)
+        resp = self._apply_faults(UPLOAD, {})
         with self._lock:
             upload = self._uploads.get(token)
             if resp is None and upload is not None:
@@ -2103,7 +2110,7 @@ class FakeSlack:
         authorized = auth == f"Bearer {self.bot_token}" and "files:read" in self.scopes
         with self._lock:
             self._downloads.append((file_id, authorized))
-        resp = self._apply_faults(DOWNLOAD)
+        resp = self._apply_faults(DOWNLOAD, {})
         self._record(DOWNLOAD, {"file_id": file_id, "authorized": authorized})
         if resp is not None:
             return resp
@@ -2140,7 +2147,7 @@ class FakeSlack:
             return copy.deepcopy([body for p, body in self._response_posts if path in (None, p)])
 
     def _serve_response_url(self, path: str, raw: bytes) -> _Response:
-        resp = self._apply_faults(RESPONSE_URL)
+        resp = self._apply_faults(RESPONSE_URL, {})
         try:
             body = json.loads(raw.decode("utf-8") or "{}")
         except ValueError:

@@ -223,7 +223,7 @@ def deliver_later(
     channel_id: str | None,
 ) -> None:
     """Send a committed change's Slack updates after the ack. With the work queue full, the
-    scheduler's retry sweep sends them: the rows are in the outbox either way."""
+    delivery worker sends them: the rows are in the outbox either way."""
     logs.bind(incident_id=incident_id)
     later(
         services,
@@ -260,7 +260,7 @@ def explain_problems(problems: list[Problem]) -> str | None:
 def deliver_now(services: Services, incident_id: int | None) -> str | None:
     """Send the incident's queued Slack updates now; what the user must know, if anything.
 
-    Runs after the change was committed: a database failure here loses nothing (the retry job
+    Runs after the change was committed: a database failure here loses nothing (the delivery worker
     sends the rows later) and must not reach the error handler, which could not tell the user
     that the change itself was saved.
     """
@@ -269,7 +269,9 @@ def deliver_now(services: Services, incident_id: int | None) -> str | None:
         result = services.deliverer.drain(incident_id=incident_id)
     except SQLAlchemyError as error:
         log.warning(
-            "INC-%s: saved, but its Slack updates wait for the retry job: %s", incident_id, error
+            "INC-%s: saved, but its Slack updates wait for the delivery worker: %s",
+            incident_id,
+            error,
         )
         return None
     return explain_problems(result.problems)

@@ -1,0 +1,65 @@
+"""Which row goes next: each place's rows in order, the most severe incident first, and the
+Slack method and channel whose rate limit holds a row back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, exists, func, literal
+from sqlalchemy.orm import aliased
+
+from db.models import Delivery, DeliveryAction, Incident, Severity
+
+# The Slack method whose rate limit holds each kind of row back (posts otherwise).
+LIMITED_BY = {
+    DeliveryAction.UPDATE_CARD: "chat.update",
+    DeliveryAction.DELETE_CARD: "chat.delete",
+    DeliveryAction.UPDATE_CHANNEL: "chat.update",
+    DeliveryAction.OPEN_CHANNEL: "conversations.create",
+    DeliveryAction.ARCHIVE_CHANNEL: "conversations.archive",
+    DeliveryAction.INVITE_CHANNEL: "conversations.invite",
+    DeliveryAction.RENAME_CHANNEL: "conversations.rename",
+}
+CALL_METHOD = case(
+    *((Delivery.action == action, literal(method)) for action, method in LIMITED_BY.items()),
+    else_=literal("chat.postMessage"),
+)
+IN_OWN_CHANNEL = (
+    DeliveryAction.ARCHIVE_CHANNEL,
+    DeliveryAction.INVITE_CHANNEL,
+    DeliveryAction.RENAME_CHANNEL,
+    DeliveryAction.POST_CHANNEL,
+    DeliveryAction.POST_SUMMARY,
+    DeliveryAction.UPDATE_CHANNEL,
+)
+CALL_CHANNEL = case(
+    (Delivery.action.in_(IN_OWN_CHANNEL), Incident.own_channel_id),
+    else_=func.coalesce(Incident.slack_channel_id, Delivery.payload["channel"].astext),
+)
+# SEV1 first; digests and the cards of deleted incidents last.
+URGENCY = case(
+    {severity.value: rank for rank, severity in enumerate(Severity)},
+    value=Incident.severity,
+    else_=len(Severity),
+)
+
+
+def _place(row: type[Delivery]) -> Any:
+    """Where a row goes, within its incident: the incident's own channel (opened, invited,
+    pinned, posted to, archived), or its card and the card's thread."""
+    channel_actions = [DeliveryAction.OPEN_CHANNEL, *IN_OWN_CHANNEL]
+    return case((row.action.in_(channel_actions), literal("channel")), else_=literal("card"))
+
+
+def behind_earlier() -> Any:
+    """A row waits while an earlier row for the same place is not done: each place gets its
+    rows strictly in order, and a place Slack keeps refusing holds up no other place. The
+    incident channel's steps (create, then invite and pin) are one place, so they stay ordered."""
+    earlier = aliased(Delivery)
+    return exists().where(
+        earlier.incident_id == Delivery.incident_id,
+        earlier.id < Delivery.id,
+        earlier.delivered_at.is_(None),
+        earlier.failed_at.is_(None),
+        _place(earlier) == _place(Delivery),
+    )
