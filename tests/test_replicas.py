@@ -26,7 +26,7 @@ from db import migrate
 from db.models import Delivery, EventKind, Incident, IncidentEvent
 from db.session import make_engine, make_session_factory
 from tests.fakeslack import FakeSlack, defaults, payloads, post_payload
-from tests.pg import temporary_database
+from tests.pg import embedded_server
 from tests.test_run import REPO_ROOT, free_port, get
 
 LEADER = "scheduler: this process is the leader"
@@ -217,7 +217,8 @@ def test_one_leader_sends_each_reminder_once_and_another_takes_over(
 
 
 def test_the_bot_survives_a_database_restart(tmp_path: Path):
-    with temporary_database(None, tmp_path, "unused") as url, FakeSlack() as fake:
+    # A server of its own: this one is stopped and started again under the bot.
+    with embedded_server(tmp_path) as url, FakeSlack() as fake:
         engine = make_engine(url)
         migrate.upgrade(engine)
         sessions = make_session_factory(engine)
