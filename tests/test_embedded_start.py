@@ -28,7 +28,9 @@ from tests.test_run import REPO_ROOT
 FRESH_ETC = """
 mount -t tmpfs tmpfs "$0" && mkdir "$0/upper" "$0/work" &&
 mount -t overlay overlay -o "lowerdir=/etc,upperdir=$0/upper,workdir=$0/work" /etc &&
-sed -i '/^embedded_postgres:/d' /etc/passwd /etc/shadow /etc/group /etc/gshadow &&
+for file in passwd shadow group gshadow; do
+  [ ! -e "/etc/$file" ] || sed -i '/^embedded_postgres:/d' "/etc/$file" || exit
+done &&
 exec "$@"
 """
 
