@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.fakeslack import FakeSlack, defaults
-from tests.pg import temporary_database
+from tests.pg import postgres_server, temporary_database
 from tests.test_run import bot_process, free_port, wait_until_healthy
 
 
@@ -21,7 +21,8 @@ def bench_database() -> Iterator[str]:
     print(f"Database: {'TEST_DATABASE_URL server' if server else 'embedded PostgreSQL'}")
     with (
         tempfile.TemporaryDirectory(prefix="incident-bench-") as work_dir,
-        temporary_database(server, Path(work_dir), "incident_bench") as url,
+        postgres_server(server, Path(work_dir)) as server_url,
+        temporary_database(server_url, "incident_bench") as url,
     ):
         yield url
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,7 +43,11 @@ def normalize_url(url: str) -> str:
 
 
 def start_embedded_postgres(data_dir: Path) -> str:
-    """Start (or reuse) the embedded PostgreSQL in `data_dir`/postgres and return its URL."""
+    """Start (or reuse) the embedded PostgreSQL in `data_dir`/postgres and return its URL.
+
+    Processes starting it on one data folder at once take turns: the first runs initdb and starts
+    the server, the others find it running and share it.
+    """
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) and falls back to /tmp.
         warnings.simplefilter("ignore")
@@ -51,11 +57,48 @@ def start_embedded_postgres(data_dir: Path) -> str:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = (data_dir / "postgres").resolve()
-    # 'stop' keeps the data between runs and stops the server when the last process using it exits.
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    # embedded_postgres locks only around initdb and pg_ctl, per user and XDG_RUNTIME_DIR; before
+    # that it makes the folder with mkdir(exist_ok=False) and, as root, its system user.
+    with _locked(data_dir / "postgres.lock"), _system_user_locked():
+        # 'stop' keeps the data between runs and stops the server when the last process using it
+        # exits.
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
     url = normalize_url(server.get_uri())
     log.info("Embedded PostgreSQL is running with its data in %s (log: %s)", pgdata, server.log)
     return url
+
+
+@contextmanager
+def _system_user_locked() -> Iterator[None]:
+    """As root, a lock that every data folder shares, for embedded_postgres's system user.
+
+    Run as root, embedded_postgres adds a user to run the server as (`useradd embedded_postgres`)
+    the first time, whatever the data folder. Two processes doing that at once either fail
+    (useradd's exit status 9) or both add it: the later /etc/passwd wins, and the other has
+    already given its data folder to a uid that is no longer the user's (initdb: "could not change
+    permissions of directory"). The lock is /etc itself, where that user lives: nothing to create.
+    """
+    if os.geteuid() != 0:
+        yield
+        return
+    with _locked(Path("/etc")):
+        yield
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path`, a folder or a file (created if missing), held until exit."""
+    # O_CREAT on a folder is EISDIR; flock needs no write access either way.
+    fd = os.open(path, os.O_RDONLY if path.is_dir() else os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("Waiting for another process starting the embedded PostgreSQL (%s)", path)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def make_engine(url: str) -> Engine:

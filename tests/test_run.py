@@ -91,10 +91,10 @@ def wait_until_healthy(process: subprocess.Popen[str], base_url: str, timeout: f
     raise AssertionError("the bot never answered /healthz")
 
 
-def test_http_mode_with_the_embedded_database(tmp_path: Path):
+def test_http_mode_with_the_embedded_database(embedded_folder: Path):
     """A newcomer's `make run`: no DATABASE_URL, HTTP mode, a slash command answered."""
     port = free_port()
-    data_dir = tmp_path / "data"
+    data_dir = embedded_folder / "data"
     with (
         FakeSlack() as fake,
         bot_process(

@@ -195,8 +195,8 @@ def test_token_needs_an_action_and_a_name(cli: Cli, args: list[str]):
     assert "required" in result.stderr
 
 
-def test_token_migrates_a_new_database_first(tmp_path: Path):
-    with temporary_database(os.environ.get("TEST_DATABASE_URL"), tmp_path, "token_cli") as url:
+def test_token_migrates_a_new_database_first(database_server: str):
+    with temporary_database(database_server, "token_cli") as url:
         result = run_cli(url, "token", "create", "--name", "first")
         assert result.returncode == 0, result.stderr
         fresh = make_engine(url)
