@@ -121,7 +121,7 @@ class Deliverer:
         self.lease = timedelta(seconds=client.timeout) + LEASE_MARGIN
         self._wake = threading.Condition()
         self._woken = False
-        self.recovery = Recovery(sessions, self.poster, self.wake)
+        self.recovery = Recovery(sessions, client, self.wake)
 
     # --- waking a worker ------------------------------------------------------------------------
 

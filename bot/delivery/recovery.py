@@ -49,8 +49,14 @@ class Recovery:
         self, sessions: sessionmaker[Session], client: WebClient, wake: Callable[[], None]
     ) -> None:
         self.sessions = sessions
-        # A client that does not retry: a probe during an outage must fail fast.
-        self.client = client
+        # Its own client, which neither retries nor waits long: a probe into an outage whose
+        # connections hang must not keep Slack's return unnoticed for a whole SLACK_TIMEOUT.
+        self.client = WebClient(
+            base_url=client.base_url,
+            timeout=min(client.timeout, int(RECOVERY_EVERY.total_seconds())),
+            headers=dict(client.headers),
+            retry_handlers=[],
+        )
         self.wake = wake
         # A call failed since Slack last answered: the next answer ends the rows' waits.
         self._failed_since_answer = False
