@@ -17,9 +17,20 @@ from bot.delivery import Deliverer, DeliveryWorker
 from bot.delivery.outbox import MAX_BACKOFF
 from bot.delivery.recovery import RECOVERY_EVERY
 from db.models import Delivery, DeliveryAction, Incident
-from tests.fakeslack import FakeSlack
-from tests.test_delivery import CHANNEL, Sessions, add_note, deliveries, now, pending, replies
+from tests.fakeslack import FakeSlack, defaults, payloads, post_payload
+from tests.test_delivery import (
+    CHANNEL,
+    Sessions,
+    add_note,
+    declare,
+    deliveries,
+    now,
+    pending,
+    replies,
+    stored_card_ts,
+)
 from tests.test_incident_channels import declare as declare_with_channel
+from tests.test_run import bot_process, free_port, stop, wait_until_healthy
 
 
 def own_channel(sessions: Sessions, incident_id: int) -> str:
@@ -149,3 +160,53 @@ def test_a_worker_catches_up_within_seconds_of_slack_answering_again(
     ts = card_ts(sessions, incident_id)
     notes = [r for r in replies(fake_slack, CHANNEL, ts) if "note " in r]
     assert [r.split("note ")[-1][0] for r in notes] == ["0", "1", "2", "3"]
+
+
+def test_the_running_bot_catches_up_within_seconds_of_an_outage_ending(
+    committing_sessions: Sessions, database_url: str
+):
+    """`python -m bot run` as a user starts it: notes added while all of Slack answers 503 reach
+    the card's thread within seconds of Slack answering again, though back-off alone would
+    wait minutes."""
+    sessions = committing_sessions
+    incident_id = declare(sessions, severity="SEV1")
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with (
+        FakeSlack() as fake,
+        bot_process(
+            DATABASE_URL=database_url,
+            SLACK_BOT_TOKEN=defaults.BOT_TOKEN,
+            SLACK_SIGNING_SECRET=defaults.SIGNING_SECRET,
+            SLACK_API_URL=fake.api_url,
+            INCIDENT_CHANNEL=CHANNEL,
+            PORT=str(port),
+        ) as process,
+    ):
+        wait_until_healthy(process, base_url)
+        fake.wait_for(lambda: stored_card_ts(sessions, incident_id), timeout=15)
+        ts = card_ts(sessions, incident_id)
+        fake.fail("*", status=503, times=None)
+        for n in range(3):
+            command = payloads.slash_command("/incident", f"note {incident_id} note {n}", fake=fake)
+            status, _, body = post_payload(f"{base_url}/slack/events", command)
+            assert status == 200 and "Note added" in body
+        fake.wait_for(lambda: any(r.attempts for r in deliveries(sessions, incident_id)), 15)
+        with sessions.begin() as session:  # as after a long outage: minutes of back-off ahead
+            session.execute(
+                update(Delivery)
+                .where(Delivery.attempts > 0, Delivery.delivered_at.is_(None))
+                .values(next_attempt_at=now() + timedelta(minutes=5))
+            )
+        fake.clear_faults()
+        back = time.monotonic()
+
+        def caught_up() -> bool:
+            return len([r for r in replies(fake, CHANNEL, ts) if "note " in r]) == 3
+
+        fake.wait_for(caught_up, timeout=15)
+        took = time.monotonic() - back
+        stop(process)
+    assert took < 10, f"caught up {took:.1f} s after Slack came back"
+    notes = [r for r in replies(fake, CHANNEL, ts) if "note " in r]
+    assert [r.split("note ")[-1][0] for r in notes] == ["0", "1", "2"]
