@@ -88,7 +88,7 @@ def test_past_the_queue_bound_the_ack_says_busy_and_every_request_is_answered(
 
 def test_a_full_queue_never_refuses_a_change(narrow_bot: Bot) -> None:
     """A change is saved and confirmed whatever the queue holds; its Slack updates then wait in
-    the outbox for the retry job instead of a worker."""
+    the outbox for the delivery worker threads instead of an ack worker."""
     number, _ = with_card(narrow_bot)
     narrow_bot.fake.delay("response_url", 2.0)
     for _ in range(12):
