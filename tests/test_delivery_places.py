@@ -47,6 +47,20 @@ def card_ts(sessions: Sessions, incident_id: int) -> str:
         return ts
 
 
+def notes_during_an_outage(
+    fake: FakeSlack, sessions: Sessions, count: int
+) -> tuple[int, Deliverer]:
+    """A SEV1 with its card and channel in Slack, then `count` notes while every call gets 503."""
+    incident_id = declare_with_channel(sessions, severity="SEV1")
+    deliverer = Deliverer(sessions, fake.client())
+    assert deliverer.drain().problems == []
+    fake.fail("*", status=503, times=None)
+    for n in range(count):
+        add_note(sessions, incident_id, f"note {n}")
+        deliverer.drain(incident_id=incident_id)
+    return incident_id, deliverer
+
+
 def test_an_incident_channel_slack_keeps_refusing_holds_up_nothing_in_the_cards_thread(
     fake_slack: FakeSlack, committing_sessions: Sessions
 ):
@@ -103,13 +117,7 @@ def test_the_first_answer_after_an_outage_makes_every_waiting_row_due_at_once(
     fake_slack: FakeSlack, committing_sessions: Sessions
 ):
     sessions = committing_sessions
-    incident_id = declare_with_channel(sessions, severity="SEV1")
-    deliverer = Deliverer(sessions, fake_slack.client())
-    assert deliverer.drain().problems == []
-    fake_slack.fail("*", status=503, times=None)
-    for n in range(3):
-        add_note(sessions, incident_id, f"during the outage {n}")
-        deliverer.drain(incident_id=incident_id)
+    incident_id, _ = notes_during_an_outage(fake_slack, sessions, 3)
     waiting = pending(deliveries(sessions, incident_id))
     assert waiting and all(r.next_attempt_at > now() for r in waiting if r.attempts)
 
@@ -129,13 +137,7 @@ def test_a_worker_catches_up_within_seconds_of_slack_answering_again(
     fake_slack: FakeSlack, committing_sessions: Sessions
 ):
     sessions = committing_sessions
-    incident_id = declare_with_channel(sessions, severity="SEV1")
-    deliverer = Deliverer(sessions, fake_slack.client())
-    assert deliverer.drain().problems == []
-    fake_slack.fail("*", status=503, times=None)
-    for n in range(4):
-        add_note(sessions, incident_id, f"note {n}")
-        deliverer.drain(incident_id=incident_id)
+    incident_id, deliverer = notes_during_an_outage(fake_slack, sessions, 4)
     # Enough failures that back-off alone would wait a minute and more.
     with sessions.begin() as session:
         session.execute(

@@ -465,7 +465,9 @@ def test_a_database_error_after_a_note_form_was_saved_closes_the_form_quietly(
     try:
         assert submit(slackbot, modal, {"note": "Rolled back"}) is None
         assert notes(slackbot) == ["Rolled back"]  # saved before the ack
-        slackbot.fake.wait_for(lambda: "its Slack updates wait for the delivery worker" in caplog.text)
+        slackbot.fake.wait_for(
+            lambda: "its Slack updates wait for the delivery worker" in caplog.text
+        )
     finally:
         event.remove(engine, "before_cursor_execute", fail)
     assert notices(slackbot.fake, USER)[seen:] == []

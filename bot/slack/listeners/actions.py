@@ -18,7 +18,7 @@ from bot.slack.services import Services
 from db.models import Status
 
 from .attach import repost_screenshots
-from .commands import declare_form_requested, open_resolve_modal
+from .commands import declare_form_requested, resolve_later
 from .common import (
     as_dict,
     bind,
@@ -55,18 +55,9 @@ def status_clicked(
     ):
         # Resolving asks what fixed it and why: the form opens first, and saves.
         ack()
-        later(
-            services,
-            client,
-            user_id,
-            channel_id,
-            open_resolve_modal,
-            body["trigger_id"],
-            value.get("id"),
-            seen,
-            user_id,
-            channel_id,
-            Status(target),
+        where = (user_id, channel_id)
+        resolve_later(
+            services, client, body["trigger_id"], value.get("id"), seen, Status(target), *where
         )
         return
     _press_and_deliver(

@@ -92,19 +92,35 @@ def asks_for_resolution(
     the card's Resolve button does; False when it can't be opened now."""
     if command.name != "status" or refusal.field != "resolution" or command.status is None:
         return False
-    user_id, channel_id = body["user_id"], body.get("channel_id")
+    where = (body["user_id"], body.get("channel_id"))
+    return resolve_later(
+        services, client, body["trigger_id"], command.incident, None, command.status, *where
+    )
+
+
+def resolve_later(
+    services: Services,
+    client: WebClient,
+    trigger_id: str,
+    incident_ref: object,
+    seen: Status | None,
+    target: Status,
+    user_id: str,
+    channel_id: str | None,
+) -> bool:
+    """Open the resolve form after the ack; False when the work queue is full."""
     return later(
         services,
         client,
         user_id,
         channel_id,
         open_resolve_modal,
-        body["trigger_id"],
-        command.incident,
-        None,
+        trigger_id,
+        incident_ref,
+        seen,
         user_id,
         channel_id,
-        command.status,
+        target,
     )
 
 
