@@ -6,9 +6,10 @@
 In real time: 5 incidents get 40 changes while the fake Slack answers 50% of chat.postMessage
 and chat.update calls with HTTP 500 (edits are retried once by the client; posts never are, a
 500 leaves their outcome unknown and the outbox looks for them by their tag). Each change is
-drained right away, as the listeners do, and the real Scheduler (leader lock, 1 s interval)
-retries the rest. After FAULT_SECONDS Slack recovers. Reports changes made, replies delivered,
-duplicates, order violations, and the delay from each change to its reply in Slack.
+drained right away, as the listeners do, and the real DeliveryWorker (its threads, and its
+`api.test` probe while rows wait) retries the rest. After FAULT_SECONDS Slack recovers. Reports
+changes made, replies delivered, duplicates, order violations, and the delay from each change
+to its reply in Slack.
 
 Then bench/delivery_cases.py: late answers, a bot killed mid-post, a flood before a SEV1.
 """
@@ -18,17 +19,15 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from prometheus_client import generate_latest
 from sqlalchemy import func, select
 
 from bench import bench_database, delivery_cases
 from bot import incidents, metrics
-from bot.delivery import Deliverer
+from bot.delivery import Deliverer, DeliveryWorker
 from bot.incidents import Actor, IncidentDraft
-from bot.scheduler import Jobs, Scheduler
 from bot.slack.app import make_client
 from db import migrate
 from db.models import Delivery, EventKind, Incident, IncidentEvent
@@ -49,7 +48,7 @@ def run(url: str) -> None:
     sessions = make_session_factory(engine)
     rng = random.Random(5)
     with FakeSlack() as fake:
-        settings = replace(bot_settings(fake), scheduler_interval=timedelta(seconds=1))
+        settings = bot_settings(fake)
         deliverer = Deliverer(sessions, make_client(settings))
         actor = Actor(defaults.USER_ID)
         ids = []
@@ -60,10 +59,8 @@ def run(url: str) -> None:
                 )
                 ids.append(incidents.declare(session, draft, actor).id)
             deliverer.drain(incident_id=ids[-1])
-        scheduler = Scheduler(
-            engine, Jobs(settings, sessions, deliverer), settings.scheduler_interval
-        )
-        scheduler.start()
+        worker = DeliveryWorker(deliverer)
+        worker.start()
         fake.fail_ratio(
             0.5,
             methods=["chat.postMessage", "chat.update"],
@@ -84,7 +81,7 @@ def run(url: str) -> None:
         drained_after = delivery_cases.wait_delivered(sessions)
         report(sessions, fake, ids, drained_after)
         print_scrape()
-        scheduler.stop()
+        worker.stop()
     watched.close()
     delivery_cases.run(url, engine, sessions)
     engine.dispose()
