@@ -153,6 +153,8 @@ class Fault:
     # Only calls whose `channel` parameter is this one (a failing place among working ones).
     channel: str | None = None
     hits: int = 0
+    # `time.time()` of the last call it applied to (when Slack last failed, for benchmarks).
+    last_hit_at: float | None = None
 
     @property
     def after_call(self) -> bool:
@@ -174,6 +176,7 @@ class Fault:
         if self.times is not None:
             self.times -= 1
         self.hits += 1
+        self.last_hit_at = time.time()
         return True
 
 
