@@ -88,8 +88,8 @@ def queue_tell(
         payload["via"] = DM
     if payload["via"] != DM:
         payload["expires_at"] = (at + TTL).isoformat()
-    if incident_id is not None:
-        payload["ref"] = format_incident_id(incident_id)
+    # Kept for the log beyond the incident's deletion (or instead of it: not "the digest").
+    payload["ref"] = format_incident_id(incident_id) if incident_id else "no incident"
     row = Delivery(
         incident_id=incident_id,
         action=DeliveryAction.TELL_USER,
