@@ -439,8 +439,8 @@ def test_a_database_error_after_a_note_command_was_saved_is_not_reported_as_noth
 
     assert (status, body) == (200, f"Note added to INC-{incident}.")
     assert notes(slackbot) == ["Rolled back"]
-    slackbot.fake.wait_for(lambda: "its Slack updates wait for the retry job" in caplog.text)
-    # The thread reply waits in the outbox for the retry job; the user was not told otherwise.
+    slackbot.fake.wait_for(lambda: "its Slack updates wait for the delivery worker" in caplog.text)
+    # The thread reply waits in the outbox for the delivery worker; the user was not told otherwise.
     with slackbot.sessions() as session:
         waiting = session.scalars(
             select(Delivery).where(
@@ -465,7 +465,9 @@ def test_a_database_error_after_a_note_form_was_saved_closes_the_form_quietly(
     try:
         assert submit(slackbot, modal, {"note": "Rolled back"}) is None
         assert notes(slackbot) == ["Rolled back"]  # saved before the ack
-        slackbot.fake.wait_for(lambda: "its Slack updates wait for the retry job" in caplog.text)
+        slackbot.fake.wait_for(
+            lambda: "its Slack updates wait for the delivery worker" in caplog.text
+        )
     finally:
         event.remove(engine, "before_cursor_execute", fail)
     assert notices(slackbot.fake, USER)[seen:] == []
