@@ -93,6 +93,9 @@ class DeliveryAction(enum.StrEnum):
     INVITE_CHANNEL = "invite_channel"
     # The title changed: the incident's channel is renamed after it.
     RENAME_CHANNEL = "rename_channel"
+    # A person told something after the ack (a refusal, a confirmation, a delivery problem):
+    # ephemeral, a response_url answer or a DM (bot.delivery.tell).
+    TELL_USER = "tell_user"
 
 
 def _enum(cls: type[enum.StrEnum], name: str) -> Enum:

@@ -20,7 +20,7 @@ from bot.delivery import Deliverer
 from bot.incidents import Actor, IncidentDraft
 from bot.slack import ids
 from bot.slack.blocks import escape
-from db.models import Delivery, EventKind, Incident, IncidentEvent, Severity, Status
+from db.models import Delivery, DeliveryAction, EventKind, Incident, IncidentEvent, Severity, Status
 from tests.fakeslack import defaults, message_text_length, payloads
 from tests.fakeslack.blockkit import MESSAGE_BLOCKS_TEXT_LIMIT
 from tests.slackbot import ADMIN_ID, Bot
@@ -246,7 +246,7 @@ def events(bot: Bot, number: int) -> list[IncidentEvent]:
 
 
 def snapshot(bot: Bot) -> tuple[Any, ...]:
-    """Everything a command could change: incidents, timeline, outbox."""
+    """Everything a command could change: incidents, timeline, the outbox's updates."""
     with bot.sessions() as session:
         rows = session.execute(
             select(
@@ -265,7 +265,9 @@ def snapshot(bot: Bot) -> tuple[Any, ...]:
                 IncidentEvent.id
             )
         ).all()
-        outbox = session.scalar(select(func.count()).select_from(Delivery))
+        # A refusal writes only the row that tells the person why.
+        told = Delivery.action == DeliveryAction.TELL_USER
+        outbox = session.scalar(select(func.count()).select_from(Delivery).where(~told))
     return tuple(rows), tuple(timeline), outbox
 
 

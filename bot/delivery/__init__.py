@@ -4,11 +4,13 @@ outbox.py    Deliverer: claim a row (most severe incident first), post or edit, 
              posts with their row id so an unknown outcome is looked up, never re-posted blind
 worker.py    DeliveryWorker: threads that send what is due (retries, rate limits lifting)
 problems.py  what Slack's refusals mean, and the words for the person who made the change
+tell.py      what a person is told after the ack: ephemeral, a response_url answer, or a DM
 """
 
 from .calls import TAG_EVENT_TYPE, tag
 from .outbox import Deliverer
 from .problems import ACTION_NEEDED_ERRORS, PERMANENT_ERRORS, DrainResult, Problem, undelivered
+from .tell import Recipient, queue_tell
 from .worker import DeliveryWorker
 
 __all__ = [
@@ -19,6 +21,8 @@ __all__ = [
     "DeliveryWorker",
     "DrainResult",
     "Problem",
+    "Recipient",
+    "queue_tell",
     "tag",
     "undelivered",
 ]

@@ -1,5 +1,8 @@
 """Which row goes next: each place's rows in order, the most severe incident first, and the
-Slack method and channel whose rate limit holds a row back."""
+Slack method and channel whose rate limit holds a row back.
+
+Places: an incident's card and its thread, an incident's own channel, and a person (what they
+are told, bot.delivery.tell, whatever incident it is about)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ LIMITED_BY = {
     DeliveryAction.ARCHIVE_CHANNEL: "conversations.archive",
     DeliveryAction.INVITE_CHANNEL: "conversations.invite",
     DeliveryAction.RENAME_CHANNEL: "conversations.rename",
+    DeliveryAction.TELL_USER: "chat.postEphemeral",
 }
 CALL_METHOD = case(
     *((Delivery.action == action, literal(method)) for action, method in LIMITED_BY.items()),
@@ -32,8 +36,14 @@ IN_OWN_CHANNEL = (
     DeliveryAction.POST_SUMMARY,
     DeliveryAction.UPDATE_CHANNEL,
 )
+TELL = DeliveryAction.TELL_USER
 CALL_CHANNEL = case(
     (Delivery.action.in_(IN_OWN_CHANNEL), Incident.own_channel_id),
+    # An ephemeral message's channel; a DM is held back by the person it goes to.
+    (
+        Delivery.action == TELL,
+        func.coalesce(Delivery.payload["channel"].astext, Delivery.payload["user"].astext),
+    ),
     else_=func.coalesce(Incident.slack_channel_id, Delivery.payload["channel"].astext),
 )
 # SEV1 first; digests and the cards of deleted incidents last.
@@ -54,12 +64,24 @@ def _place(row: type[Delivery]) -> Any:
 def behind_earlier() -> Any:
     """A row waits while an earlier row for the same place is not done: each place gets its
     rows strictly in order, and a place Slack keeps refusing holds up no other place. The
-    incident channel's steps (create, then invite and pin) are one place, so they stay ordered."""
+    incident channel's steps (create, then invite and pin) are one place, so they stay ordered.
+
+    A person is a place of their own across incidents, and rows without an incident are told
+    too. The CASE runs only the subquery of the row's kind: an incident's through its index, a
+    person's over the pending rows alone (the partial index), never the whole table."""
     earlier = aliased(Delivery)
-    return exists().where(
+    waiting = (
+        (earlier.id < Delivery.id) & earlier.delivered_at.is_(None) & earlier.failed_at.is_(None)
+    )
+    same_person = exists().where(
+        waiting,
+        earlier.action == TELL,
+        earlier.payload["user"].astext == Delivery.payload["user"].astext,
+    )
+    same_place = exists().where(
+        waiting,
         earlier.incident_id == Delivery.incident_id,
-        earlier.id < Delivery.id,
-        earlier.delivered_at.is_(None),
-        earlier.failed_at.is_(None),
+        earlier.action != TELL,
         _place(earlier) == _place(Delivery),
     )
+    return case((Delivery.action == TELL, same_person), else_=same_place)

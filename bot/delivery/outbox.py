@@ -35,6 +35,7 @@ from db.models import (
     SlackRateLimit,
 )
 
+from . import tell
 from .calls import (
     BLIND_LOOKUP_ERRORS,
     ONCE_ONLY,
@@ -141,16 +142,23 @@ class Deliverer:
     # --- draining -------------------------------------------------------------------------------
 
     def drain(
-        self, *, incident_id: int | None = None, limit: int = 100, now: datetime | None = None
+        self,
+        *,
+        incident_id: int | None = None,
+        delivery_id: int | None = None,
+        limit: int = 100,
+        now: datetime | None = None,
     ) -> DrainResult:
-        """Send due rows (of one incident, or all), most urgent first, until none is due."""
+        """Send due rows (of one incident, or the one row, or all), most urgent first, until
+        none is due. What a person was not told is logged, not in the result."""
         result = DrainResult()
         for _ in range(limit):
-            step = self._step(incident_id, now)
+            step = self._step(incident_id, delivery_id, now)
             if step is None:
                 break
             if step.problem is not None:
-                result.problems.append(step.problem)
+                if not step.problem.telling:
+                    result.problems.append(step.problem)
             elif not step.waiting:
                 result.delivered += 1
                 result.found += step.found
@@ -178,16 +186,25 @@ class Deliverer:
                 .where(pending(), ~behind_earlier())
             )
 
-    def _step(self, incident_id: int | None, now: datetime | None) -> _Step | None:
+    def _step(
+        self, incident_id: int | None, delivery_id: int | None, now: datetime | None
+    ) -> _Step | None:
         """Claim one row, make its Slack call outside any transaction, record the outcome."""
         with self.sessions.begin() as session:
             at = now or datetime.now(UTC)
-            delivery = self._claim(session, incident_id, at)
+            delivery = self._claim(session, incident_id, delivery_id, at)
             if delivery is None:
                 return None
             incident = session.get(Incident, delivery.incident_id) if delivery.incident_id else None
+            if delivery.action == DeliveryAction.TELL_USER:
+                expired = tell.expire(delivery, incident, at)
+                if expired is not None:
+                    return _Step(problem=expired)
             try:
-                call = prepare(session, delivery, incident, self.cards)
+                if delivery.action == DeliveryAction.TELL_USER:
+                    call: SlackCall | str = tell.call_for(delivery, incident)
+                else:
+                    call = prepare(session, delivery, incident, self.cards)
             except Unsendable as error:
                 return _Step(problem=self._failed(session, delivery, incident, error.code, at))
             except SlackObjectFormationError as error:
@@ -213,7 +230,9 @@ class Deliverer:
             self.recovery.failed()
         return step
 
-    def _claim(self, session: Session, incident_id: int | None, now: datetime) -> Delivery | None:
+    def _claim(
+        self, session: Session, incident_id: int | None, delivery_id: int | None, now: datetime
+    ) -> Delivery | None:
         limited = exists().where(
             SlackRateLimit.channel_id == CALL_CHANNEL,
             SlackRateLimit.method == CALL_METHOD,
@@ -235,6 +254,8 @@ class Deliverer:
         )
         if incident_id is not None:
             query = query.where(Delivery.incident_id == incident_id)
+        if delivery_id is not None:
+            query = query.where(Delivery.id == delivery_id)
         return session.scalars(query).first()
 
     # --- making it ------------------------------------------------------------------------------
@@ -248,6 +269,13 @@ class Deliverer:
         try:
             if call.method == "conversations.create":
                 return self._open_channel(call)
+            if call.method == tell.RESPONSE_URL:
+                return _Outcome(error=tell.answer(call, self.client.timeout))
+            if call.method == "chat.postEphemeral":
+                self.poster.chat_postEphemeral(**call.kwargs)
+                return _Outcome()
+            if call.action == DeliveryAction.TELL_USER:
+                tell.open_dm(self.client, call)  # then posted, tagged, as any post
             if call.method == "chat.postMessage":
                 outcome = self._post(call)
                 if call.action == DeliveryAction.POST_SUMMARY and outcome.ts and call.channel:
@@ -364,6 +392,8 @@ class Deliverer:
             return _Step(found=outcome.found)
         if not outcome.unknown:
             delivery.sending_since = None
+        if tell.dm_instead(delivery, outcome.error, now):
+            return _Step(waiting=True)
         if outcome.rate_limited and call.channel:
             return self._rate_limited(session, delivery, call, outcome.retry_after, now)
         problem = self._failed(
@@ -408,7 +438,8 @@ class Deliverer:
         channel: str | None = None,
     ) -> Problem:
         delivery.attempts += 1
-        permanent = code in PERMANENT_ERRORS
+        telling = delivery.action == DeliveryAction.TELL_USER
+        permanent = code in PERMANENT_ERRORS or (telling and tell.gives_up(delivery, code, channel))
         delivery.last_error = code
         if permanent:
             delivery.failed_at = now
@@ -439,6 +470,7 @@ class Deliverer:
             error=code,
             permanent=permanent,
             opening_channel=delivery.action == DeliveryAction.OPEN_CHANNEL,
+            telling=telling,
         )
 
     def channel_joined(self, channel_id: str, now: datetime | None = None) -> int:

@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.slack import blocks
-from db.models import Delivery
+from db.models import Delivery, DeliveryAction
 
 from .calls import pending
 
@@ -62,6 +62,8 @@ class Problem:
     # Slack may have taken it (no answer in time, a 5xx after the post): it is looked up before
     # it is sent again, so the person must not be told it failed.
     in_doubt: bool = False
+    # A message to a person (bot.delivery.tell), not an update: logged, never told in turn.
+    telling: bool = False
 
     @property
     def needs_action(self) -> bool:
@@ -127,13 +129,15 @@ class DrainResult:
 
 
 def undelivered(session: Session, incident_id: int) -> list[str]:
-    """What Slack refused of an incident's updates, oldest first, and whether it is retried."""
+    """What Slack refused of an incident's updates, oldest first, and whether it is retried
+    (what people were told about it is theirs, not the incident's record)."""
     return [
         f"{error or 'unknown error'} ({'gave up' if failed else 'will retry'})"
         for error, failed in session.execute(
             select(Delivery.last_error, Delivery.failed_at)
             .where(
                 Delivery.incident_id == incident_id,
+                Delivery.action != DeliveryAction.TELL_USER,
                 Delivery.delivered_at.is_(None),
                 Delivery.last_error.is_not(None),
                 Delivery.last_error != "ratelimited",

@@ -1186,6 +1186,8 @@ class FakeSlack:
         channel = self._channel(value, allow_user=allow_user)
         if channel.get("is_archived"):
             raise SlackError("is_archived")
+        if channel.get("is_im") and self._users.get(channel["user"], {}).get("deleted"):
+            raise SlackError("account_inactive")  # what Slack answers a deactivated user's DM
         if not channel.get("is_im") and not channel.get("is_member"):
             public_ok = "chat:write.public" in self.scopes and not channel.get("is_private")
             if not public_ok:

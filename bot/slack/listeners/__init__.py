@@ -5,7 +5,6 @@ from typing import Any
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.error import BoltUnhandledRequestError
-from slack_sdk import WebClient
 
 from bot.slack import blocks
 from bot.slack.listeners import actions, commands, events, options, shortcuts, views
@@ -22,7 +21,7 @@ def register(app: App, services: Services) -> None:
 
 
 def listener_failed(
-    services: Services, error: Exception, body: dict[str, Any], client: WebClient
+    services: Services, error: Exception, body: dict[str, Any]
 ) -> BoltResponse | None:
     """Nothing fails silently: log it, and tell the person what happened if we can.
 
@@ -46,7 +45,7 @@ def listener_failed(
     # Told after the response: the person's message is a Slack call, and the ack is due.
     services.work.submit(
         tell_user,
-        client,
+        services,
         user_id,
         channel_id if isinstance(channel_id, str) else None,
         f"⚠️ {blocks.escape(failure_message(error))}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
 from bot import incidents
+from bot.delivery import Recipient, queue_tell
 from bot.incidents import IncidentError, screenshots
 from bot.slack import blocks, grammar, ids
 from bot.slack.services import Services
@@ -41,6 +43,11 @@ def _where(body: dict[str, Any]) -> str | None:
     return string(as_dict(body.get("channel")), "id") or string(
         as_dict(body.get("container")), "channel_id"
     )
+
+
+def _below(body: dict[str, Any]) -> Recipient:
+    """An answer below the (ephemeral) message the button was on, through its response_url."""
+    return Recipient(body["user"]["id"], _where(body), string(body, "response_url"))
 
 
 def status_clicked(
@@ -103,9 +110,7 @@ def _press_and_deliver(
 ) -> None:
     """A card button's change: saved, acked, its Slack updates sent; a refusal told to the
     person where they clicked."""
-    incident_id = press(
-        services, ack, change, lambda message: tell_user(client, user_id, channel_id, message)
-    )
+    incident_id = press(services, ack, change, Recipient(user_id, channel_id))
     if incident_id is not None:
         deliver_later(services, client, incident_id, user_id, channel_id)
 
@@ -181,22 +186,22 @@ def delete_screenshot_clicked(
     ack: Ack,
     body: dict[str, Any],
     action: dict[str, Any],
-    respond: Respond,
     client: WebClient,
 ):
     user_id = body["user"]["id"]
+    to = _below(body)
 
-    def delete(session: Session) -> tuple[int, str]:
+    def delete(session: Session) -> int:
         event = screenshots.delete_screenshot(
             session, integer(read_value(action), "screenshot"), services.actor(user_id)
         )
-        return event.incident_id, str(event.details["name"])
+        ref = incidents.format_incident_id(event.incident_id)
+        name = blocks.escape(str(event.details["name"]))
+        queue_tell(session, to, f"Deleted {name} from {ref}.", incident_id=event.incident_id)
+        return event.incident_id
 
-    deleted = press(services, ack, delete, lambda message: reply(respond, message))
-    if deleted is not None:
-        incident_id, name = deleted
-        ref = incidents.format_incident_id(incident_id)
-        services.work.submit(reply, respond, f"Deleted {blocks.escape(name)} from {ref}.")
+    incident_id = press(services, ack, delete, to)
+    if incident_id is not None:
         deliver_later(services, client, incident_id, user_id, _where(body))
 
 
@@ -248,23 +253,21 @@ def delete_note_clicked(
     ack: Ack,
     body: dict[str, Any],
     action: dict[str, Any],
-    respond: Respond,
     client: WebClient,
 ):
     user_id = body["user"]["id"]
-    incident_id = press(
-        services,
-        ack,
-        lambda session: (
-            incidents.delete_note(
-                session, integer(read_value(action), "note"), services.actor(user_id)
-            ).incident_id
-        ),
-        lambda message: reply(respond, message),
-    )
+    to = _below(body)
+
+    def delete(session: Session) -> int:
+        event = incidents.delete_note(
+            session, integer(read_value(action), "note"), services.actor(user_id)
+        )
+        ref = incidents.format_incident_id(event.incident_id)
+        queue_tell(session, to, f"Note deleted from {ref}.", incident_id=event.incident_id)
+        return event.incident_id
+
+    incident_id = press(services, ack, delete, to)
     if incident_id is not None:
-        ref = incidents.format_incident_id(incident_id)
-        services.work.submit(reply, respond, f"Note deleted from {ref}.")
         deliver_later(services, client, incident_id, user_id, _where(body))
 
 
@@ -273,22 +276,20 @@ def delete_incident_clicked(
     ack: Ack,
     body: dict[str, Any],
     action: dict[str, Any],
-    respond: Respond,
     client: WebClient,
 ):
     user_id = body["user"]["id"]
+    to = replace(_below(body), replace_original=True)
 
-    def delete(session: Session) -> tuple[str, str]:
+    def delete(session: Session) -> int:
         number = incidents.parse_incident_id(read_value(action).get("id"))
         title = incidents.delete_incident(session, number, services.actor(user_id))
-        return incidents.format_incident_id(number), title
+        ref = incidents.format_incident_id(number)
+        # No incident_id: the row would hold a reference to the incident it reports deleted.
+        queue_tell(session, to, f"Deleted {ref} ({blocks.escape(title)}).")
+        return number
 
-    deleted = press(services, ack, delete, lambda message: reply(respond, message, replace=True))
-    if deleted is not None:
-        ref, title = deleted
-        services.work.submit(
-            reply, respond, f"Deleted {ref} ({blocks.escape(title)}).", replace=True
-        )
+    if press(services, ack, delete, to) is not None:
         deliver_later(services, client, None, user_id, _where(body))
 
 
@@ -339,11 +340,6 @@ def register(app: App, services: Services) -> None:
     app.action("open_card")(bind(services, open_card_clicked))
 
 
-def reply(respond: Respond, text: str, *, replace: bool = False) -> None:
-    """A line in place of the message the button was on (`replace`), or below it."""
-    respond(text=text, replace_original=replace)
-
-
 def open_modal(
     services: Services,
     client: WebClient,
@@ -357,7 +353,7 @@ def open_modal(
         with services.sessions() as session:
             view = render(incidents.get_incident(session, incident_ref))
     except IncidentError as error:
-        tell_user(client, user_id, channel_id, blocks.escape(str(error)))
+        tell_user(services, user_id, channel_id, blocks.escape(str(error)))
         return
     client.views_open(trigger_id=trigger_id, view=view)
 

@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import incidents
+from bot.delivery import Recipient, queue_tell
 from bot.incidents import IncidentError, screenshots
 from bot.incidents.screenshots import Attachment, NotAnImage
 from bot.slack import blocks
@@ -33,7 +34,8 @@ def attach_files(
     source_permalink: str | None,
     feedback_channel: str | None,
 ) -> Attachment:
-    """Fetch, validate and store each file, then record one timeline event and tell the user.
+    """Fetch, validate and store each file, then record one timeline event and, in its
+    transaction, what the user is told.
 
     One file at a time: a bad file never stops the good ones, and only one file's bytes are in
     memory at once.
@@ -80,7 +82,8 @@ def attach_files(
             caption=caption,
             source_permalink=source_permalink,
         )
-    tell_user(client, user_id, feedback_channel, attachment_summary(incident_id, attachment))
+        summary = attachment_summary(incident_id, attachment)
+        queue_tell(session, Recipient(user_id, feedback_channel), summary, incident_id=incident_id)
     deliver_and_report(services, client, incident_id, user_id, feedback_channel)
     return attachment
 
@@ -116,13 +119,13 @@ def repost_screenshots(
             )
             ids = [s.id for s in screenshots.list_screenshots(session, incident.id)]
     except IncidentError as error:
-        tell_user(client, user_id, channel, blocks.escape(str(error)))
+        tell_user(services, user_id, channel, blocks.escape(str(error)))
         return
     if not ids:
-        tell_user(client, user_id, channel, f"{ref} has no screenshots.")
+        tell_user(services, user_id, channel, f"{ref} has no screenshots.")
         return
     if not card_channel or not card_ts:
-        tell_user(client, user_id, channel, f"{ref} has no card in Slack to post them under.")
+        tell_user(services, user_id, channel, f"{ref} has no card in Slack to post them under.")
         return
     for number, screenshot_id in enumerate(ids, start=1):
         with services.sessions() as session:
@@ -140,7 +143,7 @@ def repost_screenshots(
             )
         except SlackApiError as error:
             tell_user(
-                client,
+                services,
                 user_id,
                 channel,
                 f"Slack refused the upload of screenshot {number} of {len(ids)} "

@@ -272,6 +272,6 @@ def open_resolve_modal(
             incidents.check_as_seen(incident, seen)
             view = blocks.resolve_modal(incident, target)
     except IncidentError as error:
-        tell_user(client, user_id, channel_id, blocks.escape(str(error)))
+        tell_user(services, user_id, channel_id, blocks.escape(str(error)))
         return
     client.views_open(trigger_id=trigger_id, view=view)

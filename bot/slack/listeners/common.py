@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot import incidents, logs
-from bot.delivery import Problem
+from bot.delivery import Problem, Recipient, queue_tell
 from bot.incidents import IncidentError
 from bot.slack import blocks
 from bot.slack.services import Services
@@ -146,19 +146,21 @@ def save(services: Services, change: Callable[[Session], T]) -> T:
         raise Refusal(database_trouble(error)) from error
 
 
-def press(
-    services: Services,
-    ack: Ack,
-    change: Callable[[Session], T],
-    refused: Callable[[str], None],
-) -> T | None:
-    """A button's change: saved, then acked (Slack ignores the body of a button's ack). A
-    refusal is told, escaped, by `refused` after the ack; None then."""
+def press(services: Services, ack: Ack, change: Callable[[Session], T], to: Recipient) -> T | None:
+    """A button's change: saved, then acked (Slack ignores the body of a button's ack); None
+    when it was refused.
+
+    The refusal is told to `to`, escaped, as an outbox row written before the ack: the refused
+    change committed nothing for the row to join, so it gets a short transaction of its own
+    (bounded like the change's), and a bot that dies right after the ack still tells it. A
+    confirmation is the change's own business: `change` queues it in its transaction."""
     try:
         result = save(services, change)
     except Refusal as refusal:
+        text = blocks.escape(str(refusal))
+        row = told(services, to, text, bounded=True)
         ack()
-        services.work.submit(refused, blocks.escape(str(refusal)))
+        services.work.submit(send_told, services, to, text, row)
         return None
     ack()
     return result
@@ -210,7 +212,7 @@ def later(
         except Exception as error:
             name = getattr(job, "__name__", type(job).__name__)
             log.error("%s for %s failed: %r", name, user_id, error, exc_info=error)
-            tell_user(client, user_id, channel_id, f"⚠️ {blocks.escape(failure_message(error))}")
+            tell_user(services, user_id, channel_id, f"⚠️ {blocks.escape(failure_message(error))}")
 
     return services.work.submit(run)
 
@@ -237,7 +239,53 @@ def deliver_later(
     )
 
 
-def tell_user(client: WebClient, user_id: str, channel_id: str | None, text: str) -> None:
+def tell_user(
+    services: Services,
+    user_id: str,
+    channel_id: str | None,
+    text: str,
+    *,
+    incident_id: int | None = None,
+) -> None:
+    """Tell the person (mrkdwn `text`) ephemerally where they are, or else by a DM from the app;
+    from work that follows the ack: queued in the outbox, then sent at once."""
+    to = Recipient(user_id, channel_id)
+    send_told(services, to, text, told(services, to, text, incident_id=incident_id))
+
+
+def told(
+    services: Services,
+    to: Recipient,
+    text: str,
+    *,
+    incident_id: int | None = None,
+    bounded: bool = False,
+) -> int | None:
+    """The outbox row that tells `to`, committed in a transaction of its own; None when the
+    database can't take it (`bounded`: within the ack path's time limits)."""
+    try:
+        with services.change() if bounded else services.sessions.begin() as session:
+            return queue_tell(session, to, text, incident_id=incident_id).id
+    except SQLAlchemyError as error:
+        log.warning("could not queue what %s is told: %s", to.user_id, error)
+        return None
+
+
+def send_told(services: Services, to: Recipient, text: str, row: int | None) -> None:
+    """Send the row now (the delivery worker, woken, sends it if this can't). Without a row the
+    database is what failed, and may be what the person is told: then Slack is told directly,
+    at least once."""
+    if row is None:
+        tell_directly(services.deliverer.client, to.user_id, to.channel_id, text)
+        return
+    services.deliverer.wake()
+    try:
+        services.deliverer.drain(delivery_id=row, limit=1)
+    except SQLAlchemyError as error:
+        log.warning("what %s is told waits for the delivery worker: %s", to.user_id, error)
+
+
+def tell_directly(client: WebClient, user_id: str, channel_id: str | None, text: str) -> None:
     """An ephemeral message where the user is, or a DM from the app when that is not possible."""
     if channel_id:
         try:
@@ -287,7 +335,7 @@ def deliver_and_report(
     """Send the incident's queued Slack updates now; tell the user if any did not go through."""
     message = deliver_now(services, incident_id)
     if message:
-        tell_user(client, user_id, channel_id, message)
+        tell_user(services, user_id, channel_id, message, incident_id=incident_id)
 
 
 def unescaped(text: str | None) -> str:

@@ -70,7 +70,7 @@ def post_postmortem(
         )
     except SlackApiError as error:
         refusal = blocks.not_posted("post-mortem", error.response.get("error"), here=not in_thread)
-        tell_user(client, user_id, channel_id, refusal)
+        tell_user(services, user_id, channel_id, refusal)
         return
     log.info("%s: post-mortem posted for %s", ref, user_id)
 
@@ -103,6 +103,6 @@ def post_stats(
         )
     except SlackApiError as error:
         refusal = blocks.not_posted("stats", error.response.get("error"), here=True)
-        tell_user(client, user_id, channel_id, refusal)
+        tell_user(services, user_id, channel_id, refusal)
         return
     log.info("stats of %d weeks posted for %s", weeks, user_id)

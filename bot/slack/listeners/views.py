@@ -368,12 +368,11 @@ def post_card(
 ) -> None:
     problems = deliver_now(services, incident_id)
     if problems:
-        tell_user(client, user_id, origin, problems)
+        tell_user(services, user_id, origin, problems, incident_id=incident_id)
     elif origin != channel:
         # Declared elsewhere (another channel, a shortcut, the Home tab): say where it went.
-        tell_user(
-            client, user_id, origin, f"Declared {ref}; its card is in {blocks.channel(channel)}."
-        )
+        where = f"Declared {ref}; its card is in {blocks.channel(channel)}."
+        tell_user(services, user_id, origin, where, incident_id=incident_id)
 
 
 def link_and_deliver(
