@@ -280,7 +280,8 @@ def send_told(services: Services, to: Recipient, text: str, row: int | None) -> 
         return
     services.deliverer.wake()
     try:
-        services.deliverer.drain(delivery_id=row, limit=1)
+        # Two steps at most: an ephemeral message Slack can't show becomes a DM, due at once.
+        services.deliverer.drain(delivery_id=row, limit=2)
     except SQLAlchemyError as error:
         log.warning("what %s is told waits for the delivery worker: %s", to.user_id, error)
 
