@@ -8,7 +8,6 @@ random ids are stored, and each is looked up by its hash (as API tokens are).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from db.models import LocalSignInLink, WebSession
+
+from .recording import audit
+from .tokens import hash_token
 
 log = logging.getLogger("bot.incidents")
 
@@ -27,10 +29,6 @@ LOCAL_LINK_LIFETIME = timedelta(minutes=LOCAL_LINK_MINUTES)
 _MAX_TOKEN = 100
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def start_session(session: Session, user_id: str, *, now: datetime | None = None) -> str:
     """A new web session for `user_id`; the id returned goes in the cookie and is not stored."""
     now = now or datetime.now(UTC)
@@ -39,7 +37,7 @@ def start_session(session: Session, user_id: str, *, now: datetime | None = None
     token = secrets.token_urlsafe(32)
     session.add(
         WebSession(
-            token_hash=_hash(token),
+            token_hash=hash_token(token),
             user_id=user_id,
             created_at=now,
             expires_at=now + SESSION_LIFETIME,
@@ -55,7 +53,7 @@ def session_user(session: Session, token: str, *, now: datetime | None = None) -
         return None
     return session.scalar(
         select(WebSession.user_id).where(
-            WebSession.token_hash == _hash(token),
+            WebSession.token_hash == hash_token(token),
             WebSession.ended_at.is_(None),
             WebSession.expires_at > (now or datetime.now(UTC)),
         )
@@ -67,7 +65,7 @@ def end_session(session: Session, token: str, *, now: datetime | None = None) ->
     if token and len(token) <= _MAX_TOKEN:
         session.execute(
             update(WebSession)
-            .where(WebSession.token_hash == _hash(token), WebSession.ended_at.is_(None))
+            .where(WebSession.token_hash == hash_token(token), WebSession.ended_at.is_(None))
             .values(ended_at=now or datetime.now(UTC))
         )
 
@@ -78,9 +76,10 @@ def create_local_link(session: Session, *, now: datetime | None = None) -> str:
     session.execute(delete(LocalSignInLink).where(LocalSignInLink.expires_at < now))
     token = secrets.token_urlsafe(32)
     expires = now + LOCAL_LINK_LIFETIME
-    session.add(LocalSignInLink(token_hash=_hash(token), created_at=now, expires_at=expires))
+    session.add(LocalSignInLink(token_hash=hash_token(token), created_at=now, expires_at=expires))
     session.flush()
-    log.info("local sign-in link created, valid until %s", expires.isoformat(timespec="seconds"))
+    valid_until = expires.isoformat(timespec="seconds")
+    audit(session, log, "local sign-in link created, valid until %s", valid_until)
     return token
 
 
@@ -93,7 +92,7 @@ def use_local_link(session: Session, token: str, *, now: datetime | None = None)
     used = session.scalar(
         update(LocalSignInLink)
         .where(
-            LocalSignInLink.token_hash == _hash(token),
+            LocalSignInLink.token_hash == hash_token(token),
             LocalSignInLink.used_at.is_(None),
             LocalSignInLink.expires_at > now,
         )

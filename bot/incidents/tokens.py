@@ -23,7 +23,8 @@ TOKEN_PREFIX = "itk_"
 LAST_USED_PRECISION = timedelta(minutes=1)
 
 
-def _hash(token: str) -> str:
+def hash_token(token: str) -> str:
+    """What is stored of a secret handed out once (an API token, a web session, a local link)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -39,7 +40,7 @@ def create_token(session: Session, name: str, *, is_admin: bool = False) -> tupl
     if live is not None:
         raise Conflict(f"A token named {name} already exists; revoke it first or pick a new name.")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(name=name, token_hash=_hash(token), is_admin=is_admin)
+    row = ApiToken(name=name, token_hash=hash_token(token), is_admin=is_admin)
     session.add(row)
     session.flush()
     audit(session, log, "API token %s created (admin: %s)", name, is_admin)
@@ -65,7 +66,7 @@ def authenticate(session: Session, token: str, *, now: datetime | None = None) -
         return None
     # Looked up by hash: the comparison happens inside the index, on a value an attacker can't
     # steer byte by byte.
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(token), _live()))
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token), _live()))
     if row is None:
         return None
     now = now or datetime.now(UTC)
