@@ -284,7 +284,7 @@ class Scheduler:
         # A sweep still running when its next turn comes is skipped by design (max_instances=1);
         # APScheduler would log that as a warning each time.
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
-        # Every sweep's "Running job" and "executed successfully" at INFO would bury the log (six
+        # Every sweep's "Running job" and "executed successfully" at INFO would bury the log (five
         # sweeps every interval); a failing job is still logged, at ERROR.
         logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
         self.is_leader.set()

@@ -227,7 +227,7 @@ class Deliverer:
         if outcome.error is None:
             self.recovery.answered(now)
         elif not outcome.rate_limited:
-            self.recovery.failed()
+            self.recovery.failed(outcome.error)
         return step
 
     def _claim(

@@ -24,13 +24,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.models import Delivery
 
 from .calls import pending
-from .problems import ACTION_NEEDED_ERRORS
+from .problems import ACTION_NEEDED_ERRORS, PERMANENT_ERRORS
 
 log = logging.getLogger(__name__)
 
 # How often, at most, Slack is asked whether it is back, or its answers end the rows' waits: a
 # place Slack keeps refusing is then not retried at every answer from elsewhere.
 RECOVERY_EVERY = timedelta(seconds=3)
+# Failures Slack's return does not end: a refusal a person must act on (it waits for them), a
+# rate limit (it says when it ends), and what is given up on.
+_NOT_PASSING = frozenset({*ACTION_NEEDED_ERRORS, *PERMANENT_ERRORS, "ratelimited"})
 
 
 def waiting_out_a_failure(now: datetime | None) -> Any:
@@ -39,7 +42,7 @@ def waiting_out_a_failure(now: datetime | None) -> Any:
     return (
         pending()
         & (Delivery.attempts > 0)
-        & Delivery.last_error.not_in([*ACTION_NEEDED_ERRORS, "ratelimited"])
+        & Delivery.last_error.not_in(sorted(_NOT_PASSING))
         & (Delivery.next_attempt_at > (now or func.now()))
     )
 
@@ -63,8 +66,10 @@ class Recovery:
         self._lock = threading.Lock()
         self._last = 0.0
 
-    def failed(self) -> None:
-        self._failed_since_answer = True
+    def failed(self, code: str) -> None:
+        """A call failed with `code`: if for a passing reason, Slack's next answer ends the wait."""
+        if code not in _NOT_PASSING:
+            self._failed_since_answer = True
 
     def answered(self, now: datetime | None = None) -> None:
         """Slack answered a call: if others failed before it, what waits for that is due now."""
