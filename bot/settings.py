@@ -12,11 +12,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.incidents.channels import CHANNEL_MODES, USER_GROUP_ID, ChannelRules, check_name_template
+from bot.incidents.progress import DEFAULT_INTERVALS
+from bot.incidents.roles import RoleRules, parse_roles
 from bot.incidents.vocabulary import CHANNEL_ID, DEFAULT_CATEGORIES, USER_ID, DeclareLimit
 from bot.logs import LOG_FORMATS
 
 # How long an active incident may go without an update before its owner is reminded.
 DEFAULT_CADENCES = "SEV1=15m,SEV2=30m,SEV3=4h,SEV4=off"
+DEFAULT_ROLES = "comms=Communications lead: posts the updates;scribe=Scribe: keeps the timeline"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -99,6 +102,31 @@ def parse_channel_rules(environ: Mapping[str, str]) -> ChannelRules:
     )
 
 
+def parse_role_rules(environ: Mapping[str, str]) -> RoleRules:
+    raw = environ.get("INCIDENT_ROLES")
+    try:
+        roles = parse_roles(DEFAULT_ROLES if raw is None else raw)
+    except ValueError as error:
+        raise SettingsError(f"INCIDENT_ROLES: {error}") from None
+    after = parse_duration(environ.get("LEAD_REMINDER_AFTER") or "5m", "LEAD_REMINDER_AFTER")
+    return RoleRules(roles=roles, lead_reminder_after=after)
+
+
+def parse_intervals(raw: str | None) -> tuple[timedelta, ...]:
+    """`15m,30m,1h,4h`: the "next update in" choices, shortest first ("none" is always one)."""
+    if not raw:
+        return DEFAULT_INTERVALS
+    intervals = set()
+    for item in _split_list(raw):
+        duration = parse_duration(item, "UPDATE_INTERVALS")
+        if duration is None:
+            raise SettingsError("UPDATE_INTERVALS: list durations; 'none' is always offered")
+        intervals.add(duration)
+    if len(intervals) > 10:
+        raise SettingsError("UPDATE_INTERVALS: at most 10 choices")
+    return tuple(sorted(intervals))
+
+
 def _clock_time(raw: str, name: str) -> time:
     try:
         hours, minutes = raw.strip().split(":")
@@ -169,6 +197,8 @@ class Settings:
         default_factory=lambda: DeclareLimit(10, timedelta(minutes=10))
     )
     channel_rules: ChannelRules = field(default_factory=ChannelRules)
+    role_rules: RoleRules = field(default_factory=RoleRules)
+    update_intervals: tuple[timedelta, ...] = DEFAULT_INTERVALS
     # The web surface: Sign in with Slack, signed session cookies, links from Slack to its pages.
     slack_client_id: str | None = None
     slack_client_secret: str | None = None
@@ -336,6 +366,8 @@ class Settings:
             slack_timeout=int(slack_timeout),
             declare_limit=parse_declare_limit(environ.get("DECLARE_LIMIT") or "10/10m"),
             channel_rules=parse_channel_rules(environ),
+            role_rules=parse_role_rules(environ),
+            update_intervals=parse_intervals(environ.get("UPDATE_INTERVALS")),
             slack_client_id=client_id,
             slack_client_secret=environ.get("SLACK_CLIENT_SECRET") or None,
             session_secret=session_secret,

@@ -35,6 +35,7 @@ USER_REF_LENGTH = 64
 CATEGORY_LENGTH = 64
 INTAKE_FINGERPRINT_LENGTH = 200
 TOKEN_NAME_LENGTH = 40
+ROLE_KEY_LENGTH = 32
 
 
 class Severity(enum.StrEnum):
@@ -70,6 +71,16 @@ class EventKind(enum.StrEnum):
     SCREENSHOT_DELETED = "screenshot_deleted"
     REMINDER = "reminder"
     REMINDERS_SNOOZED = "reminders_snoozed"
+    # A role other than the lead (the owner, an ASSIGNED event) taken, given or left: `field`
+    # is the role's key, from/to the people.
+    ROLE_ASSIGNED = "role_assigned"
+    # A structured update: `text` the summary, details the impact and the promised next one;
+    # field/from/to the status when the update moved it (one event, not two).
+    STATUS_UPDATE = "status_update"
+    # The promised next update is late: the lead and the comms role were nudged.
+    UPDATE_OVERDUE = "update_overdue"
+    # A SEV1 or SEV2 without a lead for LEAD_REMINDER_AFTER.
+    LEAD_REMINDER = "lead_reminder"
 
 
 class DeliveryAction(enum.StrEnum):
@@ -96,6 +107,9 @@ class DeliveryAction(enum.StrEnum):
     # A person told something after the ack (a refusal, a confirmation, a delivery problem):
     # ephemeral, a response_url answer or a DM (bot.delivery.tell).
     TELL_USER = "tell_user"
+    # The incident channel's first message (what happened, roles, what to do, links), pinned,
+    # then edited with the summary.
+    POST_WELCOME = "post_welcome"
 
 
 def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
@@ -162,6 +176,17 @@ class Incident(Base):
     # When the next "no update for a while" reminder is due; NULL after every change, so the
     # scheduler recomputes it from the severity's cadence (kept here to survive restarts).
     next_reminder_at: Mapped[datetime | None] = _timestamp()
+    # The next structured update promised ("next update in 30m"); unlike next_reminder_at a
+    # change doesn't clear it, only the next update does. While set, it replaces the severity's
+    # reminders. `update_nudge_at`: when the lead and comms role are next nudged about it.
+    next_update_at: Mapped[datetime | None] = _timestamp()
+    update_nudge_at: Mapped[datetime | None] = _timestamp()
+    # Since when the incident has had no lead (NULL while it has one), and the last "no lead"
+    # reminder: SEV1 and SEV2 are reminded once per LEAD_REMINDER_AFTER.
+    leaderless_since: Mapped[datetime | None] = _timestamp()
+    lead_reminded_at: Mapped[datetime | None] = _timestamp()
+    # The welcome message in its own channel, edited as roles are taken.
+    own_channel_welcome_ts: Mapped[str | None] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(Integer, server_default=sql_text("1"))
     # An alerting tool's key for the problem (`/api/v1/intake`): while the incident is active, the
     # same key adds a note to it instead of declaring a second incident.
@@ -205,6 +230,17 @@ class Incident(Base):
         Index("ix_incidents_owner", "owner"),
         Index("ix_incidents_reporter", "reporter"),
         Index("ix_incidents_next_reminder_at", "next_reminder_at"),
+        # The scheduler's sweeps read only incidents with a promise or without a lead.
+        Index(
+            "ix_incidents_update_nudge_at",
+            "update_nudge_at",
+            postgresql_where=sql_text("update_nudge_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_incidents_leaderless_since",
+            "leaderless_since",
+            postgresql_where=sql_text("leaderless_since IS NOT NULL"),
+        ),
         Index("ix_incidents_own_channel_id", "own_channel_id", unique=True),
         Index(
             "ix_incidents_intake_fingerprint",
@@ -252,6 +288,38 @@ class IncidentEvent(Base):
     incident: Mapped[Incident] = relationship(back_populates="events")
 
     __table_args__ = (Index("ix_incident_events_incident_occurred", "incident_id", "occurred_at"),)
+
+
+class IncidentRole(Base):
+    """Who holds a role (INCIDENT_ROLES) in an incident: at most one person per role. The lead
+    is the incident's `owner`, not a row here."""
+
+    __tablename__ = "incident_roles"
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(ROLE_KEY_LENGTH), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(USER_REF_LENGTH))
+    assigned_by: Mapped[str] = mapped_column(String(USER_REF_LENGTH))
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_incident_roles_user_id", "user_id"),)
+
+
+class IncidentSubscriber(Base):
+    """A person told by DM of an incident's updates, status changes and resolution."""
+
+    __tablename__ = "incident_subscribers"
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(USER_REF_LENGTH), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    # "My subscriptions" (App Home) reads by person.
+    __table_args__ = (Index("ix_incident_subscribers_user_id", "user_id"),)
 
 
 class Screenshot(Base):

@@ -123,6 +123,38 @@ def notify(
         )
 
 
+# What a person's DM is about (bot.delivery.tell renders it from the events when it is sent).
+DM_ROLE, DM_SUBSCRIBER, DM_NUDGE = "role", "subscriber", "nudge"
+
+
+def dm_later(
+    session: Session,
+    incident: Incident,
+    user_id: str,
+    about: str,
+    events: Sequence[IncidentEvent],
+    now: datetime,
+) -> Delivery:
+    """Queue a DM to a person about `events` of the incident: a tell row (bot.delivery.tell) with
+    no text of its own, worded by the surface when it is sent. Rows of one person go in order."""
+    session.flush()
+    row = Delivery(
+        incident_id=incident.id,
+        event_id=events[0].id if events else None,
+        action=DeliveryAction.TELL_USER,
+        payload={
+            "user": user_id,
+            "via": "dm",
+            "about": about,
+            "event_ids": [e.id for e in events],
+            "ref": format_incident_id(incident.id),
+        },
+        next_attempt_at=now,
+    )
+    session.add(row)
+    return row
+
+
 # PostgreSQL's lock_not_available and query_canceled: what a caller's lock_timeout and
 # statement_timeout end a wait with.
 _TIMED_OUT = {"55P03", "57014"}

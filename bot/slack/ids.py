@@ -17,6 +17,8 @@ RESOLVE_VIEW = "incident_resolve"
 TIMELINE_NOTE_VIEW = "incident_timeline_note"
 ATTACH_VIEW = "incident_attach_screenshot"
 ATTACH_FROM_MESSAGE_VIEW = "incident_attach_from_message"
+UPDATE_VIEW = "incident_update"
+HANDOFF_VIEW = "incident_handoff"
 
 # Buttons and menus (action_ids). Status buttons are STATUS_ACTION + ":" + status, because
 # action_ids must be unique within a block.
@@ -38,6 +40,17 @@ HOME_DECLARE_ACTION = "home_declare"
 HOME_SEVERITY_FILTER = "home_filter_severity"
 HOME_STATUS_FILTER = "home_filter_status"
 INCIDENT_PICKER = "incident_picker"
+# Coordination. The reminder's old "Post update" button carries ADD_NOTE_ACTION (messages
+# already in Slack keep it): its text, not its id, tells it from the card's "Add note".
+UPDATE_ACTION = "incident_update"
+TAKE_LEAD_ACTION = "incident_take_lead"
+# TAKE_ROLE_ACTION + ":" + role key (the welcome message's "take this role" buttons).
+TAKE_ROLE_ACTION = "incident_take_role"
+TAKE_ROLE_ACTION_PATTERN = re.compile(rf"^{TAKE_ROLE_ACTION}:[a-z][a-z0-9_-]*$")
+SUBSCRIBE_ACTION = "incident_subscribe"
+UNSUBSCRIBE_ACTION = "incident_unsubscribe"
+# The update form's status menu: picking Resolve grows the resolution and cause fields.
+UPDATE_STATUS_ACTION = "update_status"
 
 # Input blocks (block_ids; `response_action: errors` keys on these). Each holds one element
 # whose action_id is the same string.
@@ -55,3 +68,8 @@ RESOLUTION_BLOCK = "resolution"
 INCIDENT_BLOCK = "incident"
 CAPTION_BLOCK = "caption"
 FILES_BLOCK = "files"
+SUMMARY_BLOCK = "summary"
+IMPACT_BLOCK = "impact"
+STATUS_BLOCK = UPDATE_STATUS_ACTION
+NEXT_UPDATE_BLOCK = "next_update"
+HANDOFF_BLOCK = "handoff"
