@@ -250,9 +250,56 @@ def test_host_is_loopback_without_slack_and_every_interface_with_it(
         ({"HOST": "0.0.0.0:3000"}, "HOST must be an address to listen on"),
         ({"HOST": "http://localhost"}, "HOST must be an address to listen on"),
         ({"SLACK_CLIENT_ID": "1.2"}, "SLACK_CLIENT_ID (Sign in with Slack) needs PUBLIC_URL"),
+        ({"INCIDENT_ROLES": "comms"}, "INCIDENT_ROLES: 'comms' should look like comms="),
+        ({"INCIDENT_ROLES": "Comms Lead=X: y"}, "should look like comms="),
+        ({"INCIDENT_ROLES": "lead=Boss: runs it"}, "INCIDENT_ROLES: 'lead' is reserved"),
+        ({"INCIDENT_ROLES": "ops=Ops: a;ops=Ops: b"}, "the role 'ops' is listed twice"),
+        ({"INCIDENT_ROLES": "ops=: a"}, "should look like comms="),
+        ({"LEAD_REMINDER_AFTER": "soon"}, "LEAD_REMINDER_AFTER: 'soon' is not a duration"),
+        ({"UPDATE_INTERVALS": "15m,later"}, "UPDATE_INTERVALS: 'later' is not a duration"),
+        ({"UPDATE_INTERVALS": "15m,none"}, "'none' is always offered"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_message(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError) as raised:
         Settings.from_env(env)
     assert message in str(raised.value)
+
+
+def test_roles_and_update_intervals_default_to_comms_scribe_and_four_choices() -> None:
+    settings = Settings.from_env({})
+    roles = settings.role_rules
+    assert [(r.key, r.name, r.duties) for r in roles.roles] == [
+        ("comms", "Communications lead", "posts the updates"),
+        ("scribe", "Scribe", "keeps the timeline"),
+    ]
+    assert [r.key for r in roles.all] == ["lead", "comms", "scribe"]
+    assert roles.lead_reminder_after == timedelta(minutes=5)
+    assert settings.update_intervals == (
+        timedelta(minutes=15),
+        timedelta(minutes=30),
+        timedelta(hours=1),
+        timedelta(hours=4),
+    )
+
+
+def test_roles_and_update_intervals_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "INCIDENT_ROLES": " Ops=Operations lead: runs the fixes ; liaison=Customer liaison ;",
+            "LEAD_REMINDER_AFTER": "off",
+            "UPDATE_INTERVALS": "1h, 5s,1h",
+        }
+    )
+    assert [(r.key, r.name, r.duties) for r in settings.role_rules.roles] == [
+        ("ops", "Operations lead", "runs the fixes"),
+        ("liaison", "Customer liaison", ""),
+    ]
+    assert settings.role_rules.lead_reminder_after is None
+    # Shortest first, each once: the form lists them in this order.
+    assert settings.update_intervals == (timedelta(seconds=5), timedelta(hours=1))
+
+
+def test_an_empty_role_list_leaves_the_lead_alone() -> None:
+    rules = Settings.from_env({"INCIDENT_ROLES": ""}).role_rules
+    assert [r.key for r in rules.all] == ["lead"]
