@@ -79,7 +79,8 @@ def record_event(
 
 
 def touch(incident: Incident, now: datetime) -> None:
-    """Record that the incident was updated: it resets the wait for the next reminder."""
+    """Record that the incident was updated: it resets the wait for the next reminder. A
+    promised next update (next_update_at) stays: only the next structured update changes it."""
     incident.updated_at = now
     incident.next_reminder_at = None
 
@@ -92,9 +93,11 @@ def notify(
     now: datetime,
     card: bool = True,
     thread: bool = True,
+    channel: bool = True,
 ) -> None:
     """Queue the card edit and one reply for `events`, in the card's thread and in the
-    incident's own channel if it has one; nothing when there is no card.
+    incident's own channel if it has one; nothing when there is no card. `thread` and `channel`
+    False leave out that reply (both: the card and pinned summary are only edited).
 
     The rows are due at `now`, the change's own time, so a drain right after it sends them.
     """
@@ -109,7 +112,7 @@ def notify(
             Delivery(incident_id=incident.id, action=edit, next_attempt_at=now) for edit in edits
         )
     replies = [DeliveryAction.POST_THREAD] if thread else []
-    if incident.wants_own_channel:
+    if channel and incident.wants_own_channel:
         replies.append(DeliveryAction.POST_CHANNEL)
     for action in replies:
         session.add(
