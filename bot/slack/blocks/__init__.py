@@ -8,6 +8,7 @@ wherever it lands in mrkdwn, so a title such as `<!channel> db down` pings nobod
     text.py       escaping, clipping, mentions, labels
     messages.py   the card, thread replies, the digest
     modals.py     declare, edit, note, resolve, attach, the incident picker
+    coordination.py  the update and handoff forms, subscribe / unsubscribe answers
     ephemeral.py  lists, details, help, confirmations, the Home tab
     reports.py    the stats message, the words around post-mortems and charts
 """
@@ -17,6 +18,7 @@ from .ephemeral import (
     HELP,
     HOME_STATUS_CHOICES,
     delete_confirmation,
+    help_text,
     home,
     incident_count,
     incident_detail,
@@ -101,6 +103,7 @@ __all__ = [
     "digest",
     "edit_modal",
     "escape",
+    "help_text",
     "home",
     "incident_count",
     "incident_detail",
