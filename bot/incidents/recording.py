@@ -95,11 +95,13 @@ def notify(
     now: datetime,
     card: bool = True,
     thread: bool = True,
+    channel: bool = True,
 ) -> None:
     """Queue the card edit and one reply for `events`, in the card's thread and in the
     incident's own channel if it has one (nothing of these when there is no card); and, for a
     status change or a structured update, one DM to each subscriber but whoever made it (with
-    or without a card: a web-only incident's subscribers want to know too).
+    or without a card: a web-only incident's subscribers want to know too). `thread` and
+    `channel` False leave out that reply (both: the card and pinned summary are only edited).
 
     The rows are due at `now`, the change's own time, so a drain right after it sends them.
     """
@@ -107,7 +109,7 @@ def notify(
     if not events:
         return
     if incident.slack_channel_id is not None:
-        _post_later(session, incident, events, now, card=card, thread=thread)
+        _post_later(session, incident, events, now, card=card, thread=thread, channel=channel)
     if any(e.kind in _TOLD_TO_SUBSCRIBERS for e in events):
         actors = {e.actor for e in events}
         for user_id in subscriber_ids(session, incident.id):
@@ -123,6 +125,7 @@ def _post_later(
     *,
     card: bool,
     thread: bool,
+    channel: bool,
 ) -> None:
     if card:
         edits = [DeliveryAction.UPDATE_CARD]
@@ -132,7 +135,7 @@ def _post_later(
             Delivery(incident_id=incident.id, action=edit, next_attempt_at=now) for edit in edits
         )
     replies = [DeliveryAction.POST_THREAD] if thread else []
-    if incident.wants_own_channel:
+    if channel and incident.wants_own_channel:
         replies.append(DeliveryAction.POST_CHANNEL)
     for action in replies:
         session.add(
