@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from bot import incidents
-from bot.incidents import Actor, InvalidInput, roles, subscribers
+from bot.incidents import Actor, InvalidInput
 from bot.slack import grammar, ids
 from bot.slack.blocks import escape
 from bot.slack.blocks.coordination import interval_label
@@ -176,9 +176,8 @@ def test_update_failed_is_the_update_subcommand_with_a_bad_id(bot: Bot):
 def holders(bot: Bot, number: int) -> dict[str, str | None]:
     with bot.sessions() as session:
         incident = incidents.get_incident(session, number)
-        return {
-            role.key: who for role, who in roles.holders(session, incident, bot.settings.role_rules)
-        }
+        held = incidents.holders(session, incident, bot.settings.role_rules)
+        return {role.key: who for role, who in held}
 
 
 @pytest.mark.parametrize(
@@ -323,7 +322,7 @@ def test_giving_the_lead_to_whoever_leads_says_nothing_changed(bot: Bot):
 
 def subscribed(bot: Bot, number: int) -> list[str]:
     with bot.sessions() as session:
-        return subscribers.subscribers(session, number)
+        return incidents.subscribers(session, number)
 
 
 def acked(bot: Bot, text: str) -> dict[str, Any]:
@@ -748,7 +747,7 @@ def test_unsubscribe_from_a_dm_is_answered_by_dm(bot: Bot):
     number, _ = with_card(bot, reporter=BOB)
     dm = bot.fake.dm_channel(USER)
     with bot.sessions.begin() as session:
-        subscribers.subscribe(session, number, USER)
+        incidents.subscribe(session, number, USER)
     message = bot.fake.add_message(dm, "INC-1 update", user=defaults.BOT_USER_ID)
 
     press(bot, number, ids.UNSUBSCRIBE_ACTION, text="Unsubscribe", channel=dm, message=message)

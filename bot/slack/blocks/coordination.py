@@ -19,7 +19,6 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot import incidents
-from bot.incidents import progress, roles
 from bot.slack import ids
 from db.models import Incident, Status
 
@@ -134,7 +133,7 @@ def update_modal(
         _text_input(
             ids.SUMMARY_BLOCK,
             "What we know",
-            max_length=progress.SUMMARY_MAX,
+            max_length=incidents.SUMMARY_MAX,
             initial=_fits(form.summary),
             multiline=True,
             placeholder="What is happening, what is being done, what comes next",
@@ -142,7 +141,7 @@ def update_modal(
         _text_input(
             ids.IMPACT_BLOCK,
             "Customer impact",
-            max_length=progress.IMPACT_MAX,
+            max_length=incidents.IMPACT_MAX,
             initial=_fits(form.impact),
             multiline=True,
             optional=True,
@@ -184,7 +183,7 @@ def handoff_modal(incident: Incident, new_lead: str, private_metadata: str) -> V
         _text_input(
             ids.HANDOFF_BLOCK,
             "Handoff for the new lead",
-            max_length=roles.HANDOFF_MAX,
+            max_length=incidents.HANDOFF_MAX,
             optional=True,
             placeholder="Where things stand, and what is next",
             hint="One line, posted in the incident's channel and thread.",

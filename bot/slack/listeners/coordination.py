@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from bot import incidents
 from bot.delivery import Recipient, queue_tell
-from bot.incidents import Conflict, IncidentError, roles, subscribers
+from bot.incidents import Conflict, IncidentError
 from bot.slack import blocks, ids
 from bot.slack.blocks.coordination import subscription_reply
 from bot.slack.grammar import Command
@@ -99,7 +99,7 @@ def command(
     actor = services.actor(user_id)
 
     def give(session: Session) -> tuple[str, int]:
-        incident = roles.assign_role(
+        incident = incidents.assign_role(
             session, ref, command.role, command.user, actor, rules=services.settings.role_rules
         )
         return f"{blocks.ref(incident)} {command.role}: {blocks.user(command.user)}.", incident.id
@@ -139,8 +139,8 @@ def _subscription_command(services: Services, ack: Ack, user_id: str, command: C
     def change(session: Session) -> tuple[int, bool]:
         number = incidents.parse_incident_id(ref)
         if subscribing:
-            return number, subscribers.subscribe(session, number, user_id)
-        return number, subscribers.unsubscribe(session, number, user_id)
+            return number, incidents.subscribe(session, number, user_id)
+        return number, incidents.unsubscribe(session, number, user_id)
 
     try:
         number, changed = save(services, change)
@@ -209,7 +209,7 @@ def take_lead_clicked(
 
     def take(session: Session, to: Recipient) -> int:
         try:
-            return roles.take_lead(session, ref, actor, rules=services.settings.role_rules).id
+            return incidents.take_lead(session, ref, actor, rules=services.settings.role_rules).id
         except Conflict:
             incident = incidents.get_incident(session, ref)
             if not incident.owner:
@@ -237,7 +237,7 @@ def take_role_clicked(
     def take(session: Session, to: Recipient) -> int:
         incident = incidents.lock_incident(session, ref)
         held = {
-            role.key: (role, holder) for role, holder in roles.holders(session, incident, rules)
+            role.key: (role, holder) for role, holder in incidents.holders(session, incident, rules)
         }
         role, holder = held.get(key, (None, None))
         if role is not None and holder is not None and holder != actor.user_id:
@@ -245,7 +245,7 @@ def take_role_clicked(
             text = f"{blocks.user(holder)} is already {role.name} of {blocks.ref(incident)}."
             queue_tell(session, to, text, incident_id=incident.id)
             return incident.id
-        roles.assign_role(session, incident.id, key, actor.user_id, actor, rules=rules)
+        incidents.assign_role(session, incident.id, key, actor.user_id, actor, rules=rules)
         return incident.id
 
     _press(services, ack, body, client, take)
@@ -265,9 +265,9 @@ def subscription_clicked(
     def change(session: Session, to: Recipient) -> int:
         number = incidents.parse_incident_id(ref)
         if subscribing:
-            changed = subscribers.subscribe(session, number, user_id)
+            changed = incidents.subscribe(session, number, user_id)
         else:
-            changed = subscribers.unsubscribe(session, number, user_id)
+            changed = incidents.unsubscribe(session, number, user_id)
         if not on_home:
             text, rendered = subscription_reply(number, subscribing, changed)
             blocks_ = [b.to_dict() for b in rendered]

@@ -14,7 +14,7 @@ from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
 from bot import inbox, incidents
-from bot.incidents import Conflict, IncidentQuery, IncidentRow, NotFound, screenshots, subscribers
+from bot.incidents import Conflict, IncidentQuery, IncidentRow, NotFound, screenshots
 from bot.incidents.screenshots import CAPTION_MAX
 from bot.slack import blocks
 from bot.slack.services import Services
@@ -71,7 +71,7 @@ def publish_home(
 def _subscriptions(session: Session, user_id: str) -> list[IncidentRow]:
     """The person's active subscriptions, newest first, as the Home tab lists them."""
     rows = []
-    for number in subscribers.subscriptions(session, user_id)[:HOME_SUBSCRIPTIONS]:
+    for number in incidents.subscriptions(session, user_id)[:HOME_SUBSCRIPTIONS]:
         try:
             incident = incidents.get_incident(session, number)
         except NotFound:  # deleted meanwhile

@@ -14,8 +14,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.models.views import View
 
 from bot import incidents
-from bot.incidents import IncidentError, progress, roles
-from bot.incidents.progress import UpdateDraft
+from bot.incidents import IncidentError, UpdateDraft
 from bot.slack import blocks, ids
 from bot.slack.blocks.coordination import (
     NO_PROMISE,
@@ -71,7 +70,7 @@ def open_update_modal(
                 raise incidents.PermissionDenied(
                     f"{blocks.ref(incident)} is closed; only an incident admin can change it."
                 )
-            latest = progress.latest_update(session, incident.id)
+            latest = incidents.latest_update(session, incident.id)
             details = as_dict(latest.details) if latest is not None else {}
             form = UpdateForm(
                 summary=summary or None,
@@ -215,7 +214,7 @@ def update_submitted(
         incident_id = save(
             services,
             lambda session: (
-                progress.post_update(
+                incidents.post_update(
                     session,
                     meta.get("id"),
                     draft,
@@ -274,7 +273,7 @@ def handoff_submitted(
         incident = incidents.lock_incident(session, meta.get("id"))
         # Handed to or taken by someone else since the form opened: no one to hand off from.
         handoff = summary if incident.owner not in (None, new_lead) else None
-        return roles.assign_role(
+        return incidents.assign_role(
             session,
             incident.id,
             "lead",
