@@ -15,7 +15,7 @@ from bot import incidents
 from bot.incidents import Actor, InvalidInput
 from bot.slack import grammar, ids
 from bot.slack.blocks import escape
-from bot.slack.blocks.coordination import interval_label
+from bot.slack.blocks.forms import interval_label
 from db.models import EventKind, IncidentEvent, IncidentRole, Status
 from tests.fakeslack import defaults, payloads
 from tests.slackbot import ADMIN_ID, Bot

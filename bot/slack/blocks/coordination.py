@@ -1,225 +1,378 @@
-"""Coordination's forms and answers: the update form (which grows the resolution fields when the
-status picked resolves), the lead handoff, and the subscribe / unsubscribe replies."""
+"""Running an incident: the structured update's layout, roles and their lines, the incident
+channel's welcome message, and the DMs (a role's duties, a subscriber's update, a nudge)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
+from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
-    InputBlock,
-    Option,
+    HeaderBlock,
+    PlainTextObject,
     SectionBlock,
-    StaticSelectElement,
 )
-from slack_sdk.models.views import View
 
-from bot import incidents
+from bot.incidents.roles import LEAD, Role, RoleRules
+from bot.incidents.vocabulary import InvalidInput
+from bot.incidents.workflow import ACTIVE_STATUSES
 from bot.slack import ids
-from db.models import Incident, Status
+from db.models import EventKind, Incident, IncidentEvent, Status
 
-from .modals import _modal, _text_input
-from .text import INPUT_MAX, STATUS_EMOJI, _context, _mrkdwn, clip, metadata, ref, truncate, user
+from .text import (
+    SEVERITY_EMOJI,
+    _context,
+    _mrkdwn,
+    _quote,
+    channel,
+    clip,
+    metadata,
+    ref,
+    safe_url,
+    severity_label,
+    status_label,
+    truncate,
+    user,
+    when,
+)
 
-# The "next update in" menu's value for no promise (the severity's reminders come back).
-NO_PROMISE = "none"
-
-
-def interval_label(interval: timedelta) -> str:
-    """`15 min`, `1 hour`, `4 hours`, `1 day`; `5 sec` for the short ones tests use."""
-    seconds = int(interval.total_seconds())
-    for size, one, many in ((86_400, "day", "days"), (3_600, "hour", "hours")):
-        if seconds % size == 0:
-            count = seconds // size
-            return f"{count} {one if count == 1 else many}"
-    if seconds % 60 == 0:
-        return f"{seconds // 60} min"
-    return f"{seconds} sec"
-
-
-def interval_value(interval: timedelta | None) -> str:
-    return NO_PROMISE if interval is None else str(int(interval.total_seconds()))
-
-
-def _interval_option(interval: timedelta | None) -> Option:
-    label = "No promise (none)" if interval is None else interval_label(interval)
-    return Option(value=interval_value(interval), text=label)
+Holders = Sequence[tuple[Role, str | None]]
+# The welcome message's links block; CARD_LINK_MARK stands for the card's permalink until the
+# outbox looks it up (bot.delivery.channels.link_card).
+WELCOME_LINKS = "welcome_links"
+CARD_LINK_MARK = "\u2063card\u2063"
+# Slack allows 50 blocks a message: the welcome lists at most this many roles.
+WELCOME_ROLES = 30
 
 
-def _status_option(current: Status, status: Status) -> Option:
-    label = f"{STATUS_EMOJI[status]} {status.value.capitalize()}"
-    if status == current:
-        label += " (no change)"
-    return Option(value=status.value, text=label)
+def web_page(public_url: str | None, incident_id: int, tail: str = "") -> str | None:
+    """The incident's page (or its post-mortem, `tail="/postmortem"`), when PUBLIC_URL is set."""
+    page = f"{public_url}/incidents/{incident_id}{tail}"
+    return page if public_url and safe_url(page) else None
 
 
-@dataclass
-class UpdateForm:
-    """What the update form shows: typed so far (when rebuilt), or the starting values."""
-
-    status: Status | None = None
-    summary: str | None = None
-    impact: str | None = None
-    next_update: str | None = None
-    resolution: str | None = None
-    cause: str | None = None
-    # Said above the fields (e.g. why the resolution fields appeared).
-    note: str | None = None
+def role_of(rules: RoleRules | None, key: str | None) -> Role:
+    """The role named `key`; one no longer configured keeps its key as its name."""
+    key = key or "?"
+    if key in ("lead", "owner"):
+        return LEAD
+    try:
+        return (rules or RoleRules()).get(key)
+    except InvalidInput:
+        return Role(key, key, "")
 
 
-def update_modal(
+def _due(event: IncidentEvent) -> datetime | None:
+    raw = (event.details or {}).get("next_update_at")
+    try:
+        return datetime.fromisoformat(raw) if raw else None
+    except (TypeError, ValueError):
+        return None
+
+
+# --- Lines of the timeline --------------------------------------------------------------------
+
+
+def role_line(event: IncidentEvent, rules: RoleRules | None) -> str:
+    """ROLE_ASSIGNED, and the lead's ASSIGNED (with its handoff): who holds the role now."""
+    lead = event.kind == EventKind.ASSIGNED
+    role = LEAD if lead else role_of(rules, event.field)
+    name = "the incident lead" if lead else role.name
+    mark = "👤" if lead else "🎭"
+    given = event.actor and event.actor not in (event.to_value, event.from_value)
+    by = f" (by {user(event.actor)})" if given else ""
+    if event.to_value is None:
+        if event.from_value and event.actor == event.from_value:
+            line = f"{mark} {user(event.from_value)} is no longer {name}: nobody is, now"
+        else:
+            line = f"{mark} Nobody is {name} now ({user(event.from_value)} was){by}"
+    else:
+        line = f"{mark} {user(event.to_value)} is now {name}"
+        if event.from_value:
+            line += f", taking over from {user(event.from_value)}"
+        line += by
+    handoff = (event.details or {}).get("handoff")
+    if handoff:
+        line += f"\n*Handoff from {user(event.from_value or event.actor)}:*\n"
+        line += _quote(str(handoff), 1_000)
+    return line
+
+
+def lead_reminder_line(event: IncidentEvent) -> str:
+    details = event.details or {}
+    minutes = details.get("minutes", details.get("leaderless_minutes"))
+    if minutes is None and details.get("leaderless_seconds") is not None:
+        minutes = int(details["leaderless_seconds"]) // 60
+    since = event.incident.leaderless_since if event.incident is not None else None
+    if minutes is None and since is not None and since <= event.occurred_at:
+        minutes = int((event.occurred_at - since).total_seconds()) // 60
+    severity = details.get("severity") or (event.incident and event.incident.severity.value)
+    rid = " ".join(str(part) for part in (severity, f"INC-{event.incident_id}") if part)
+    span = f" for {_minutes(int(minutes))}" if minutes is not None else ""
+    return (
+        f"🚨 {rid} has had no lead{span}. Who leads it? Click *I'll lead*, or "
+        "`/incident role lead me`."
+    )
+
+
+def _minutes(minutes: int) -> str:
+    if minutes >= 60:
+        return f"{minutes // 60} h {minutes % 60} min" if minutes % 60 else f"{minutes // 60} h"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def _status_move(event: IncidentEvent, incident: Incident | None) -> str | None:
+    if event.field == "status" and event.to_value:
+        new = status_label(Status(event.to_value))
+        if event.from_value:
+            return f"*Status:* {status_label(Status(event.from_value))} → *{new}*"
+        return f"*Status:* *{new}*"
+    if incident is not None:
+        return f"*Status:* {status_label(incident.status)} (unchanged)"
+    return None
+
+
+def _next_line(event: IncidentEvent) -> str:
+    due = _due(event)
+    if due is None:
+        return "*Next update:* no further updates promised"
+    return f"*Next update:* by {when(due)}"
+
+
+def update_parts(event: IncidentEvent, incident: Incident | None) -> list[str]:
+    """A structured update, each part a block of its own (each within 3,000 characters)."""
+    details = event.details or {}
+    head = f"📣 *Update* from {user(event.actor)} · {when(event.occurred_at)}"
+    move = _status_move(event, incident)
+    parts = [head + (f"\n{move}" if move else "")]
+    parts.append(f"*What we know*\n{_quote(event.text or '-', 2_500)}")
+    if details.get("impact"):
+        parts.append(f"*Customer impact*\n{_quote(str(details['impact']), 1_000)}")
+    for label in ("resolution", "cause"):
+        if details.get(label):
+            parts.append(f"*{label.capitalize()}*\n{_quote(str(details[label]), 1_000)}")
+    parts.append(_next_line(event))
+    return parts
+
+
+def update_line(event: IncidentEvent, incident: Incident | None = None) -> str:
+    return "\n".join(update_parts(event, incident))
+
+
+def update_blocks(event: IncidentEvent, incident: Incident | None) -> list[Block]:
+    *body, due = update_parts(event, incident)
+    return [*(SectionBlock(text=_mrkdwn(part)) for part in body), _context(due)]
+
+
+# --- The incident channel's welcome -----------------------------------------------------------
+
+
+def welcome_links(incident: Incident, public_url: str | None, card_link: str | None) -> str:
+    """The card (by its permalink when known, else its channel), the web page, the post-mortem
+    draft (those two only with PUBLIC_URL)."""
+    links: list[str] = []
+    if card_link:
+        links.append(f"<{card_link}|The card>")
+    elif incident.slack_channel_id:
+        links.append(f"The card in {channel(incident.slack_channel_id)}")
+    page = web_page(public_url, incident.id)
+    if page:
+        links.append(f"<{page}|Web page>")
+    draft = web_page(public_url, incident.id, "/postmortem")
+    if draft:
+        links.append(f"<{draft}|Post-mortem draft>")
+    return "*Links*\n" + (" · ".join(links) if links else f"`/incident show {incident.id}`")
+
+
+def _take_button(incident: Incident, role: Role) -> ButtonElement:
+    if role.key == LEAD.key:
+        return ButtonElement(
+            text="I'll lead",
+            action_id=ids.TAKE_LEAD_ACTION,
+            value=metadata(id=incident.id),
+            style="primary",
+        )
+    return ButtonElement(
+        text=truncate(f"Take {role.name}", 75),
+        action_id=f"{ids.TAKE_ROLE_ACTION}:{role.key}",
+        value=metadata(id=incident.id, role=role.key),
+    )
+
+
+def welcome(
+    incident: Incident, holders: Holders, *, public_url: str | None = None
+) -> tuple[str, list[Block]]:
+    """The channel's first message: what happened, who does what (a Take button for each empty
+    role), what to do first, the links. Edited as roles are taken."""
+    rid = ref(incident)
+    text = truncate(f"{rid} is being handled here: {clip(incident.title, 200)}", 3_000)
+    header = f"{SEVERITY_EMOJI[incident.severity]} {rid}: {incident.title}"
+    what = (
+        f"*What happened*\n{clip(incident.title, 500)}\n"
+        f"{severity_label(incident.severity)} · {status_label(incident.status)} · declared "
+        f"{when(incident.created_at)} by {user(incident.reporter)}"
+    )
+    if incident.service:
+        what += f" · service {clip(incident.service, 200)}"
+    if incident.description:
+        what += f"\n{_quote(incident.description, 1_000)}"
+    shown: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=truncate(header, 150), emoji=True)),
+        SectionBlock(text=_mrkdwn(what)),
+        SectionBlock(text=_mrkdwn("*Who does what*")),
+    ]
+    active = incident.status in ACTIVE_STATUSES
+    for role, holder in list(holders)[:WELCOME_ROLES]:
+        duties = f"\n_{clip(role.duties, 300)}_" if role.duties else ""
+        line = f"*{clip(role.name, 100)}*: {user(holder) if holder else 'nobody yet'}{duties}"
+        take = _take_button(incident, role) if holder is None and active else None
+        shown.append(SectionBlock(block_id=f"welcome_role:{role.key}", text=_mrkdwn(line)))
+        if take is not None:
+            shown[-1].accessory = take
+    if len(holders) > WELCOME_ROLES:
+        shown.append(_context(f"…and {len(holders) - WELCOME_ROLES} more roles"))
+    example = next((r.key for r, _ in holders if r.key != LEAD.key), LEAD.key)
+    first = (
+        "*What to do first* (here the incident's id can be left out)\n"
+        "• `/incident update`: post an update: what is known, the customers' impact, when the "
+        "next one comes\n"
+        f"• `/incident role {example} me`: take a role (`me`, `@someone` or `nobody`)\n"
+        "• `/incident status mitigated`: move the status on\n"
+        "• `/incident note <text>`: add to the timeline\n"
+        "• `/incident subscribe`: get every update by DM"
+    )
+    shown.append(SectionBlock(text=_mrkdwn(first)))
+    value = metadata(id=incident.id)
+    if active:
+        shown.append(
+            ActionsBlock(
+                block_id="welcome_actions",
+                elements=[
+                    ButtonElement(
+                        text="Update", action_id=ids.UPDATE_ACTION, value=value, style="primary"
+                    ),
+                    ButtonElement(text="Subscribe", action_id=ids.SUBSCRIBE_ACTION, value=value),
+                ],
+            )
+        )
+    links = welcome_links(incident, public_url, None)
+    shown.append(SectionBlock(block_id=WELCOME_LINKS, text=_mrkdwn(links)))
+    return text, shown
+
+
+# --- DMs ---------------------------------------------------------------------------------------
+
+
+def _about(incident: Incident) -> str:
+    return (
+        f"{SEVERITY_EMOJI[incident.severity]} *{ref(incident)}*: {clip(incident.title, 300)}\n"
+        f"{severity_label(incident.severity)} · {status_label(incident.status)} · lead "
+        f"{user(incident.owner)}"
+    )
+
+
+def _where(incident: Incident, public_url: str | None) -> str:
+    places = []
+    if incident.own_channel_id and incident.own_channel_archived_at is None:
+        places.append(f"Channel: {channel(incident.own_channel_id)}")
+    if incident.slack_channel_id:
+        places.append(f"Card: in {channel(incident.slack_channel_id)}")
+    page = web_page(public_url, incident.id)
+    if page:
+        places.append(f"<{page}|Web page>")
+    places.append(f"`/incident show {incident.id}`")
+    return " · ".join(places)
+
+
+def _button(text: str, action_id: str, incident: Incident, style: str | None = None) -> Any:
+    return ButtonElement(
+        text=text, action_id=action_id, value=metadata(id=incident.id), style=style
+    )
+
+
+def role_dm(
+    incident: Incident, event: IncidentEvent, rules: RoleRules, public_url: str | None
+) -> tuple[str, list[Block]]:
+    """To whoever was given a role: its name and duties, the incident, where it is run, and the
+    handoff summary when the lead was handed over."""
+    lead = event.kind == EventKind.ASSIGNED
+    role = LEAD if lead else role_of(rules, event.field)
+    text = truncate(
+        f"You are now {role.name} of {ref(incident)}: {clip(incident.title, 200)}", 3_000
+    )
+    given = f", given by {user(event.actor)}" if event.actor != event.to_value else ""
+    parts = [
+        f"🎭 You are now *{clip(role.name, 100)}* of {ref(incident)}{given}.",
+        f"*Your duties*\n{clip(role.duties or 'As agreed in the channel.', 1_000)}",
+        _about(incident),
+    ]
+    handoff = (event.details or {}).get("handoff")
+    if handoff:
+        parts.append(
+            f"*Handoff from {user(event.from_value or event.actor)}*\n{_quote(str(handoff), 1_000)}"
+        )
+    shown: list[Block] = [SectionBlock(text=_mrkdwn(part)) for part in parts]
+    shown.append(_context(_where(incident, public_url)))
+    if incident.status in ACTIVE_STATUSES:
+        shown.append(
+            ActionsBlock(
+                block_id="role_actions",
+                elements=[_button("Update", ids.UPDATE_ACTION, incident, "primary")],
+            )
+        )
+    return text, shown
+
+
+def subscriber_dm(
     incident: Incident,
-    *,
-    is_admin: bool,
-    intervals: Sequence[timedelta],
-    form: UpdateForm | None = None,
-    status: Status | None = None,
-) -> View:
-    """The structured update. The status menu (`dispatch_action`) holds the current status and
-    the workflow's allowed moves; picking one that resolves adds Resolution (required) and
-    Cause, which `views.update` takes away again when another is picked.
+    events: Sequence[IncidentEvent],
+    rules: RoleRules,
+    public_url: str | None,
+) -> tuple[str, list[Block]] | None:
+    """A subscriber's copy of one change (an update, a status change, the resolution), with an
+    Unsubscribe button; None when the change is none of those."""
+    from .messages import _event_line
 
-    `status`: the status the form was first drawn with (a rebuilt form keeps it, so a change
-    made meanwhile is refused on submit rather than overwritten); the incident's by default."""
-    form = form or UpdateForm()
-    current = status or incident.status
-    picked = form.status or current
-    choices = [current, *incidents.allowed_next_statuses(current, is_admin=is_admin)]
-    if picked not in choices:
-        picked = current
-    status_options = [_status_option(current, s) for s in choices]
-    blocks: list[Block] = [_context(f"*{ref(incident)}* {clip(incident.title, 200)}")]
-    if form.note:
-        blocks.append(_context(clip(form.note, 500)))
-    blocks.append(
-        InputBlock(
-            block_id=ids.STATUS_BLOCK,
-            label="Status",
-            dispatch_action=True,
-            element=StaticSelectElement(
-                action_id=ids.UPDATE_STATUS_ACTION,
-                options=status_options,
-                initial_option=status_options[choices.index(picked)],
-            ),
-            hint="Resolve asks what fixed it." if len(choices) > 1 else None,
+    told = [e for e in events if e.kind in (EventKind.STATUS_UPDATE, EventKind.STATUS_CHANGED)]
+    if not told:
+        return None
+    resolved = any(e.field == "status" and e.to_value == Status.RESOLVED.value for e in told)
+    what = "is resolved" if resolved else "has an update"
+    text = truncate(f"{ref(incident)} {what}: {clip(incident.title, 200)}", 3_000)
+    shown: list[Block] = [SectionBlock(text=_mrkdwn(_about(incident)))]
+    for event in told[:5]:
+        if event.kind == EventKind.STATUS_UPDATE:
+            shown += update_blocks(event, None)
+        else:
+            shown.append(SectionBlock(text=_mrkdwn(truncate(_event_line(event, rules), 2_900))))
+    shown.append(_context(f"You subscribed to {ref(incident)}. {_where(incident, public_url)}"))
+    shown.append(
+        ActionsBlock(
+            block_id="subscriber_actions",
+            elements=[_button("Unsubscribe", ids.UNSUBSCRIBE_ACTION, incident)],
         )
     )
-    if incidents.resolves(current, picked):
-        blocks += [
-            _text_input(
-                ids.RESOLUTION_BLOCK,
-                "Resolution: what fixed it?",
-                max_length=incidents.RESOLUTION_MAX,
-                initial=_fits(form.resolution or incident.resolution),
-                multiline=True,
-            ),
-            _text_input(
-                ids.CAUSE_BLOCK,
-                "Cause",
-                max_length=incidents.CAUSE_MAX,
-                initial=_fits(form.cause or incident.cause),
-                multiline=True,
-                optional=True,
-            ),
-        ]
-    promises = [*intervals, None]
-    next_options = [_interval_option(i) for i in promises]
-    chosen = next((o for o in next_options if o.value == form.next_update), None)
-    blocks += [
-        _text_input(
-            ids.SUMMARY_BLOCK,
-            "What we know",
-            max_length=incidents.SUMMARY_MAX,
-            initial=_fits(form.summary),
-            multiline=True,
-            placeholder="What is happening, what is being done, what comes next",
-        ),
-        _text_input(
-            ids.IMPACT_BLOCK,
-            "Customer impact",
-            max_length=incidents.IMPACT_MAX,
-            initial=_fits(form.impact),
-            multiline=True,
-            optional=True,
-            placeholder="Who is affected and how, in customers' words",
-        ),
-        InputBlock(
-            block_id=ids.NEXT_UPDATE_BLOCK,
-            label="Next update in",
-            element=StaticSelectElement(
-                action_id=ids.NEXT_UPDATE_BLOCK,
-                options=next_options,
-                initial_option=chosen or next_options[0],
-            ),
-            hint="The lead and the comms role are nudged if it does not come by then.",
-        ),
-    ]
-    return _modal(
-        ids.UPDATE_VIEW,
-        truncate(f"Update {ref(incident)}", 24),
-        "Post update",
-        blocks,
-        metadata(id=incident.id, status=current.value),
-    )
+    return text, shown
 
 
-def _fits(text: str | None) -> str | None:
-    """A starting value, unless it is longer than a Slack input takes (never cut it short)."""
-    return text if text and len(text) <= INPUT_MAX else None
-
-
-def handoff_modal(incident: Incident, new_lead: str, private_metadata: str) -> View:
-    blocks: list[Block] = [
-        _context(f"*{ref(incident)}* {clip(incident.title, 200)}"),
+def nudge_dm(incident: Incident, due: datetime | None) -> tuple[str, list[Block]]:
+    """To the lead and the comms role when the promised update is late: an Update button."""
+    promised = f" was promised for {when(due)}" if due else " is overdue"
+    line = f"⏰ The next update on {ref(incident)}{promised}."
+    text = truncate(f"{line} {clip(incident.title, 200)}", 3_000)
+    shown: list[Block] = [
         SectionBlock(
             text=_mrkdwn(
-                f"{user(incident.owner)} leads {ref(incident)} now; {user(new_lead)} takes over."
+                f"{line}\nPost it now: what is known, the customers' impact, and when the next "
+                "one comes.\n" + _about(incident)
             )
         ),
-        _text_input(
-            ids.HANDOFF_BLOCK,
-            "Handoff for the new lead",
-            max_length=incidents.HANDOFF_MAX,
-            optional=True,
-            placeholder="Where things stand, and what is next",
-            hint="One line, posted in the incident's channel and thread.",
+        ActionsBlock(
+            block_id="nudge_actions",
+            elements=[_button("Update", ids.UPDATE_ACTION, incident, "primary")],
         ),
     ]
-    return _modal(
-        ids.HANDOFF_VIEW,
-        truncate(f"Hand off {ref(incident)}", 24),
-        "Hand off",
-        blocks,
-        private_metadata,
-    )
-
-
-def subscription_reply(number: int, subscribed: bool, changed: bool) -> tuple[str, list[Block]]:
-    """The answer to Subscribe or Unsubscribe, with the button that undoes it."""
-    rid = incidents.format_incident_id(number)
-    if subscribed:
-        text = (
-            f"You're subscribed to {rid}: you'll get its updates by DM."
-            if changed
-            else f"You're already subscribed to {rid}: its updates come to you by DM."
-        )
-        button = ButtonElement(
-            text="Unsubscribe", action_id=ids.UNSUBSCRIBE_ACTION, value=metadata(id=number)
-        )
-    else:
-        text = (
-            f"You're unsubscribed from {rid}: no more DMs about it."
-            if changed
-            else f"You weren't subscribed to {rid}."
-        )
-        button = ButtonElement(
-            text="Subscribe", action_id=ids.SUBSCRIBE_ACTION, value=metadata(id=number)
-        )
-    return text, [
-        SectionBlock(text=_mrkdwn(text)),
-        ActionsBlock(block_id="subscription", elements=[button]),
-    ]
+    return text, shown

@@ -16,7 +16,7 @@ from bot import incidents
 from bot.delivery import Recipient, queue_tell
 from bot.incidents import Conflict, IncidentError
 from bot.slack import blocks, ids
-from bot.slack.blocks.coordination import subscription_reply
+from bot.slack.blocks.forms import subscription_reply
 from bot.slack.grammar import Command
 from bot.slack.services import Services
 

@@ -16,7 +16,7 @@ from slack_sdk.models.views import View
 from bot import incidents
 from bot.incidents import IncidentError, UpdateDraft
 from bot.slack import blocks, ids
-from bot.slack.blocks.coordination import (
+from bot.slack.blocks.forms import (
     NO_PROMISE,
     UpdateForm,
     handoff_modal,
