@@ -87,6 +87,7 @@ from .reminders import (
 from .roles import (
     HANDOFF_MAX,
     LEAD,
+    LEAD_REMINDER_SEVERITIES,
     Role,
     RoleRules,
     assign,
@@ -169,6 +170,7 @@ __all__ = [
     "HANDOFF_MAX",
     "INCIDENT_ID_MAX",
     "LEAD",
+    "LEAD_REMINDER_SEVERITIES",
     "LOCAL_ADMIN",
     "NOTE_MAX",
     "ORDER_SQL",
