@@ -135,7 +135,8 @@ class Jobs:
     def remind_leads(self, now: datetime) -> int:
         """Remind each active SEV1 or SEV2 that has had no lead for LEAD_REMINDER_AFTER, once per
         that interval; returns how many. Quiet hours don't hold it back: a SEV1 without a lead
-        is urgent at any hour."""
+        is urgent at any hour. An incident without a card is left alone: there is nowhere to
+        remind it, and its timeline would fill with reminders nobody saw."""
         after = self.settings.role_rules.lead_reminder_after
         if after is None:
             return 0
@@ -149,6 +150,7 @@ class Jobs:
                         Incident.status.in_(ACTIVE_STATUSES),
                         Incident.severity.in_(LEAD_REMINDER_SEVERITIES),
                         Incident.owner.is_(None),
+                        Incident.slack_channel_id.is_not(None),
                         Incident.leaderless_since <= due,
                         or_(Incident.lead_reminded_at.is_(None), Incident.lead_reminded_at <= due),
                     )

@@ -42,6 +42,9 @@ from tests.test_scheduler_jobs import (
     run_together,
     with_card,
 )
+from tests.test_scheduler_jobs import (
+    declare as declare_in,
+)
 from tests.test_scheduler_jobs import events as events_in
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -596,3 +599,52 @@ def test_two_schedulers_at_once_remind_each_leaderless_incident_once(
         assert sum(sent) == 5
     for incident_id in ids:
         assert len(events_in(sessions, incident_id, EventKind.LEAD_REMINDER)) == 2
+
+
+def test_an_incident_without_a_card_gets_no_lead_reminder(
+    fake_slack: FakeSlack, committing_sessions: Sessions
+):
+    sessions = committing_sessions
+    jobs = make_jobs(fake_slack, sessions)
+    incident_id = declare_in(sessions, "SEV1", BASE, channel=None)
+    assert jobs.remind_leads(BASE + timedelta(hours=1)) == 0
+    assert events_in(sessions, incident_id, EventKind.LEAD_REMINDER) == []
+
+
+def test_two_ill_lead_clicks_at_once_make_one_lead_and_one_answer_naming_them(
+    committing_sessions: Sessions,
+):
+    sessions = committing_sessions
+    incident_id = declare_in(sessions, "SEV1", BASE, channel=None)
+
+    def click(who: str) -> str:
+        try:
+            with sessions.begin() as session:
+                incidents.take_lead(session, incident_id, Actor(who), rules=RULES, now=BASE)
+            return "took it"
+        except Conflict as error:
+            return str(error)
+
+    answers = run_together(lambda: click("U0FIRST0001"), lambda: click("U0SECOND001"))
+    lead = row(sessions, incident_id).owner
+    assert sorted(answers) == sorted(["took it", f"<@{lead}> already leads INC-{incident_id}."])
+    assert len(events_in(sessions, incident_id, EventKind.ASSIGNED)) == 1
+
+
+def test_the_api_patch_of_the_owner_is_the_lead_path_too(session: Session):
+    incident = declare(session)
+    incidents.update(session, incident.id, BOB, {"owner": CAROL}, now=LATER)
+    session.commit()
+    [event] = events_of(session, incident.id, EventKind.ASSIGNED)
+    assert event.details == {"role": "lead"}
+    assert incident.leaderless_since is None
+    [dm] = new_rows(session, incident.id)
+    assert (dm.payload["user"], dm.payload["about"]) == (CAROL, "role")
+
+
+def test_the_assignee_is_not_the_lead(session: Session):
+    incident = declare(session)
+    incidents.assign(session, incident.id, BOB, assignee=CAROL, now=LATER)
+    session.commit()
+    assert incident.leaderless_since == T0
+    assert new_rows(session, incident.id) == []
