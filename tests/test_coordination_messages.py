@@ -13,9 +13,10 @@ from sqlalchemy import delete as sql_delete
 
 from bot import incidents
 from bot.delivery import TAG_EVENT_TYPE, Deliverer
-from bot.incidents import Actor, IncidentDraft, progress, recording, roles, subscribers
+from bot.incidents import Actor, IncidentDraft, progress, recording, roles
 from bot.incidents.progress import UpdateDraft
 from bot.incidents.roles import RoleRules
+from bot.incidents.subscribers import subscribe
 from bot.slack import blocks, ids
 from db.models import DeliveryAction, EventKind, Incident, IncidentEvent, Severity, Status
 from tests.fakeslack import FakeSlack, validate_message_blocks
@@ -256,7 +257,7 @@ def test_the_welcome_keeps_the_cards_channel_when_slack_gives_no_permalink(
 ):
     sessions = committing_sessions
     incident_id = declare(sessions)
-    fake.fail("chat.getPermalink", "internal_error")
+    fake.fail("chat.getPermalink", error="message_not_found", times=None)
     assert Deliverer(sessions, fake.client(retry_handlers=[])).drain().problems == []
     room = load(sessions, incident_id).own_channel_id or ""
 
@@ -363,7 +364,7 @@ def test_a_lead_reminder_has_the_ill_lead_button_in_the_thread_and_the_channel(
         at = (locked.leaderless_since or now()) + timedelta(minutes=5)
         roles.remind_lead(session, locked, now=at)
 
-    assert deliverer.drain().problems == []
+    assert deliverer.drain(now=at).problems == []
 
     [reply] = fake.thread(CHANNEL, card_ts)
     [posted] = fake.messages(room)[in_room:]
@@ -410,7 +411,7 @@ def test_a_subscriber_gets_one_dm_per_change_with_an_unsubscribe_button(
     sessions = committing_sessions
     incident_id = declare(sessions, owner=OLGA)
     with sessions.begin() as session:
-        assert subscribers.subscribe(session, incident_id, CAROL)
+        assert subscribe(session, incident_id, CAROL)
     deliverer = Deliverer(sessions, fake.client(), role_rules=RULE_SET)
     deliverer.drain()
 

@@ -169,6 +169,7 @@ def test_declaring_queues_the_channel_after_the_card_with_its_name_and_people(
     assert [r.action for r in rows] == [
         DeliveryAction.POST_CARD,
         DeliveryAction.OPEN_CHANNEL,
+        DeliveryAction.POST_WELCOME,
         DeliveryAction.UPDATE_CHANNEL,
         DeliveryAction.POST_SUMMARY,
         DeliveryAction.POST_CHANNEL,

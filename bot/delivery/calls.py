@@ -247,7 +247,9 @@ def prepare(
             if not events:
                 return "skipped: its events are gone, or are not posted"
             broadcast = incident.severity in (Severity.SEV1, Severity.SEV2) and any(
-                e.kind == EventKind.STATUS_CHANGED for e in events
+                e.kind == EventKind.STATUS_CHANGED
+                or (e.kind == EventKind.STATUS_UPDATE and e.field == "status")
+                for e in events
             )
             return call(
                 "chat.postMessage",

@@ -176,7 +176,7 @@ def _render(
     if about == DM_ROLE:
         return blocks.role_dm(incident, events[-1], cards.role_rules, cards.public_url)
     if about == DM_SUBSCRIBER:
-        told = blocks.subscriber_dm(incident, events, cards.role_rules, cards.public_url)
+        told = blocks.subscriber_dm(incident, events, cards.public_url)
         return told or "skipped: nothing a subscriber is told"
     if about == DM_NUDGE:
         if incident.status not in ACTIVE_STATUSES:

@@ -24,6 +24,7 @@ from db.models import EventKind, Incident, IncidentEvent, Status
 
 from .text import (
     SEVERITY_EMOJI,
+    STATUS_EMOJI,
     _context,
     _mrkdwn,
     _quote,
@@ -98,6 +99,17 @@ def role_line(event: IncidentEvent, rules: RoleRules | None) -> str:
     if handoff:
         line += f"\n*Handoff from {user(event.from_value or event.actor)}:*\n"
         line += _quote(str(handoff), 1_000)
+    return line
+
+
+def status_line(event: IncidentEvent) -> str:
+    """A status change (STATUS_CHANGED), with the cause and resolution it was given."""
+    new = Status(event.to_value)
+    who = user(event.actor)
+    line = f"{STATUS_EMOJI[new]} {who} changed the status: *{event.from_value} → {new.value}*"
+    for label in ("cause", "resolution"):
+        if (event.details or {}).get(label):
+            line += f"\n*{label.capitalize()}:* {clip(event.details[label], 1_000)}"
     return line
 
 
@@ -327,15 +339,10 @@ def role_dm(
 
 
 def subscriber_dm(
-    incident: Incident,
-    events: Sequence[IncidentEvent],
-    rules: RoleRules,
-    public_url: str | None,
+    incident: Incident, events: Sequence[IncidentEvent], public_url: str | None
 ) -> tuple[str, list[Block]] | None:
     """A subscriber's copy of one change (an update, a status change, the resolution), with an
     Unsubscribe button; None when the change is none of those."""
-    from .messages import _event_line
-
     told = [e for e in events if e.kind in (EventKind.STATUS_UPDATE, EventKind.STATUS_CHANGED)]
     if not told:
         return None
@@ -347,7 +354,7 @@ def subscriber_dm(
         if event.kind == EventKind.STATUS_UPDATE:
             shown += update_blocks(event, None)
         else:
-            shown.append(SectionBlock(text=_mrkdwn(truncate(_event_line(event, rules), 2_900))))
+            shown.append(SectionBlock(text=_mrkdwn(truncate(status_line(event), 2_900))))
     shown.append(_context(f"You subscribed to {ref(incident)}. {_where(incident, public_url)}"))
     shown.append(
         ActionsBlock(

@@ -25,13 +25,13 @@ from .coordination import (
     Holders,
     lead_reminder_line,
     role_line,
+    status_line,
     update_blocks,
     update_line,
     web_page,
 )
 from .text import (
     SEVERITY_EMOJI,
-    STATUS_EMOJI,
     STATUS_VERB,
     _context,
     _mrkdwn,
@@ -249,13 +249,7 @@ def _event_line(event: IncidentEvent, rules: RoleRules | None = None) -> str:
         case EventKind.CREATED:
             line = f"🚨 {who} declared the incident as {event.to_value}"
         case EventKind.STATUS_CHANGED:
-            new = Status(event.to_value)
-            line = (
-                f"{STATUS_EMOJI[new]} {who} changed the status: *{event.from_value} → {new.value}*"
-            )
-            for label in ("cause", "resolution"):
-                if event.details.get(label):
-                    line += f"\n*{label.capitalize()}:* {clip(event.details[label], 1_000)}"
+            line = status_line(event)
         case EventKind.SEVERITY_CHANGED:
             new_severity = Severity(event.to_value)
             line = (
