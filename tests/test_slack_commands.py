@@ -849,7 +849,7 @@ def test_note(slackbot: Bot) -> None:
             {},
             {"owner": OTHER, "assignee": None},
             f"INC-1 owner: <@{OTHER}>.",
-            f"👤 <@{OTHER}> is now the incident lead, taking over from <@{USER}>",
+            f"👤 <@{OTHER}> is now the incident lead (by <@{USER}>)",
         ),
         (
             f"assign 1 Assignee <@{OTHER}>",
