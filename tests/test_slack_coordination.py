@@ -850,3 +850,101 @@ def test_role_rows_are_what_the_role_command_wrote(bot: Bot):
             .order_by(IncidentEvent.id.desc())
         ).first()
         assert last is not None and last.kind == EventKind.ROLE_ASSIGNED
+
+
+# --- The buttons as the bot draws them ------------------------------------------------------------
+
+
+def drawn(message: dict[str, Any]) -> list[str]:
+    return [e["action_id"] for _, _, e in payloads.iter_elements(message.get("blocks") or [])]
+
+
+def click_drawn(
+    bot: Bot, message: dict[str, Any], action_id: str, channel: str, *, user: str = USER
+) -> None:
+    payload = payloads.block_actions_from(
+        message, action_id, channel_id=channel, fake=bot.fake, user_id=user
+    )
+    status, _, body = bot.post(payload)
+    assert status == 200, body
+
+
+def test_the_cards_ill_lead_subscribe_and_update_buttons(bot: Bot):
+    number, ts = with_card(bot, reporter=BOB)
+    shown = card(bot, number)
+    assert {ids.TAKE_LEAD_ACTION, ids.SUBSCRIBE_ACTION, ids.UPDATE_ACTION} <= set(drawn(shown))
+
+    click_drawn(bot, shown, ids.TAKE_LEAD_ACTION, CHANNEL)
+    bot.fake.wait_for(lambda: ids.TAKE_LEAD_ACTION not in drawn(card(bot, number)))
+    assert load(bot, number).owner == USER
+    seen = len(told(bot, BOB))
+    click_drawn(bot, shown, ids.TAKE_LEAD_ACTION, CHANNEL, user=BOB)  # the card as it was
+    assert wait_told(bot, seen, BOB)["text"] == f"<@{USER}> already leads INC-1."
+
+    seen = len(told(bot))
+    click_drawn(bot, card(bot, number), ids.SUBSCRIBE_ACTION, CHANNEL)
+    assert wait_told(bot, seen)["text"].startswith("You're subscribed to INC-1")
+
+    click_drawn(bot, card(bot, number), ids.UPDATE_ACTION, CHANNEL)
+    view = bot.fake.wait_for(lambda: bot.fake.top_view())
+    assert view["callback_id"] == ids.UPDATE_VIEW
+    assert ts
+
+
+def test_the_welcome_messages_take_button_gives_the_role_and_goes(bot: Bot):
+    with bot.sessions.begin() as session:
+        draft = IncidentDraft("DB down", "SEV1", slack_channel_id=CHANNEL, open_channel=True)
+        number = incidents.declare(
+            session, draft, Actor(BOB), channels=bot.settings.channel_rules
+        ).id
+    bot.deliverer.drain()
+    incident = load(bot, number)
+    room, welcome_ts = incident.own_channel_id, incident.own_channel_welcome_ts
+    assert room and welcome_ts
+    welcome = bot.fake.message(room, welcome_ts)
+    take = f"{ids.TAKE_ROLE_ACTION}:comms"
+    assert welcome is not None and take in drawn(welcome)
+
+    click_drawn(bot, welcome, take, room)
+
+    bot.fake.wait_for(lambda: take not in drawn(bot.fake.message(room, welcome_ts) or {}))
+    assert holders(bot, number)["comms"] == USER
+
+
+def test_the_nudges_update_button_opens_the_update_form(bot: Bot):
+    number, _ = with_card(bot, owner=USER, status=Status.INVESTIGATING)
+    with bot.sessions.begin() as session:
+        update = incidents.UpdateDraft("Looking", next_update_in=timedelta(minutes=15))
+        incidents.post_update(session, number, update, Actor(USER))
+    bot.deliverer.drain()
+    due = load(bot, number).next_update_at
+    assert due is not None
+    late = due + timedelta(seconds=1)
+    with bot.sessions.begin() as session:
+        incidents.nudge_overdue(session, number, now=late)
+    bot.deliverer.drain(now=late)
+    nudge = bot.fake.wait_for(
+        lambda: [m for m in bot.fake.messages(USER) if ids.UPDATE_ACTION in drawn(m)]
+    )[-1]
+
+    click_drawn(bot, nudge, ids.UPDATE_ACTION, bot.fake.dm_channel(USER))
+
+    view = bot.fake.wait_for(lambda: bot.fake.top_view())
+    assert view["callback_id"] == ids.UPDATE_VIEW
+    # The last update's promise is where the new one starts.
+    assert element(view, ids.NEXT_UPDATE_BLOCK)["initial_option"]["value"] == "900"
+
+
+def test_a_handoff_summary_reaches_the_thread(bot: Bot):
+    _, ts = with_card(bot, owner=USER)
+    run(bot, f"role 1 lead <@{BOB}|bob>")
+    bot.fake.wait_for_call("views.open")
+    modal = bot.fake.top_view()
+    assert modal is not None
+
+    assert submit(bot, modal, {ids.HANDOFF_BLOCK: "Failover done, watch the lag"}) is None
+
+    reply = bot.fake.wait_for(
+        lambda: [m for m in bot.fake.thread(CHANNEL, ts) if "Failover done" in m["text"]]
+    )
+    assert f"<@{BOB}>" in reply[0]["text"]
