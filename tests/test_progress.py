@@ -38,6 +38,7 @@ from db.models import (
     Status,
 )
 from tests.steps import FIXED
+from tests.steps import resolution as needed
 
 T0 = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)
 ALICE = Actor("U0ALICE0001")
@@ -298,6 +299,44 @@ def test_a_stale_form_is_refused(session: Session):
     post(session, incident, expected_status=Status.MITIGATED)
 
 
+@pytest.mark.parametrize("start", list(Status))
+def test_a_move_by_update_is_allowed_or_refused_exactly_as_by_change_status(
+    session: Session, start: Status
+):
+    """The one move both share: every target, by a person and an admin, with and without a
+    resolution, ends the same (the same status, or the same refusal in the same words)."""
+    incident = declare(session, channel=None)
+    path = {
+        Status.INVESTIGATING: ["investigating"],
+        Status.MITIGATED: ["mitigated"],
+        Status.RESOLVED: ["resolved"],
+        Status.CLOSED: ["closed"],
+    }.get(start, [])
+    for status in path:
+        incidents.change_status(session, incident.id, status, ADMIN, resolution=needed(status))
+    if start in (Status.OPEN, Status.INVESTIGATING, Status.MITIGATED):
+        assert incident.resolution is None
+
+    def outcome(change: Any, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        savepoint = session.begin_nested()
+        try:
+            change(session, incident.id, *args, now=T0, **kwargs)
+            return ("moved", incident.status, incident.resolution, incident.resolved_at)
+        except incidents.IncidentError as error:
+            return (type(error), str(error), getattr(error, "field", None))
+        finally:
+            savepoint.rollback()
+            session.expire_all()
+
+    for target in [s for s in Status if s != start]:
+        for actor in (ALICE, ADMIN):
+            for fix in (None, FIXED):
+                draft = UpdateDraft("Update.", status=target, resolution=fix)
+                assert outcome(incidents.post_update, draft, actor) == outcome(
+                    incidents.change_status, target, actor, resolution=fix
+                ), (start, target, actor, fix)
+
+
 def test_resolving_stores_the_resolution_and_cause_and_stamps_the_milestones(session: Session):
     incident = declare(session)
     at = T0 + 30 * MINUTE
@@ -355,6 +394,36 @@ def test_closing_by_update_obeys_the_close_rules(session: Session):
     incidents.change_status(session, resolved.id, "resolved", ALICE, resolution=FIXED, now=T0)
     post(session, resolved, "Closing.", actor=BOB, status="closed")
     assert resolved.status == Status.CLOSED
+
+
+def test_reopening_by_update_opens_a_new_channel_when_the_old_one_is_archived(session: Session):
+    incident = incidents.declare(
+        session,
+        IncidentDraft(title="DB down", severity="SEV1", slack_channel_id=CHANNEL),
+        ALICE,
+        now=T0,
+        channels=ChannelRules(),
+    )
+    incidents.change_status(session, incident.id, "closed", ALICE, resolution=FIXED, now=T0)
+    incident.own_channel_id, incident.own_channel_archived_at = "C0ARCHIVED1", T0 + MINUTE
+    before = last_delivery(session)
+    at = T0 + timedelta(days=2)
+    post(
+        session,
+        incident,
+        "It is back.",
+        actor=ADMIN,
+        status="investigating",
+        next_update_in=timedelta(minutes=15),
+        at=at,
+    )
+    opened = session.scalars(
+        select(Delivery).where(Delivery.id > before, Delivery.action == DeliveryAction.OPEN_CHANNEL)
+    ).one()
+    assert opened.payload["name"] == f"inc-{incident.id}-db-down-2"
+    assert incident.own_channel_archived_at is None
+    # Active again, it keeps the promise this update made.
+    assert incident.next_update_at == at + timedelta(minutes=15)
 
 
 # --- the promise ----------------------------------------------------------------------------------
