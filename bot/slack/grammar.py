@@ -22,8 +22,9 @@ class Command:
     text: str = ""
     status: Status | None = None
     severity: Severity | None = None
+    # For assign: owner or assignee; for role: the role's key as typed (the domain knows them).
     role: str = "assignee"
-    # For assign: a user id, or None to unassign.
+    # For assign and role: a user id, or None to unassign.
     user: str | None = None
     query: IncidentQuery = field(default_factory=IncidentQuery)
     # For stats: how many weeks back.
@@ -144,6 +145,8 @@ def parse(text: str, viewer: str, implied: Callable[[], str | None] = _nowhere) 
         "postmortem",
     }:
         incident, rest = _need_id(name, rest, implied)
+    elif name in COORDINATION:
+        return _coordination(name, rest, viewer, implied)
     else:
         # Anything else is the title of a new incident.
         return Command("declare", text=text.strip())
@@ -170,14 +173,64 @@ def parse(text: str, viewer: str, implied: Callable[[], str | None] = _nowhere) 
         role = role.lower()
     else:
         role, who = "assignee", rest
-    if who.lower() == "me":
-        user_id: str | None = viewer
-    elif who.lower() in {"nobody", "none", "-"}:
-        user_id = None
-    elif match := _MENTION.match(who):
-        user_id = match.group(1)
-    else:
-        raise UsageError(
-            "Who? Usage: `/incident assign <id> [owner|assignee] @someone` (or `me`, `nobody`)."
-        )
+    user_id = _person(
+        who,
+        viewer,
+        "Who? Usage: `/incident assign <id> [owner|assignee] @someone` (or `me`, `nobody`).",
+    )
     return Command("assign", incident=incident, role=role, user=user_id)
+
+
+def _person(who: str, viewer: str, usage: str) -> str | None:
+    """`me`, `nobody` or a mention: a user id, or None for nobody."""
+    if who.lower() == "me":
+        return viewer
+    if who.lower() in {"nobody", "none", "-"}:
+        return None
+    if match := _MENTION.match(who):
+        return match.group(1)
+    raise UsageError(usage)
+
+
+# Words that were once the first word of a title: `/incident update failed` now names the update
+# subcommand, and `/incident declare <title>` always declares.
+COORDINATION = frozenset({"update", "role", "subscribe", "unsubscribe"})
+_USAGE = {
+    "update": "`/incident update <id> [summary]`",
+    "role": "`/incident role <id> <role> @someone|me|nobody`",
+    "subscribe": "`/incident subscribe <id>`",
+    "unsubscribe": "`/incident unsubscribe <id>`",
+}
+ROLE_WHO = (
+    "Who? Usage: `/incident role <id> <role> @someone|me|nobody` (e.g. `/incident role INC-12 "
+    "comms me`)."
+)
+
+
+def _coordination(name: str, rest: str, viewer: str, implied: Callable[[], str | None]) -> Command:
+    try:
+        incident, rest = _need_id(name, rest, implied)
+    except InvalidInput as error:
+        words = f"{name} {rest}".strip()
+        declare = (
+            f" To declare an incident titled that: `/incident declare {words}`." if rest else ""
+        )
+        message = str(error)
+        if "Usage:" not in message:
+            message += f" Usage: {_USAGE[name]}."
+        raise UsageError(message + declare) from error
+    match name:
+        case "update":
+            # Anything after the id starts the summary.
+            return Command("update", incident=incident, text=rest)
+        case "subscribe" | "unsubscribe":
+            if rest:
+                raise UsageError(f"Only the incident, please. Usage: {_USAGE[name]}.")
+            return Command(name, incident=incident)
+    role, who = _split(rest)
+    if not role:
+        raise UsageError(f"Which role? Usage: {_USAGE['role']} (`/incident help` lists the roles).")
+    role = role.lower()
+    if role == "owner":  # the lead is the incident's owner
+        role = "lead"
+    return Command("role", incident=incident, role=role, user=_person(who, viewer, ROLE_WHO))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -19,7 +19,8 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.incidents import Actor, IncidentRow, Page
+from bot.incidents import ACTIVE_STATUSES, Actor, IncidentRow, Page
+from bot.incidents.roles import DEFAULT_ROLES, LEAD, Role
 from bot.slack import ids
 from db.models import EventKind, Incident, IncidentEvent, Screenshot, Severity, Status
 
@@ -39,6 +40,7 @@ from .text import (
     _mrkdwn,
     channel,
     clip,
+    escape,
     metadata,
     ref,
     severity_label,
@@ -223,17 +225,27 @@ def delete_confirmation(incident: Incident) -> list[Block]:
     ]
 
 
-HELP = """*`/incident`*: run incidents from Slack
+def help_text(roles: Sequence[Role] = (LEAD, *DEFAULT_ROLES)) -> str:
+    """`/incident help`, naming the roles there are (INCIDENT_ROLES)."""
+    named = ", ".join(f"`{role.key}` ({escape(role.name)})" for role in roles)
+    return f"""*`/incident`*: run incidents from Slack
 • `/incident` or `/incident <title>`: declare an incident (opens a form)
+• `/incident declare <title>`: always declares, even a title that starts with a subcommand \
+(`/incident declare update failed`)
 • `/incident list [filters]`: newest first, 20 a page. Filters combine: a status \
 (`open`, `investigating`, `mitigated`, `resolved`, `closed`), `active` (default) or `all`, \
 `sev1`..`sev4`, `service:<name>`, `category:<name>`, `mine`, and words to search for \
 (whole words; `cra*` also finds crash)
 • `/incident show <id>`: details and the latest timeline
+• `/incident update <id> [summary]`: post an update (status, what we know, customer impact, \
+when the next one comes); the lead and the comms role are nudged if it is late
 • `/incident status <id> <status> [note]`: e.g. `/incident status 12 mitigated rolled back`
 • `/incident sev <id> <severity> [note]`: `sev1`..`sev4`, `critical`, `high`, `medium`, `low`
 • `/incident note <id> <text>`
-• `/incident assign <id> [owner|assignee] @someone|me|nobody`
+• `/incident role <id> <role> @someone|me|nobody`: roles {named}; one person each
+• `/incident assign <id> [owner|assignee] @someone|me|nobody`: the owner is the lead
+• `/incident subscribe <id>` / `/incident unsubscribe <id>`: its updates by DM, without \
+joining its channel
 • `/incident edit <id>`: edit title, service, description, cause, resolution
 • `/incident screenshots <id>`: post the stored screenshots into the incident's thread
 • `/incident postmortem <id>`: the post-mortem as a Markdown file, in the incident's thread
@@ -245,9 +257,25 @@ Ids can be written `INC-12`, `#12` or `12`. In an incident's own channel the id 
 out (another incident is then named as `INC-12`)."""
 
 
+HELP = help_text()
+
+
 # --- Home tab ----------------------------------------------------------------------------------
 
 HOME_STATUS_CHOICES = ("active", *[s.value for s in Status], "all")
+
+
+def _subscription_button(row: IncidentRow, subscribed: Collection[int]) -> ButtonElement | None:
+    """Subscribe, or Unsubscribe, beside an active incident."""
+    if row.status not in ACTIVE_STATUSES:
+        return None
+    if row.id in subscribed:
+        return ButtonElement(
+            text="Unsubscribe", action_id=ids.UNSUBSCRIBE_ACTION, value=metadata(id=row.id)
+        )
+    return ButtonElement(
+        text="Subscribe", action_id=ids.SUBSCRIBE_ACTION, value=metadata(id=row.id)
+    )
 
 
 def home(
@@ -257,7 +285,11 @@ def home(
     *,
     severity: str | None,
     status: str,
+    subscriptions: Sequence[IncidentRow] = (),
 ) -> View:
+    """The Home tab; `subscriptions`: the viewer's active subscriptions, each listed with an
+    Unsubscribe button (and every active incident with Subscribe or Unsubscribe)."""
+    subscribed = {row.id for row in subscriptions}
     severity_options = [Option(value="any", text="Any severity")] + [
         _severity_option(s) for s in Severity
     ]
@@ -285,11 +317,25 @@ def home(
             ],
         ),
     ]
-    for heading, items in (("Yours (owner or assignee)", mine), ("Everyone's", others)):
+    sections = [
+        ("Yours (owner or assignee)", mine, "Nothing here."),
+        ("Everyone's", others, "Nothing here."),
+        (
+            "Your subscriptions: their updates come to you by DM",
+            subscriptions,
+            "None. Subscribe to an incident to be told of its updates without joining its channel.",
+        ),
+    ]
+    for heading, items, empty in sections:
         blocks.append(SectionBlock(text=_mrkdwn(f"*{heading}*")))
         if not items:
-            blocks.append(_context("Nothing here."))
-        blocks += [SectionBlock(text=_mrkdwn(_incident_summary(i))) for i in items]
+            blocks.append(_context(empty))
+        blocks += [
+            SectionBlock(
+                text=_mrkdwn(_incident_summary(i)), accessory=_subscription_button(i, subscribed)
+            )
+            for i in items
+        ]
         blocks.append(DividerBlock())
     return View(
         type="home",

@@ -7,7 +7,16 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.error import BoltUnhandledRequestError
 
 from bot.slack import blocks
-from bot.slack.listeners import actions, commands, events, options, shortcuts, views
+from bot.slack.listeners import (
+    actions,
+    commands,
+    coordination,
+    events,
+    options,
+    shortcuts,
+    updating,
+    views,
+)
 from bot.slack.listeners.common import bind, failure_message, tell_user
 from bot.slack.services import Services
 
@@ -15,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def register(app: App, services: Services) -> None:
-    for surface in (commands, views, actions, shortcuts, events, options):
+    for surface in (commands, views, actions, coordination, updating, shortcuts, events, options):
         surface.register(app, services)
     app.error(bind(services, listener_failed))
 

@@ -22,6 +22,8 @@ from db.models import Status
 from .attach import repost_screenshots
 from .commands import declare_form_requested, resolve_later
 from .common import (
+    _below,
+    _where,
     as_dict,
     bind,
     deliver_later,
@@ -34,20 +36,10 @@ from .common import (
     string,
     tell_user,
 )
+from .coordination import update_clicked
 from .events import publish_home
 
 log = logging.getLogger(__name__)
-
-
-def _where(body: dict[str, Any]) -> str | None:
-    return string(as_dict(body.get("channel")), "id") or string(
-        as_dict(body.get("container")), "channel_id"
-    )
-
-
-def _below(body: dict[str, Any]) -> Recipient:
-    """An answer below the (ephemeral) message the button was on, through its response_url."""
-    return Recipient(body["user"]["id"], _where(body), string(body, "response_url"))
 
 
 def status_clicked(
@@ -139,9 +131,16 @@ def open_modal_for(
     )
 
 
+# The reminder's button, in messages already in Slack: its action_id is the card's "Add note".
+POST_UPDATE_TEXT = "Post update"
+
+
 def add_note_clicked(
     services: Services, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
 ):
+    if string(as_dict(action.get("text")), "text") == POST_UPDATE_TEXT:
+        update_clicked(services, ack, body, action, client)
+        return
     open_modal_for(services, ack, body, action, client, blocks.note_modal)
 
 

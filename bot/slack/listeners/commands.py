@@ -16,6 +16,7 @@ from bot.slack.grammar import Command
 from bot.slack.services import Services
 from db.models import Status
 
+from . import coordination
 from .attach import repost_screenshots
 from .common import (
     BUSY,
@@ -57,10 +58,12 @@ def incident_command(
         ack(text=blocks.escape(str(error)))
         return
     if command.name == "help":
-        ack(text=blocks.HELP)
+        ack(text=blocks.help_text(services.settings.role_rules.all))
         return
     if command.incident:  # the grammar checked it is an incident id
         logs.bind(incident_id=incidents.parse_incident_id(command.incident))
+    if coordination.handles(command) and coordination.command(services, ack, body, client, command):
+        return
     if command.name in CHANGES:
         try:
             reply, incident_id = save(

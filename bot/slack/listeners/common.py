@@ -106,6 +106,18 @@ def modal_errors(view: dict[str, Any], field: str | None, message: str) -> dict[
     return {str(block_id): message}
 
 
+def _where(body: dict[str, Any]) -> str | None:
+    """The channel a button was clicked in (a message's), if any."""
+    return string(as_dict(body.get("channel")), "id") or string(
+        as_dict(body.get("container")), "channel_id"
+    )
+
+
+def _below(body: dict[str, Any]) -> Recipient:
+    """An answer below the (ephemeral) message the button was on, through its response_url."""
+    return Recipient(body["user"]["id"], _where(body), string(body, "response_url"))
+
+
 def bind(services: Services, handler: Callable[..., Any]) -> Callable[..., Any]:
     """`handler` with `services` given: the module-level handlers take it first, and Bolt fills
     in the rest (ack, body, client...) by name."""

@@ -11,9 +11,10 @@ from typing import Any
 
 from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
+from sqlalchemy.orm import Session
 
 from bot import inbox, incidents
-from bot.incidents import Conflict, IncidentQuery, screenshots
+from bot.incidents import Conflict, IncidentQuery, IncidentRow, NotFound, screenshots
 from bot.incidents.screenshots import CAPTION_MAX
 from bot.slack import blocks
 from bot.slack.services import Services
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 HOME_MINE = 10
 HOME_OTHERS = 30
+HOME_SUBSCRIPTIONS = 20
 
 
 def publish_home(
@@ -55,8 +57,40 @@ def publish_home(
             session, replace(query, page_size=HOME_OTHERS + HOME_MINE)
         )
         others = [i for i in everyone if i not in mine][:HOME_OTHERS]
-        view = blocks.home(user_id, mine, others, severity=severity, status=status)
+        view = blocks.home(
+            user_id,
+            mine,
+            others,
+            severity=severity,
+            status=status,
+            subscriptions=_subscriptions(session, user_id),
+        )
     client.views_publish(user_id=user_id, view=view)
+
+
+def _subscriptions(session: Session, user_id: str) -> list[IncidentRow]:
+    """The person's active subscriptions, newest first, as the Home tab lists them."""
+    rows = []
+    for number in incidents.subscriptions(session, user_id)[:HOME_SUBSCRIPTIONS]:
+        try:
+            incident = incidents.get_incident(session, number)
+        except NotFound:  # deleted meanwhile
+            continue
+        rows.append(
+            IncidentRow(
+                id=incident.id,
+                title=incident.title,
+                severity=incident.severity,
+                status=incident.status,
+                service=incident.service,
+                owner=incident.owner,
+                assignee=incident.assignee,
+                created_at=incident.created_at,
+                updated_at=incident.updated_at,
+                own_channel_id=incident.own_channel_id,
+            )
+        )
+    return rows
 
 
 def once_per_event(
