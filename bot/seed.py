@@ -89,7 +89,7 @@ def seed_incidents(
                 category=category,
                 owner=owner,
                 assignee=rng.choice((None, *PEOPLE)),
-                subscribe_reporter=False,
+                tell_people=False,
             ),
             reporter,
             now=clock,

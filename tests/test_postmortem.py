@@ -52,7 +52,7 @@ def walk_through(session: Session, *, card_channel: str | None = None) -> tuple[
             category="outage",
             slack_channel_id=card_channel,
             # Her DMs about its changes, due at BASE's clock, would hold the ones tests wait for.
-            subscribe_reporter=False,
+            tell_people=False,
         ),
         ALICE,
         now=BASE,

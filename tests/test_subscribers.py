@@ -70,8 +70,29 @@ def test_a_token_or_the_local_admin_reporting_is_not_subscribed(session: Session
 
 
 def test_a_draft_may_leave_the_reporter_unsubscribed(session: Session):
-    incident = declare(session, subscribe_reporter=False)
+    incident = declare(session, tell_people=False)
     assert incidents.subscribers(session, incident.id) == []
+
+
+def test_a_lead_named_at_declaration_is_dmed_the_leads_duties(session: Session):
+    draft = incidents.IncidentDraft(title="Checkout is failing", severity="SEV1", owner="U0BOB")
+    incident = incidents.declare(session, draft, Actor("U0ALICE"))
+    rows = session.scalars(
+        select(Delivery).where(
+            Delivery.incident_id == incident.id, Delivery.action == DeliveryAction.TELL_USER
+        )
+    ).all()
+    assert [(r.payload["user"], r.payload["about"]) for r in rows] == [("U0BOB", "role")]
+    # Demo data tells no one.
+    quiet = incidents.IncidentDraft(
+        title="Old outage", severity="SEV1", owner="U0BOB", tell_people=False
+    )
+    seeded = incidents.declare(session, quiet, Actor("U0ALICE"))
+    assert not session.scalars(
+        select(Delivery).where(
+            Delivery.incident_id == seeded.id, Delivery.action == DeliveryAction.TELL_USER
+        )
+    ).all()
 
 
 def test_an_alert_is_not_subscribed(session: Session):

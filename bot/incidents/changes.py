@@ -27,9 +27,11 @@ from db.models import (
 from .channels import ChannelRules, queue_channel, rename_later, reopen_channel
 from .queries import get_incident
 from .recording import (
+    DM_ROLE,
     _require_editable,
     _set_fields,
     audit,
+    dm_later,
     lock_incident,
     notify,
     record_event,
@@ -53,6 +55,7 @@ from .vocabulary import (
     NOTE_MAX,
     RESOLUTION_MAX,
     SERVICE_MAX,
+    USER_ID,
     Actor,
     DeclareLimit,
     InvalidInput,
@@ -90,8 +93,9 @@ class IncidentDraft:
     needs_card: bool = False
     # The form's "Open an incident channel" box (ChannelRules decides what it adds to).
     open_channel: bool = False
-    # A reporter who is a person is told of its updates by DM; demo data tells no one.
-    subscribe_reporter: bool = True
+    # People are told by DM: the reporter (subscribed) of its updates, the lead of the lead's
+    # duties. Demo data tells no one.
+    tell_people: bool = True
 
 
 # Two-key advisory locks: this class, then the hash of the reporter's id.
@@ -159,8 +163,10 @@ def declare(
         session, incident, EventKind.CREATED, actor, now, to_value=incident.severity.value
     )
     session.flush()
-    if draft.subscribe_reporter:
+    if draft.tell_people:
         subscribe_reporter(session, incident, now)
+        if incident.owner and USER_ID.match(incident.owner):
+            dm_later(session, incident, incident.owner, DM_ROLE, [created], now)
     if incident.slack_channel_id is not None:
         session.add(
             Delivery(incident_id=incident.id, action=DeliveryAction.POST_CARD, next_attempt_at=now)

@@ -8,7 +8,10 @@ from slack_bolt import App, BoltContext
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.authorize import Authorize
 from slack_bolt.error import BoltError
-from slack_bolt.logger.messages import warning_token_skipped
+from slack_bolt.logger.messages import (
+    warning_client_prioritized_and_token_skipped,
+    warning_token_skipped,
+)
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
@@ -77,11 +80,15 @@ class BotTokenAuthorize(Authorize):
 
 
 class _TokenSkippedIsExpected(logging.Filter):
-    """Bolt warns that the client's token "will be ignored" whenever an authorize is given; here
-    the authorize hands back that very token, so the warning would only mislead."""
+    """Bolt warns that the client's token "will be ignored" whenever an authorize is given, and
+    that SLACK_BOT_TOKEN "will be unused" when it reads it from the environment beside the
+    client; here the client and the authorize carry that very token, so both would mislead."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != warning_token_skipped()
+        return record.getMessage() not in (
+            warning_token_skipped(),
+            warning_client_prioritized_and_token_skipped(),
+        )
 
 
 _TOKEN_SKIPPED_IS_EXPECTED = _TokenSkippedIsExpected()

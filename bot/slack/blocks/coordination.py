@@ -305,12 +305,15 @@ def role_dm(
 ) -> tuple[str, list[Block]]:
     """To whoever was given a role: its name and duties, the incident, where it is run, and the
     handoff summary when the lead was handed over."""
-    lead = event.kind == EventKind.ASSIGNED
+    # The lead named when the incident was declared is told with its CREATED event.
+    declared = event.kind == EventKind.CREATED
+    lead = declared or event.kind == EventKind.ASSIGNED
     role = LEAD if lead else role_of(rules, event.field)
     text = truncate(
         f"You are now {role.name} of {ref(incident)}: {clip(incident.title, 200)}", 3_000
     )
-    given = f", given by {user(event.actor)}" if event.actor != event.to_value else ""
+    holder = incident.owner if declared else event.to_value
+    given = f", given by {user(event.actor)}" if event.actor != holder else ""
     parts = [
         f"🎭 You are now *{clip(role.name, 100)}* of {ref(incident)}{given}.",
         f"*Your duties*\n{clip(role.duties or 'As agreed in the channel.', 1_000)}",

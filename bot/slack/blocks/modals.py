@@ -143,7 +143,7 @@ def declare_modal(
         ),
         InputBlock(
             block_id=ids.OWNER_BLOCK,
-            label="Owner (incident commander)",
+            label="Lead (runs the incident)",
             optional=True,
             element=UserSelectElement(action_id=ids.OWNER_BLOCK, initial_user=reporter),
         ),
