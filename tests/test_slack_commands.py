@@ -573,7 +573,7 @@ def test_show_details_and_timeline(detailed: Bot, ref: str) -> None:
     fields = "\n".join(shown[1:7])
     assert "*Status*\n🔍 Investigating" in fields
     assert "*Severity*\n🟠 SEV2 (high)" in fields
-    assert f"*Owner*\n<@{OTHER}>" in fields
+    assert f"*Lead*\n<@{OTHER}>" in fields
     assert f"*Assignee*\n<@{USER}>" in fields
     assert "*Service*\ncheckout" in fields
     assert "Card payments time out for EU customers." in shown

@@ -136,7 +136,7 @@ def incident_detail(
     fields = [
         f"*Status*\n{status_label(incident.status)}",
         f"*Severity*\n{severity_label(incident.severity)}",
-        f"*Owner*\n{user(incident.owner)}",
+        f"*Lead*\n{user(incident.owner)}",
         f"*Assignee*\n{user(incident.assignee)}",
         f"*Service*\n{clip(incident.service or '-', 200)}",
         f"*Declared*\n{when(incident.created_at)}",
