@@ -125,8 +125,9 @@ def committing_sessions(engine: Engine) -> Iterator[sessionmaker[Session]]:
     here may count on INC-1 being the first incident they declare.
     """
     empty = text(
-        "TRUNCATE incidents, incident_events, screenshots, deliveries, slack_rate_limits, "
-        "api_tokens, web_sessions, local_sign_in_links RESTART IDENTITY"
+        "TRUNCATE incidents, incident_events, incident_roles, incident_subscribers, screenshots, "
+        "deliveries, slack_rate_limits, api_tokens, web_sessions, local_sign_in_links "
+        "RESTART IDENTITY"
     )
     with engine.begin() as connection:
         connection.execute(empty)

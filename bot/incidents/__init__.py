@@ -13,6 +13,7 @@ at once are serialised, and the second change is checked against what the first 
     notes.py        add, link and delete notes
     channels.py     which incidents get their own channel, its name, who is invited
     reminders.py    when an owner is next reminded, and snoozing it
+    progress.py     structured updates, the promised next one, nudges when it is late
     queries.py      get, timeline, list (filters, search, sort, pages), stats, weekly
     screenshots.py  image checks, storage and deduplication
     intake.py       alerts from monitoring tools, one incident per fingerprint
@@ -46,6 +47,16 @@ from .intake import (
     intake,
 )
 from .notes import add_note, delete_note, link_note_source
+from .progress import (
+    IMPACT_MAX,
+    SUMMARY_MAX,
+    UpdateDraft,
+    count_overdue,
+    is_overdue,
+    latest_update,
+    nudge_overdue,
+    post_update,
+)
 from .queries import (
     COUNT_AHEAD,
     ORDER_SQL,
@@ -141,6 +152,7 @@ __all__ = [
     "EARLIEST_MESSAGE",
     "EDITABLE_FIELDS",
     "FINGERPRINT_MAX",
+    "IMPACT_MAX",
     "INCIDENT_ID_MAX",
     "LOCAL_ADMIN",
     "NOTE_MAX",
@@ -152,6 +164,7 @@ __all__ = [
     "SERVICE_MAX",
     "SEVERITY_LABELS",
     "SNOOZE_MAX",
+    "SUMMARY_MAX",
     "SYSTEM",
     "TITLE_MAX",
     "TITLE_MIN",
@@ -178,6 +191,7 @@ __all__ = [
     "Stats",
     "Timings",
     "TransitionNotAllowed",
+    "UpdateDraft",
     "WeekRow",
     "active_by_severity",
     "actor_label",
@@ -190,6 +204,7 @@ __all__ = [
     "check_as_seen",
     "check_can_delete",
     "check_name_template",
+    "count_overdue",
     "declare",
     "delete_incident",
     "delete_note",
@@ -202,15 +217,19 @@ __all__ = [
     "incident_in_channel",
     "intake",
     "is_busy",
+    "is_overdue",
+    "latest_update",
     "link_note_source",
     "list_incidents",
     "lock_incident",
     "may_edit",
     "notify",
+    "nudge_overdue",
     "open_channel",
     "parse_incident_id",
     "parse_severity",
     "parse_status",
+    "post_update",
     "queue_archives",
     "record_event",
     "remind",

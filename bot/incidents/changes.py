@@ -197,17 +197,16 @@ def change_status(
     cause = _clean(cause, "cause", CAUSE_MAX, label="Cause")
     resolution = _clean(resolution, "resolution", RESOLUTION_MAX, label="Resolution")
     incident = lock_incident(session, incident_id)
-    check_as_seen(incident, expected_status)
-    _check_transition(incident, new, actor)
-    _require_resolution(incident, new, resolution)
-    old = incident.status
-    _stamp_milestones(incident, new, now)
-    incident.status = new
-    details: dict[str, str] = {}
-    if cause is not None:
-        incident.cause = details["cause"] = cause
-    if resolution is not None:
-        incident.resolution = details["resolution"] = resolution
+    old, details = move_status(
+        session,
+        incident,
+        new,
+        actor,
+        cause=cause,
+        resolution=resolution,
+        expected_status=expected_status,
+        now=now,
+    )
     touch(incident, now)
     event = record_event(
         session,
@@ -221,8 +220,6 @@ def change_status(
         text=note,
         details=details,
     )
-    if new in ACTIVE_STATUSES and incident.own_channel_archived_at is not None:
-        reopen_channel(session, incident, now)
     notify(session, incident, [event], now=now)
     audit(
         session,
@@ -234,6 +231,41 @@ def change_status(
         actor.user_id,
     )
     return incident
+
+
+def move_status(
+    session: Session,
+    incident: Incident,
+    new: Status,
+    actor: Actor,
+    *,
+    cause: str | None,
+    resolution: str | None,
+    expected_status: Status | None,
+    now: datetime,
+) -> tuple[Status, dict[str, str]]:
+    """Move a locked incident to `new` by every rule of the workflow: the one move change_status
+    and a structured update share. `cause` and `resolution` come cleaned. Every rule is checked
+    before anything changes. Returns the status it left and the details its event records.
+
+    Leaving the active statuses ends the promise of a next update (no nudges for a finished
+    incident); coming back to them reopens an archived incident channel."""
+    check_as_seen(incident, expected_status)
+    _check_transition(incident, new, actor)
+    _require_resolution(incident, new, resolution)
+    old = incident.status
+    _stamp_milestones(incident, new, now)
+    incident.status = new
+    details: dict[str, str] = {}
+    if cause is not None:
+        incident.cause = details["cause"] = cause
+    if resolution is not None:
+        incident.resolution = details["resolution"] = resolution
+    if old in ACTIVE_STATUSES and new not in ACTIVE_STATUSES:
+        incident.next_update_at = incident.update_nudge_at = None
+    if new in ACTIVE_STATUSES and incident.own_channel_archived_at is not None:
+        reopen_channel(session, incident, now)
+    return old, details
 
 
 def change_severity(

@@ -92,9 +92,11 @@ def notify(
     now: datetime,
     card: bool = True,
     thread: bool = True,
+    channel: bool = True,
 ) -> None:
     """Queue the card edit and one reply for `events`, in the card's thread and in the
-    incident's own channel if it has one; nothing when there is no card.
+    incident's own channel if it has one; nothing when there is no card. `thread` and `channel`
+    False leave out that reply (both: the card and pinned summary are only edited).
 
     The rows are due at `now`, the change's own time, so a drain right after it sends them.
     """
@@ -109,7 +111,7 @@ def notify(
             Delivery(incident_id=incident.id, action=edit, next_attempt_at=now) for edit in edits
         )
     replies = [DeliveryAction.POST_THREAD] if thread else []
-    if incident.wants_own_channel:
+    if channel and incident.wants_own_channel:
         replies.append(DeliveryAction.POST_CHANNEL)
     for action in replies:
         session.add(
