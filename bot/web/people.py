@@ -202,7 +202,7 @@ def _thread(work: Callable[[], None]) -> None:
     threading.Thread(target=work, name="people-directory", daemon=True).start()
 
 
-def slack_fetch(settings: Settings) -> Fetch | None:
+def slack_fetch(settings: Settings, *, page_size: int = PAGE_SIZE) -> Fetch | None:
     """Reading everyone from `users.list` with the bot's token; None without Slack."""
     token = settings.slack_bot_token
     if not token:
@@ -213,7 +213,7 @@ def slack_fetch(settings: Settings) -> Fetch | None:
         everyone: list[Person] = []
         cursor = ""
         for _ in range(PAGES_MAX):
-            answer = client.users_list(limit=PAGE_SIZE, cursor=cursor or None)
+            answer = client.users_list(limit=page_size, cursor=cursor or None)
             members = answer.get("members") or []
             everyone += [p for p in map(person_of, members) if p is not None]
             cursor = (answer.get("response_metadata") or {}).get("next_cursor") or ""
