@@ -426,19 +426,23 @@ def test_admins_come_from_the_configured_list():
 
 def test_every_change_queues_a_card_edit_and_a_thread_reply_in_its_transaction(session: Session):
     incident = declare(session, slack_channel_id="C0INCIDENTS")
+    posts = [DeliveryAction.UPDATE_CARD, DeliveryAction.POST_THREAD]
+    # Then a DM: a status change to the reporter (a subscriber), a new lead to the lead.
     changes = [
-        lambda: incidents.change_status(session, incident.id, "investigating", BOB),
-        lambda: incidents.change_severity(session, incident.id, "sev1", BOB),
-        lambda: incidents.edit(session, incident.id, BOB, {"service": "payments"}),
-        lambda: incidents.assign(session, incident.id, BOB, owner="U0BOB"),
-        lambda: incidents.add_note(session, incident.id, BOB, "looking"),
+        (lambda: incidents.change_status(session, incident.id, "investigating", BOB), "U0ALICE"),
+        (lambda: incidents.change_severity(session, incident.id, "sev1", BOB), None),
+        (lambda: incidents.edit(session, incident.id, BOB, {"service": "payments"}), None),
+        (lambda: incidents.assign(session, incident.id, BOB, owner="U0BOB"), "U0BOB"),
+        (lambda: incidents.add_note(session, incident.id, BOB, "looking"), None),
     ]
-    for change in changes:
+    for change, told in changes:
         before = len(deliveries_of(session, incident.id))
         change()
         session.commit()
         new = deliveries_of(session, incident.id)[before:]
-        assert [d.action for d in new] == [DeliveryAction.UPDATE_CARD, DeliveryAction.POST_THREAD]
+        dms = [DeliveryAction.TELL_USER] if told else []
+        assert [d.action for d in new] == posts + dms
+        assert [d.payload["user"] for d in new[2:]] == ([told] if told else [])
         event = session.get(IncidentEvent, new[1].event_id)
         assert event.incident_id == incident.id
         assert all(d.delivered_at is None and d.attempts == 0 for d in new)

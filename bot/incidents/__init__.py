@@ -9,7 +9,9 @@ at once are serialised, and the second change is checked against what the first 
     workflow.py     the table of allowed transitions and the milestones a move stamps
     validation.py   cleaning what people type
     recording.py    the row lock, timeline events and outbox rows of a change
-    changes.py      declare, change_status, edit, assign, delete
+    changes.py      declare, change_status, edit, delete
+    roles.py        the lead (the owner), the roles of INCIDENT_ROLES, assign, the lead reminder
+    subscribers.py  who is told of an incident's updates by DM
     notes.py        add, link and delete notes
     channels.py     which incidents get their own channel, its name, who is invited
     reminders.py    when an owner is next reminded, and snoozing it
@@ -22,7 +24,6 @@ at once are serialised, and the second change is checked against what the first 
 from .changes import (
     EDITABLE_FIELDS,
     IncidentDraft,
-    assign,
     change_severity,
     change_status,
     check_can_delete,
@@ -79,6 +80,9 @@ from .queries import (
     weekly,
 )
 from .recording import (
+    DM_NUDGE,
+    DM_ROLE,
+    DM_SUBSCRIBER,
     is_busy,
     lock_incident,
     may_edit,
@@ -90,6 +94,24 @@ from .reminders import (
     SNOOZE_MAX,
     remind,
     snooze_reminders,
+)
+from .roles import (
+    HANDOFF_MAX,
+    LEAD,
+    Role,
+    RoleRules,
+    assign,
+    assign_role,
+    holders,
+    remind_lead,
+    take_lead,
+)
+from .subscribers import (
+    is_subscribed,
+    subscribe,
+    subscribers,
+    subscriptions,
+    unsubscribe,
 )
 from .updates import UPDATABLE_FIELDS, update
 from .validation import (
@@ -149,11 +171,16 @@ __all__ = [
     "COUNT_AHEAD",
     "DEFAULT_CATEGORIES",
     "DESCRIPTION_MAX",
+    "DM_NUDGE",
+    "DM_ROLE",
+    "DM_SUBSCRIBER",
     "EARLIEST_MESSAGE",
     "EDITABLE_FIELDS",
     "FINGERPRINT_MAX",
+    "HANDOFF_MAX",
     "IMPACT_MAX",
     "INCIDENT_ID_MAX",
+    "LEAD",
     "LOCAL_ADMIN",
     "NOTE_MAX",
     "ORDER_SQL",
@@ -188,6 +215,8 @@ __all__ = [
     "NotFound",
     "Page",
     "PermissionDenied",
+    "Role",
+    "RoleRules",
     "Stats",
     "Timings",
     "TransitionNotAllowed",
@@ -198,6 +227,7 @@ __all__ = [
     "add_note",
     "allowed_next_statuses",
     "assign",
+    "assign_role",
     "change_severity",
     "change_status",
     "channel_name",
@@ -214,10 +244,12 @@ __all__ = [
     "fingerprint",
     "format_incident_id",
     "get_incident",
+    "holders",
     "incident_in_channel",
     "intake",
     "is_busy",
     "is_overdue",
+    "is_subscribed",
     "latest_update",
     "link_note_source",
     "list_incidents",
@@ -233,13 +265,19 @@ __all__ = [
     "queue_archives",
     "record_event",
     "remind",
+    "remind_lead",
     "resolves",
     "severity_choices",
     "slug",
     "snooze_reminders",
     "stats",
+    "subscribe",
+    "subscribers",
+    "subscriptions",
+    "take_lead",
     "timeline",
     "touch",
+    "unsubscribe",
     "update",
     "weekly",
 ]

@@ -1,4 +1,4 @@
-"""Every change to an incident: declare, move, edit, assign, notes, reminders, delete.
+"""Every change to an incident: declare, move, edit, delete (the people: roles.py).
 
 Each locks the incident, checks the rules, and records its event and outbox rows in the caller's
 transaction."""
@@ -11,7 +11,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,21 +20,23 @@ from db.models import (
     DeliveryAction,
     EventKind,
     Incident,
-    IncidentEvent,
     Severity,
     Status,
 )
 
-from .channels import ChannelRules, invite_later, queue_channel, rename_later, reopen_channel
+from .channels import ChannelRules, queue_channel, rename_later, reopen_channel
 from .queries import get_incident
 from .recording import (
     _require_editable,
+    _set_fields,
     audit,
     lock_incident,
     notify,
     record_event,
     touch,
 )
+from .roles import mark_leaderless
+from .subscribers import subscribe_reporter
 from .validation import (
     _clean,
     _clean_card_channel,
@@ -63,7 +64,6 @@ from .vocabulary import (
 from .workflow import (
     ACTIVE_STATUSES,
     _check_transition,
-    _require_kept_resolution,
     _require_resolution,
     _stamp_milestones,
     check_as_seen,
@@ -151,11 +151,13 @@ def declare(
         slack_team_id=draft.slack_team_id,
         slack_channel_id=_clean_card_channel(draft.slack_channel_id, required=draft.needs_card),
     )
+    mark_leaderless(incident, now)
     session.add(incident)
     created = record_event(
         session, incident, EventKind.CREATED, actor, now, to_value=incident.severity.value
     )
     session.flush()
+    subscribe_reporter(session, incident, now)
     if incident.slack_channel_id is not None:
         session.add(
             Delivery(incident_id=incident.id, action=DeliveryAction.POST_CARD, next_attempt_at=now)
@@ -366,75 +368,6 @@ def edit(
             ", ".join(e.field or "" for e in events),
             actor.user_id,
         )
-    return incident
-
-
-def _set_fields(
-    session: Session,
-    incident_id: int | str,
-    actor: Actor,
-    values: dict[str, str | None],
-    kind: EventKind,
-    now: datetime | None,
-) -> tuple[Incident, list[IncidentEvent]]:
-    """Lock the incident and set `values` (already clean); an event for each field that changed,
-    and the card and thread told once for all of them."""
-    now = _now(now)
-    incident = lock_incident(session, incident_id)
-    _require_editable(incident, actor)
-    _require_kept_resolution(incident, values)
-    events = []
-    for name, value in values.items():
-        old = getattr(incident, name)
-        if old == value:
-            continue
-        setattr(incident, name, value)
-        events.append(
-            record_event(
-                session, incident, kind, actor, now, field=name, from_value=old, to_value=value
-            )
-        )
-    if events:
-        touch(incident, now)
-        notify(session, incident, events, now=now)
-    return incident, events
-
-
-_UNCHANGED: Any = object()
-
-
-def assign(
-    session: Session,
-    incident_id: int | str,
-    actor: Actor,
-    *,
-    owner: str | None = _UNCHANGED,
-    assignee: str | None = _UNCHANGED,
-    now: datetime | None = None,
-) -> Incident:
-    """Set the owner (incident commander) and/or the assignee; None unassigns."""
-    wanted = {
-        name: _clean_user(value, name)
-        for name, value in (("owner", owner), ("assignee", assignee))
-        if value is not _UNCHANGED
-    }
-    if not wanted:
-        raise InvalidInput("Say who should be the owner or the assignee.")
-    incident, events = _set_fields(session, incident_id, actor, wanted, EventKind.ASSIGNED, now)
-    if not events:
-        who = " and ".join(
-            f"{name} is already {value or 'nobody'}" for name, value in wanted.items()
-        )
-        raise InvalidInput(f"Nothing changed: the {who}.")
-    invite_later(session, incident, [e.to_value for e in events if e.to_value], _now(now))
-    audit(
-        session,
-        log,
-        "%s assigned (%s) by %s",
-        format_incident_id(incident.id),
-        ", ".join(f"{e.field}={e.to_value}" for e in events),
-        actor.user_id,
-    )
     return incident
 
 

@@ -1,5 +1,5 @@
 """Recording a change: its timeline event and the outbox rows that will tell Slack, in the
-caller's transaction; and the row lock every change takes first."""
+caller's transaction; the row lock every change takes first; and setting plain fields."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ from db.models import (
     EventKind,
     Incident,
     IncidentEvent,
+    IncidentSubscriber,
     Status,
 )
 
+from .validation import _now
 from .vocabulary import (
     Actor,
     Busy,
@@ -29,6 +31,7 @@ from .vocabulary import (
     format_incident_id,
     parse_incident_id,
 )
+from .workflow import _require_kept_resolution
 
 log = logging.getLogger("bot.incidents")
 
@@ -95,14 +98,35 @@ def notify(
     channel: bool = True,
 ) -> None:
     """Queue the card edit and one reply for `events`, in the card's thread and in the
-    incident's own channel if it has one; nothing when there is no card. `thread` and `channel`
-    False leave out that reply (both: the card and pinned summary are only edited).
+    incident's own channel if it has one (nothing of these when there is no card); and, for a
+    status change or a structured update, one DM to each subscriber but whoever made it (with
+    or without a card: a web-only incident's subscribers want to know too). `thread` and
+    `channel` False leave out that reply (both: the card and pinned summary are only edited).
 
     The rows are due at `now`, the change's own time, so a drain right after it sends them.
     """
     session.flush()  # event ids, for the outbox and for callers that show them
-    if not events or incident.slack_channel_id is None:
+    if not events:
         return
+    if incident.slack_channel_id is not None:
+        _post_later(session, incident, events, now, card=card, thread=thread, channel=channel)
+    if any(e.kind in _TOLD_TO_SUBSCRIBERS for e in events):
+        actors = {e.actor for e in events}
+        for user_id in subscriber_ids(session, incident.id):
+            if user_id not in actors:
+                dm_later(session, incident, user_id, DM_SUBSCRIBER, events, now)
+
+
+def _post_later(
+    session: Session,
+    incident: Incident,
+    events: Sequence[IncidentEvent],
+    now: datetime,
+    *,
+    card: bool,
+    thread: bool,
+    channel: bool = True,
+) -> None:
     if card:
         edits = [DeliveryAction.UPDATE_CARD]
         if incident.wants_own_channel:
@@ -127,6 +151,19 @@ def notify(
 
 # What a person's DM is about (bot.delivery.tell renders it from the events when it is sent).
 DM_ROLE, DM_SUBSCRIBER, DM_NUDGE = "role", "subscriber", "nudge"
+# The events an incident's subscribers are told of by DM (a resolution is a status change).
+_TOLD_TO_SUBSCRIBERS = frozenset({EventKind.STATUS_UPDATE, EventKind.STATUS_CHANGED})
+
+
+def subscriber_ids(session: Session, incident_id: int) -> list[str]:
+    """The incident's subscribers, in the order they subscribed (bot.incidents.subscribers)."""
+    return list(
+        session.scalars(
+            select(IncidentSubscriber.user_id)
+            .where(IncidentSubscriber.incident_id == incident_id)
+            .order_by(IncidentSubscriber.created_at, IncidentSubscriber.user_id)
+        )
+    )
 
 
 def dm_later(
@@ -195,3 +232,34 @@ def _require_editable(incident: Incident, actor: Actor) -> None:
         raise PermissionDenied(
             f"{format_incident_id(incident.id)} is closed; only an incident admin can change it."
         )
+
+
+def _set_fields(
+    session: Session,
+    incident_id: int | str,
+    actor: Actor,
+    values: dict[str, str | None],
+    kind: EventKind,
+    now: datetime | None,
+) -> tuple[Incident, list[IncidentEvent]]:
+    """Lock the incident and set `values` (already clean); an event for each field that changed,
+    and the card and thread told once for all of them."""
+    now = _now(now)
+    incident = lock_incident(session, incident_id)
+    _require_editable(incident, actor)
+    _require_kept_resolution(incident, values)
+    events = []
+    for name, value in values.items():
+        old = getattr(incident, name)
+        if old == value:
+            continue
+        setattr(incident, name, value)
+        events.append(
+            record_event(
+                session, incident, kind, actor, now, field=name, from_value=old, to_value=value
+            )
+        )
+    if events:
+        touch(incident, now)
+        notify(session, incident, events, now=now)
+    return incident, events

@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 
 from db.models import Incident
 
-from .changes import EDITABLE_FIELDS, assign, change_severity, edit
+from .changes import EDITABLE_FIELDS, change_severity, edit
 from .recording import lock_incident
+from .roles import assign
 from .vocabulary import DEFAULT_CATEGORIES, Actor, InvalidInput, parse_severity
 
 PEOPLE = ("owner", "assignee")
