@@ -13,7 +13,7 @@ import pytest
 from werkzeug.test import TestResponse
 
 from bot import incidents
-from bot.incidents import Actor, subscribers
+from bot.incidents import Actor
 from db.models import EventKind, Status
 from tests.slackbot import ADMIN_ID, Bot
 from tests.steps import FIXED
@@ -206,7 +206,7 @@ def test_subscribe_and_unsubscribe_and_the_subscribers_are_listed_by_name(
     again = post(client, f"/incidents/{incident_id}/subscribe")
     assert flashed(client, again) == f"You were already subscribed to {ref}."
     with slackbot.sessions() as session:
-        assert ALICE in subscribers.subscribers(session, incident_id)
+        assert ALICE in incidents.subscribers(session, incident_id)
     page = page_of(client, incident_id)
     listed = re.search(r'<ul id="subscribers">(.*?)</ul>', page, re.S)
     assert listed and "Alice Example" in listed.group(1)
@@ -217,7 +217,7 @@ def test_subscribe_and_unsubscribe_and_the_subscribers_are_listed_by_name(
     again = post(client, f"/incidents/{incident_id}/unsubscribe")
     assert flashed(client, again) == f"You were not subscribed to {ref}."
     with slackbot.sessions() as session:
-        assert ALICE not in subscribers.subscribers(session, incident_id)
+        assert ALICE not in incidents.subscribers(session, incident_id)
 
 
 def test_without_the_forms_csrf_token_nothing_changes(slackbot: Bot, client: Any):
@@ -257,7 +257,7 @@ def test_the_update_form_offers_the_allowed_moves_and_the_intervals(slackbot: Bo
         ("1800", "30 min"),
         ("3600", "1 h"),
         ("14400", "4 h"),
-        ("", "None (the severity&#39;s reminders)"),
+        ("", "None (the severity's reminders)"),
     ]
     assert 'name="update_resolution"' in form and 'name="update_cause"' in form
     assert "No update yet." in page

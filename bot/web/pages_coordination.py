@@ -11,7 +11,7 @@ from flask import request
 from sqlalchemy.orm import Session
 
 from bot import incidents
-from bot.incidents import progress, roles, subscribers
+from bot.incidents import progress, roles
 from bot.web.auth import check_csrf, page_actor, services
 from bot.web.pages_forms import save
 from bot.web.pages_people import name_of
@@ -128,7 +128,7 @@ def subscribe(incident_id: str) -> Any:
     def change(session: Session) -> tuple[int, str]:
         number = incidents.get_incident(session, incident_id).id
         ref = incidents.format_incident_id(number)
-        if subscribers.subscribe(session, number, actor.user_id):
+        if incidents.subscribe(session, number, actor.user_id):
             return number, f"You are subscribed to {ref}: its updates come to you by DM."
         return number, f"You were already subscribed to {ref}."
 
@@ -142,7 +142,7 @@ def unsubscribe(incident_id: str) -> Any:
     def change(session: Session) -> tuple[int, str]:
         number = incidents.get_incident(session, incident_id).id
         ref = incidents.format_incident_id(number)
-        if subscribers.unsubscribe(session, number, actor.user_id):
+        if incidents.unsubscribe(session, number, actor.user_id):
             return number, f"You are unsubscribed from {ref}."
         return number, f"You were not subscribed to {ref}."
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot import incidents
-from bot.incidents import Actor, progress, roles, subscribers
+from bot.incidents import Actor, progress, roles
 from bot.web.auth import services
 from bot.web.people import People
 from db.models import ACTIVE_STATUSES, Incident, IncidentEvent, Status
@@ -83,7 +83,7 @@ def people_view(session: Session, incident: Incident, viewer: Actor) -> dict[str
     web = services()
     directory: People | None = web.directory.people()
     held = roles.holders(session, incident, web.settings.role_rules)
-    following = subscribers.subscribers(session, incident.id)
+    following = incidents.subscribers(session, incident.id)
     person = is_person(viewer)
     now = datetime.now(UTC)
     latest = progress.latest_update(session, incident.id)
