@@ -1,5 +1,5 @@
-"""Background jobs: update reminders, auto-close, the daily digest, channel archives (delivery
-retries are the delivery worker's, on every replica: bot.delivery.worker).
+"""Background jobs: update reminders, lead reminders, auto-close, the daily digest, channel
+archives (delivery retries are the delivery worker's, on every replica: bot.delivery.worker).
 
 APScheduler 3 cannot share a job store between processes (it would run jobs twice), so each
 process has a BackgroundScheduler with an in-memory store and fixed sweep jobs, and only the
@@ -25,6 +25,7 @@ from sqlalchemy import (
     case,
     delete,
     null,
+    or_,
     select,
     text,
     update,
@@ -34,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import incidents, metrics
 from bot.delivery import Deliverer
-from bot.incidents import ACTIVE_STATUSES, SYSTEM
+from bot.incidents import ACTIVE_STATUSES, LEAD_REMINDER_SEVERITIES, SYSTEM
 from bot.settings import Settings
 from bot.slack import blocks
 from db.models import Delivery, DeliveryAction, Digest, Incident, ProcessedEvent, Severity, Status
@@ -124,6 +125,42 @@ class Jobs:
                 incidents.remind(
                     session, incident, now=now, next_at=now + cadence if cadence else None
                 )
+                incident_id = incident.id
+            sent += 1
+            self.deliverer.drain(incident_id=incident_id, now=now)
+        return sent
+
+    # --- lead reminders -------------------------------------------------------------------------
+
+    def remind_leads(self, now: datetime) -> int:
+        """Remind each active SEV1 or SEV2 that has had no lead for LEAD_REMINDER_AFTER, once per
+        that interval; returns how many. Quiet hours don't hold it back: a SEV1 without a lead
+        is urgent at any hour. An incident without a card is left alone: there is nowhere to
+        remind it, and its timeline would fill with reminders nobody saw."""
+        after = self.settings.role_rules.lead_reminder_after
+        if after is None:
+            return 0
+        due = now - after
+        sent = 0
+        while True:
+            with self.sessions.begin() as session:
+                incident = session.scalars(
+                    select(Incident)
+                    .where(
+                        Incident.status.in_(ACTIVE_STATUSES),
+                        Incident.severity.in_(LEAD_REMINDER_SEVERITIES),
+                        Incident.owner.is_(None),
+                        Incident.slack_channel_id.is_not(None),
+                        Incident.leaderless_since <= due,
+                        or_(Incident.lead_reminded_at.is_(None), Incident.lead_reminded_at <= due),
+                    )
+                    .order_by(Incident.leaderless_since)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if incident is None:
+                    break
+                incidents.remind_lead(session, incident, now=now)
                 incident_id = incident.id
             sent += 1
             self.deliverer.drain(incident_id=incident_id, now=now)
@@ -284,7 +321,7 @@ class Scheduler:
         # A sweep still running when its next turn comes is skipped by design (max_instances=1);
         # APScheduler would log that as a warning each time.
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
-        # Every sweep's "Running job" and "executed successfully" at INFO would bury the log (five
+        # Every sweep's "Running job" and "executed successfully" at INFO would bury the log (six
         # sweeps every interval); a failing job is still logged, at ERROR.
         logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
         self.is_leader.set()
@@ -293,6 +330,7 @@ class Scheduler:
         seconds = self.interval.total_seconds()
         for name, job in (
             ("reminders", self.jobs.remind),
+            ("lead-reminders", self.jobs.remind_leads),
             ("auto-close", self.jobs.auto_close),
             ("digest", self.jobs.digest),
             ("forget-events", self.jobs.forget_old_events),

@@ -44,7 +44,14 @@ METHOD_NAME = re.compile(r"[a-z]+\.[a-zA-Z]+")
 KINDS = {"command", "action", "view", "shortcut", "options", "event"}
 RESULTS = {"ok", "error", "rate_limited", "unknown"}
 SEVERITIES = {"SEV1", "SEV2", "SEV3", "SEV4"}
-JOBS = {"reminders", "auto-close", "digest", "forget-events", "archive-channels"}
+JOBS = {
+    "reminders",
+    "lead-reminders",
+    "auto-close",
+    "digest",
+    "forget-events",
+    "archive-channels",
+}
 
 
 def fetch(url: str, method: str = "GET") -> tuple[int, str]:

@@ -3,15 +3,17 @@ events and outbox rows; "I'll lead"; handoffs; leaderless_since."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot import incidents
 from bot.incidents import (
     Actor,
+    ChannelRules,
     Conflict,
     IncidentDraft,
     InvalidInput,
@@ -29,7 +31,21 @@ from db.models import (
     IncidentRole,
     Status,
 )
+from tests.fakeslack import FakeSlack
 from tests.steps import resolution
+from tests.test_scheduler_jobs import (
+    BASE,
+    CHANNEL,
+    REPORTER,
+    make_jobs,
+    row,
+    run_together,
+    with_card,
+)
+from tests.test_scheduler_jobs import (
+    declare as declare_in,
+)
+from tests.test_scheduler_jobs import events as events_in
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LATER = T0 + timedelta(minutes=3)
@@ -422,3 +438,213 @@ def test_roles_are_exported_with_their_dataclasses():
     assert isinstance(LEAD, Role)
     assert incidents.LEAD is LEAD
     assert {"assign_role", "take_lead", "holders", "remind_lead"} <= set(incidents.__all__)
+
+
+# --- the lead reminder sweep (real commits, the fake Slack) ------------------------------------
+
+Sessions = sessionmaker[Session]
+AFTER = timedelta(minutes=5)  # LEAD_REMINDER_AFTER's default
+SECOND = timedelta(seconds=1)
+
+
+def sent_for(sessions: Sessions, incident_id: int) -> list[str]:
+    """The actions delivered for the incident's lead reminders."""
+    reminder_ids = {e.id for e in events_in(sessions, incident_id, EventKind.LEAD_REMINDER)}
+    with sessions() as session:
+        rows = list(
+            session.scalars(
+                select(Delivery).where(Delivery.event_id.in_(reminder_ids)).order_by(Delivery.id)
+            )
+        )
+        assert all(r.delivered_at is not None for r in rows)
+        return [r.action.value for r in rows]
+
+
+def set_lead(sessions: Sessions, incident_id: int, lead: str | None, at: datetime) -> None:
+    with sessions.begin() as session:
+        incidents.assign(session, incident_id, REPORTER, owner=lead, now=at)
+
+
+def test_a_sev1_without_a_lead_is_reminded_after_five_minutes_once_per_interval(
+    fake_slack: FakeSlack, committing_sessions: Sessions
+):
+    sessions = committing_sessions
+    jobs = make_jobs(fake_slack, sessions)
+    incident_id, ts = with_card(jobs, sessions, "SEV1", BASE)
+    assert row(sessions, incident_id).leaderless_since == BASE
+    thread_before = len(fake_slack.thread(CHANNEL, ts))
+
+    assert jobs.remind_leads(BASE + AFTER - SECOND) == 0
+    assert jobs.remind_leads(BASE + AFTER) == 1
+    assert jobs.remind_leads(BASE + AFTER) == 0, "once per interval"
+    assert jobs.remind_leads(BASE + 2 * AFTER - SECOND) == 0
+    assert jobs.remind_leads(BASE + 2 * AFTER) == 1
+
+    reminders = events_in(sessions, incident_id, EventKind.LEAD_REMINDER)
+    assert [(e.actor, e.details["leaderless_minutes"]) for e in reminders] == [
+        ("system", 5),
+        ("system", 10),
+    ]
+    assert row(sessions, incident_id).lead_reminded_at == BASE + 2 * AFTER
+    assert sent_for(sessions, incident_id) == ["post_thread", "post_thread"]
+    assert len(fake_slack.thread(CHANNEL, ts)) == thread_before + 2
+    # A reminder is not an update: the severity's reminders still count from the last change.
+    assert row(sessions, incident_id).updated_at == BASE
+
+
+def test_the_lead_reminder_is_posted_in_the_incident_channel_too(
+    fake_slack: FakeSlack, committing_sessions: Sessions
+):
+    sessions = committing_sessions
+    jobs = make_jobs(fake_slack, sessions)
+    with sessions.begin() as session:
+        draft = IncidentDraft(title="Payments down", severity="SEV1", slack_channel_id=CHANNEL)
+        incident_id = incidents.declare(
+            session, draft, REPORTER, now=BASE, channels=ChannelRules()
+        ).id
+    jobs.deliverer.drain(now=BASE)
+    assert row(sessions, incident_id).own_channel_id is not None
+    assert jobs.remind_leads(BASE + AFTER) == 1
+    assert sent_for(sessions, incident_id) == ["post_thread", "post_channel"]
+
+
+@pytest.mark.parametrize(("severity", "reminded"), [("SEV2", 1), ("SEV3", 0), ("SEV4", 0)])
+def test_only_sev1_and_sev2_get_lead_reminders(
+    fake_slack: FakeSlack, committing_sessions: Sessions, severity: str, reminded: int
+):
+    sessions = committing_sessions
+    jobs = make_jobs(fake_slack, sessions)
+    incident_id, _ = with_card(jobs, sessions, severity, BASE)
+    assert jobs.remind_leads(BASE + timedelta(hours=1)) == reminded
+    assert len(events_in(sessions, incident_id, EventKind.LEAD_REMINDER)) == reminded
+
+
+def test_no_lead_reminder_while_there_is_a_lead_and_none_once_resolved(
+    fake_slack: FakeSlack, committing_sessions: Sessions
+):
+    sessions = committing_sessions
+    jobs = make_jobs(fake_slack, sessions)
+    led, _ = with_card(jobs, sessions, "SEV1", BASE, owner="U0OWNER0001")
+    resolved, _ = with_card(jobs, sessions, "SEV1", BASE)
+    with sessions.begin() as session:
+        incidents.change_status(
+            session, resolved, "resolved", REPORTER, resolution=resolution("resolved"), now=BASE
+        )
+    assert jobs.remind_leads(BASE + timedelta(hours=1)) == 0
+    assert events_in(sessions, led, EventKind.LEAD_REMINDER) == []
+    assert events_in(sessions, resolved, EventKind.LEAD_REMINDER) == []
+
+
+def test_a_lead_leaving_starts_the_wait_again_and_a_new_lead_ends_the_reminders(
+    fake_slack: FakeSlack, committing_sessions: Sessions
+):
+    sessions = committing_sessions
+    jobs = make_jobs(fake_slack, sessions)
+    incident_id, _ = with_card(jobs, sessions, "SEV1", BASE, owner="U0OWNER0001")
+    left = BASE + timedelta(minutes=20)
+    set_lead(sessions, incident_id, None, left)
+    assert row(sessions, incident_id).leaderless_since == left
+    assert jobs.remind_leads(left + AFTER - SECOND) == 0, "five minutes from when the lead left"
+    assert jobs.remind_leads(left + AFTER) == 1
+
+    # Taken, then left again a minute later: the wait starts again from then.
+    with sessions.begin() as session:
+        incidents.take_lead(
+            session, incident_id, Actor("U0TAKER0001"), rules=RULES, now=left + AFTER
+        )
+    assert jobs.remind_leads(left + 3 * AFTER) == 0
+    again = left + AFTER + timedelta(minutes=1)
+    set_lead(sessions, incident_id, None, again)
+    assert jobs.remind_leads(again + AFTER - SECOND) == 0
+    assert jobs.remind_leads(again + AFTER) == 1
+    assert len(events_in(sessions, incident_id, EventKind.LEAD_REMINDER)) == 2
+
+
+def test_quiet_hours_do_not_hold_a_lead_reminder_back(
+    fake_slack: FakeSlack, committing_sessions: Sessions
+):
+    sessions = committing_sessions
+    jobs = make_jobs(fake_slack, sessions, quiet_hours=(time(0, 0), time(23, 59)))
+    assert jobs.in_quiet_hours(BASE + AFTER)
+    with_card(jobs, sessions, "SEV1", BASE)
+    assert jobs.remind_leads(BASE + AFTER) == 1
+
+
+def test_lead_reminders_off_send_none(fake_slack: FakeSlack, committing_sessions: Sessions):
+    sessions = committing_sessions
+    jobs = make_jobs(fake_slack, sessions)
+    jobs.settings = replace(jobs.settings, role_rules=RoleRules(lead_reminder_after=None))
+    with_card(jobs, sessions, "SEV1", BASE)
+    assert jobs.remind_leads(BASE + timedelta(days=1)) == 0
+
+
+def test_lead_reminder_after_is_a_setting(fake_slack: FakeSlack, committing_sessions: Sessions):
+    sessions = committing_sessions
+    rules = RoleRules(lead_reminder_after=timedelta(seconds=30))
+    jobs = make_jobs(fake_slack, sessions, role_rules=rules)
+    with_card(jobs, sessions, "SEV2", BASE)
+    assert jobs.remind_leads(BASE + timedelta(seconds=29)) == 0
+    assert jobs.remind_leads(BASE + timedelta(seconds=30)) == 1
+
+
+def test_two_schedulers_at_once_remind_each_leaderless_incident_once(
+    fake_slack: FakeSlack, committing_sessions: Sessions
+):
+    sessions = committing_sessions
+    one, two = make_jobs(fake_slack, sessions), make_jobs(fake_slack, sessions)
+    ids = [with_card(one, sessions, "SEV1", BASE)[0] for _ in range(5)]
+    for minutes in (5, 10):
+        at = BASE + timedelta(minutes=minutes)
+        sent = run_together(lambda at=at: one.remind_leads(at), lambda at=at: two.remind_leads(at))
+        assert sum(sent) == 5
+    for incident_id in ids:
+        assert len(events_in(sessions, incident_id, EventKind.LEAD_REMINDER)) == 2
+
+
+def test_an_incident_without_a_card_gets_no_lead_reminder(
+    fake_slack: FakeSlack, committing_sessions: Sessions
+):
+    sessions = committing_sessions
+    jobs = make_jobs(fake_slack, sessions)
+    incident_id = declare_in(sessions, "SEV1", BASE, channel=None)
+    assert jobs.remind_leads(BASE + timedelta(hours=1)) == 0
+    assert events_in(sessions, incident_id, EventKind.LEAD_REMINDER) == []
+
+
+def test_two_ill_lead_clicks_at_once_make_one_lead_and_one_answer_naming_them(
+    committing_sessions: Sessions,
+):
+    sessions = committing_sessions
+    incident_id = declare_in(sessions, "SEV1", BASE, channel=None)
+
+    def click(who: str) -> str:
+        try:
+            with sessions.begin() as session:
+                incidents.take_lead(session, incident_id, Actor(who), rules=RULES, now=BASE)
+            return "took it"
+        except Conflict as error:
+            return str(error)
+
+    answers = run_together(lambda: click("U0FIRST0001"), lambda: click("U0SECOND001"))
+    lead = row(sessions, incident_id).owner
+    assert sorted(answers) == sorted(["took it", f"<@{lead}> already leads INC-{incident_id}."])
+    assert len(events_in(sessions, incident_id, EventKind.ASSIGNED)) == 1
+
+
+def test_the_api_patch_of_the_owner_is_the_lead_path_too(session: Session):
+    incident = declare(session)
+    incidents.update(session, incident.id, BOB, {"owner": CAROL}, now=LATER)
+    session.commit()
+    [event] = events_of(session, incident.id, EventKind.ASSIGNED)
+    assert event.details == {"role": "lead"}
+    assert incident.leaderless_since is None
+    [dm] = new_rows(session, incident.id)
+    assert (dm.payload["user"], dm.payload["about"]) == (CAROL, "role")
+
+
+def test_the_assignee_is_not_the_lead(session: Session):
+    incident = declare(session)
+    incidents.assign(session, incident.id, BOB, assignee=CAROL, now=LATER)
+    session.commit()
+    assert incident.leaderless_since == T0
+    assert new_rows(session, incident.id) == []

@@ -98,6 +98,7 @@ from .reminders import (
 from .roles import (
     HANDOFF_MAX,
     LEAD,
+    LEAD_REMINDER_SEVERITIES,
     Role,
     RoleRules,
     assign,
@@ -181,6 +182,7 @@ __all__ = [
     "IMPACT_MAX",
     "INCIDENT_ID_MAX",
     "LEAD",
+    "LEAD_REMINDER_SEVERITIES",
     "LOCAL_ADMIN",
     "NOTE_MAX",
     "ORDER_SQL",

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import EventKind, Incident, IncidentEvent, IncidentRole
+from db.models import EventKind, Incident, IncidentEvent, IncidentRole, Severity
 
 from .channels import invite_later
 from .recording import (
@@ -44,6 +44,8 @@ ROLE_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 # `/incident assign`.
 RESERVED_KEYS = frozenset({"lead", "owner", "assignee", "me", "nobody"})
 HANDOFF_MAX = 500
+# Reminded when they have had no lead for LEAD_REMINDER_AFTER.
+LEAD_REMINDER_SEVERITIES = (Severity.SEV1, Severity.SEV2)
 
 
 @dataclass(frozen=True)
