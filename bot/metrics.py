@@ -11,8 +11,9 @@ severities; never a person, a channel, an incident or free text.
 
 What is a state rather than an event is read at scrape time by `BotState`, which `watch()`
 registers for the bot's engine and work queue: the pool and the queue from memory, the outbox,
-active incidents and readiness from one short transaction. A database that does not answer
-leaves those out (and `incident_bot_ready` at 0); the rest of the scrape still answers.
+active incidents, late promised updates and readiness from one short transaction. A database
+that does not answer leaves those out (and `incident_bot_ready` at 0); the rest of the scrape
+still answers.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ _OUTBOX = select(
 
 class BotState(Collector):
     """The gauges read when Prometheus scrapes: the engine's pool, the work queue, the outbox's
-    backlog, active incidents by severity, readiness."""
+    backlog, active incidents by severity, late promised updates, readiness."""
 
     def __init__(self, engine: Engine, work: WorkQueue | None) -> None:
         self.engine = engine
@@ -171,12 +172,13 @@ class BotState(Collector):
 
     def describe(self) -> Iterator[Metric]:
         # Names only: registering must not query the database.
-        return self._families(ready=False, outbox=None, active=None)
+        return self._families(ready=False, outbox=None, active=None, overdue=None)
 
     def collect(self) -> Iterator[Metric]:
         ready = False
         outbox: tuple[int, float] | None = None
         active: dict[Severity, int] | None = None
+        overdue: int | None = None
         try:
             with bounded_transaction(
                 self.sessions, lock_timeout="1s", statement_timeout=SCRAPE_STATEMENT_TIMEOUT
@@ -185,17 +187,19 @@ class BotState(Collector):
                 waiting, oldest = session.execute(_OUTBOX).one()
                 outbox = (waiting, float(oldest))
                 active = incidents.active_by_severity(session)
+                overdue = incidents.count_overdue(session)
         except SQLAlchemyError as error:  # counted by the engine's handle_error event
             log.warning(
                 "metrics: the database did not answer the scrape (%s)", type(error).__name__
             )
-        return self._families(ready, outbox, active)
+        return self._families(ready, outbox, active, overdue)
 
     def _families(
         self,
         ready: bool,
         outbox: tuple[int, float] | None,
         active: dict[Severity, int] | None,
+        overdue: int | None,
     ) -> Iterator[Metric]:
         pool = self.engine.pool
         if isinstance(pool, QueuePool):
@@ -242,6 +246,13 @@ class BotState(Collector):
         for severity, count in (active or {}).items():
             by_severity.add_metric([severity.value], count)
         yield by_severity
+        late = GaugeMetricFamily(
+            "incident_bot_updates_overdue",
+            "Active incidents whose promised next update is due and has not come.",
+        )
+        if overdue is not None:
+            late.add_metric([], overdue)
+        yield late
 
     def close(self) -> None:
         """Stop reporting this bot (tests start several in one process, one after another)."""

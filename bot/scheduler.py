@@ -1,5 +1,6 @@
-"""Background jobs: update reminders, lead reminders, auto-close, the daily digest, channel
-archives (delivery retries are the delivery worker's, on every replica: bot.delivery.worker).
+"""Background jobs: update reminders, nudges for late promised updates, lead reminders,
+auto-close, the daily digest, channel archives (delivery retries are the delivery worker's, on
+every replica: bot.delivery.worker).
 
 APScheduler 3 cannot share a job store between processes (it would run jobs twice), so each
 process has a BackgroundScheduler with an in-memory store and fixed sweep jobs, and only the
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Engine,
     case,
     delete,
+    func,
     null,
     or_,
     select,
@@ -92,13 +94,20 @@ class Jobs:
         return start <= local < end if start <= end else local >= start or local < end
 
     def remind(self, now: datetime) -> int:
-        """Remind the owner of each active incident whose update is overdue; returns how many."""
+        """Remind the owner of each active incident whose update is overdue; returns how many.
+
+        An incident with a promised next update (next_update_at) follows its promise instead
+        (`nudge_updates`); withdrawn ("none"), the severity's cadence comes back."""
         with self.sessions.begin() as session:
             # Incidents changed since the last sweep have no due time yet: derive it from the
             # severity's cadence. Severities with no cadence stay NULL and are never reminded.
             session.execute(
                 update(Incident)
-                .where(Incident.status.in_(ACTIVE_STATUSES), Incident.next_reminder_at.is_(None))
+                .where(
+                    Incident.status.in_(ACTIVE_STATUSES),
+                    Incident.next_reminder_at.is_(None),
+                    Incident.next_update_at.is_(None),
+                )
                 .values(next_reminder_at=self._cadence_sql())
                 .execution_options(synchronize_session=False)
             )
@@ -114,6 +123,7 @@ class Jobs:
                         # A snooze can set a due time on a severity that has no reminders.
                         Incident.severity.in_(list(self._cadences())),
                         Incident.next_reminder_at <= now,
+                        Incident.next_update_at.is_(None),
                     )
                     .order_by(Incident.next_reminder_at)
                     .limit(1)
@@ -125,6 +135,33 @@ class Jobs:
                 incidents.remind(
                     session, incident, now=now, next_at=now + cadence if cadence else None
                 )
+                incident_id = incident.id
+            sent += 1
+            self.deliverer.drain(incident_id=incident_id, now=now)
+        return sent
+
+    def nudge_updates(self, now: datetime) -> int:
+        """Nudge the lead and the comms role of each active incident whose promised update is
+        late (once per promised interval); returns how many incidents were nudged."""
+        if self.in_quiet_hours(now):
+            return 0  # due nudges stay due and go out when the quiet hours end
+        sent = 0
+        while True:
+            with self.sessions.begin() as session:
+                incident = session.scalars(
+                    select(Incident)
+                    .where(
+                        Incident.update_nudge_at <= now,
+                        Incident.status.in_(ACTIVE_STATUSES),
+                    )
+                    .order_by(Incident.update_nudge_at)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if incident is None:
+                    break
+                # It moves update_nudge_at past `now` (or clears it): each is nudged once.
+                incidents.nudge_overdue(session, incident.id, now=now)
                 incident_id = incident.id
             sent += 1
             self.deliverer.drain(incident_id=incident_id, now=now)
@@ -257,7 +294,8 @@ class Jobs:
             .where(Incident.resolved_at >= now - timedelta(days=1))
             .order_by(Incident.resolved_at.desc())
         ).all()
-        overdue = self._cadence_sql()
+        # A promised next update replaces the severity's cadence here too.
+        overdue = func.coalesce(Incident.next_update_at, self._cadence_sql())
         stale = session.scalars(
             select(Incident)
             .where(Incident.status.in_(ACTIVE_STATUSES), overdue.is_not(None), overdue <= now)
@@ -321,8 +359,8 @@ class Scheduler:
         # A sweep still running when its next turn comes is skipped by design (max_instances=1);
         # APScheduler would log that as a warning each time.
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
-        # Every sweep's "Running job" and "executed successfully" at INFO would bury the log (six
-        # sweeps every interval); a failing job is still logged, at ERROR.
+        # Every sweep's "Running job" and "executed successfully" at INFO would bury the log (every
+        # sweep, every interval); a failing job is still logged, at ERROR.
         logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
         self.is_leader.set()
         metrics.SCHEDULER_LEADER.set(1)
@@ -330,6 +368,7 @@ class Scheduler:
         seconds = self.interval.total_seconds()
         for name, job in (
             ("reminders", self.jobs.remind),
+            ("update-nudges", self.jobs.nudge_updates),
             ("lead-reminders", self.jobs.remind_leads),
             ("auto-close", self.jobs.auto_close),
             ("digest", self.jobs.digest),

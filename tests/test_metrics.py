@@ -46,6 +46,7 @@ RESULTS = {"ok", "error", "rate_limited", "unknown"}
 SEVERITIES = {"SEV1", "SEV2", "SEV3", "SEV4"}
 JOBS = {
     "reminders",
+    "update-nudges",
     "lead-reminders",
     "auto-close",
     "digest",
@@ -261,6 +262,20 @@ def test_state_is_read_when_prometheus_scrapes(slackbot: Bot, engine: Engine):
     assert busier.value(checked_out) == scrape.value(checked_out) + 1
     assert scrape.value("incident_bot_work_queue_depth") == 0
     assert scrape.value("incident_bot_scheduler_leader") == 0  # no scheduler in this bot
+
+
+def test_updates_overdue_counts_the_active_incidents_whose_promised_update_is_late(slackbot: Bot):
+    late, kept, finished, withdrawn = (declare_directly(slackbot.sessions) for _ in range(4))
+    assert Scrape(slackbot.base_url).value("incident_bot_updates_overdue") == 0
+    now = datetime.now(UTC)
+    promise = incidents.UpdateDraft("Rolling back.", next_update_in=timedelta(minutes=15))
+    with slackbot.sessions.begin() as session:
+        for number in (late, finished, withdrawn):
+            incidents.post_update(session, number, promise, ALICE, now=now - LATER)
+        incidents.post_update(session, kept, promise, ALICE, now=now)
+        incidents.change_status(session, finished, "resolved", ALICE, resolution=FIXED)
+        incidents.post_update(session, withdrawn, incidents.UpdateDraft("No news."), ALICE)
+    assert Scrape(slackbot.base_url).value("incident_bot_updates_overdue") == 1
 
 
 # --- (c) the scheduler's leader, in both modes ---------------------------------------------------

@@ -6,12 +6,14 @@ Real PostgreSQL, no Slack: the outbox rows are what the tests read of what Slack
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot import incidents
 from bot.incidents import (
@@ -24,15 +26,19 @@ from bot.incidents import (
     UpdateDraft,
 )
 from bot.incidents.vocabulary import Actor
+from bot.scheduler import Jobs
+from bot.settings import Settings
 from db.models import (
     Delivery,
     DeliveryAction,
     EventKind,
     Incident,
     IncidentEvent,
+    IncidentRole,
     Status,
 )
 from tests.steps import FIXED
+from tests.steps import resolution as needed
 
 T0 = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)
 ALICE = Actor("U0ALICE0001")
@@ -40,6 +46,7 @@ BOB = Actor("U0BOB00001")
 ADMIN = Actor("U0ADMIN001", is_admin=True)
 CHANNEL = "C0INCIDENTS"
 MINUTE = timedelta(minutes=1)
+PARIS = ZoneInfo("Europe/Paris")
 INTERVALS = (timedelta(minutes=15), timedelta(minutes=30), timedelta(hours=1), timedelta(hours=4))
 
 
@@ -292,6 +299,44 @@ def test_a_stale_form_is_refused(session: Session):
     post(session, incident, expected_status=Status.MITIGATED)
 
 
+@pytest.mark.parametrize("start", list(Status))
+def test_a_move_by_update_is_allowed_or_refused_exactly_as_by_change_status(
+    session: Session, start: Status
+):
+    """The one move both share: every target, by a person and an admin, with and without a
+    resolution, ends the same (the same status, or the same refusal in the same words)."""
+    incident = declare(session, channel=None)
+    path = {
+        Status.INVESTIGATING: ["investigating"],
+        Status.MITIGATED: ["mitigated"],
+        Status.RESOLVED: ["resolved"],
+        Status.CLOSED: ["closed"],
+    }.get(start, [])
+    for status in path:
+        incidents.change_status(session, incident.id, status, ADMIN, resolution=needed(status))
+    if start in (Status.OPEN, Status.INVESTIGATING, Status.MITIGATED):
+        assert incident.resolution is None
+
+    def outcome(change: Any, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        savepoint = session.begin_nested()
+        try:
+            change(session, incident.id, *args, now=T0, **kwargs)
+            return ("moved", incident.status, incident.resolution, incident.resolved_at)
+        except incidents.IncidentError as error:
+            return (type(error), str(error), getattr(error, "field", None))
+        finally:
+            savepoint.rollback()
+            session.expire_all()
+
+    for target in [s for s in Status if s != start]:
+        for actor in (ALICE, ADMIN):
+            for fix in (None, FIXED):
+                draft = UpdateDraft("Update.", status=target, resolution=fix)
+                assert outcome(incidents.post_update, draft, actor) == outcome(
+                    incidents.change_status, target, actor, resolution=fix
+                ), (start, target, actor, fix)
+
+
 def test_resolving_stores_the_resolution_and_cause_and_stamps_the_milestones(session: Session):
     incident = declare(session)
     at = T0 + 30 * MINUTE
@@ -351,6 +396,36 @@ def test_closing_by_update_obeys_the_close_rules(session: Session):
     assert resolved.status == Status.CLOSED
 
 
+def test_reopening_by_update_opens_a_new_channel_when_the_old_one_is_archived(session: Session):
+    incident = incidents.declare(
+        session,
+        IncidentDraft(title="DB down", severity="SEV1", slack_channel_id=CHANNEL),
+        ALICE,
+        now=T0,
+        channels=ChannelRules(),
+    )
+    incidents.change_status(session, incident.id, "closed", ALICE, resolution=FIXED, now=T0)
+    incident.own_channel_id, incident.own_channel_archived_at = "C0ARCHIVED1", T0 + MINUTE
+    before = last_delivery(session)
+    at = T0 + timedelta(days=2)
+    post(
+        session,
+        incident,
+        "It is back.",
+        actor=ADMIN,
+        status="investigating",
+        next_update_in=timedelta(minutes=15),
+        at=at,
+    )
+    opened = session.scalars(
+        select(Delivery).where(Delivery.id > before, Delivery.action == DeliveryAction.OPEN_CHANNEL)
+    ).one()
+    assert opened.payload["name"] == f"inc-{incident.id}-db-down-2"
+    assert incident.own_channel_archived_at is None
+    # Active again, it keeps the promise this update made.
+    assert incident.next_update_at == at + timedelta(minutes=15)
+
+
 # --- the promise ----------------------------------------------------------------------------------
 
 
@@ -374,3 +449,267 @@ def test_leaving_the_active_statuses_ends_the_promise(session: Session, final: s
     post(session, incident, next_update_in=timedelta(minutes=15), at=T0)
     incidents.change_status(session, incident.id, final, BOB, resolution=FIXED, now=T0 + MINUTE)
     assert incident.next_update_at is None and incident.update_nudge_at is None
+
+
+# --- the sweeps: reminders give way to the promise, nudges keep it --------------------------------
+
+Sessions = sessionmaker[Session]
+LEAD = "U0LEAD00001"
+COMMS = "U0COMMS0001"
+SEV1_CADENCE = timedelta(minutes=15)
+
+
+class Drains:
+    """Stands in for the delivery worker: these tests read the outbox rows a sweep leaves (the
+    DMs are worded by the surface when they are sent; tests/test_scheduler_jobs.py drives the
+    real deliverer against the fake Slack). It records which incidents a sweep drained."""
+
+    def __init__(self) -> None:
+        self.drained: list[int | None] = []
+
+    def drain(self, *, incident_id: int | None = None, now: datetime | None = None) -> None:
+        self.drained.append(incident_id)
+
+
+def sweeps(sessions: Sessions, **settings: Any) -> Jobs:
+    return Jobs(replace(Settings.from_env({}), **settings), sessions, Drains())  # type: ignore[arg-type]
+
+
+def declared(sessions: Sessions, severity: str = "SEV1", **fields: Any) -> int:
+    with sessions.begin() as session:
+        return declare(session, severity=severity, **fields).id
+
+
+def promise(
+    sessions: Sessions, incident_id: int, every: timedelta | None, at: datetime, **fields: Any
+) -> None:
+    with sessions.begin() as session:
+        draft = UpdateDraft("Rolling back the deploy.", next_update_in=every, **fields)
+        incidents.post_update(session, incident_id, draft, ALICE, now=at)
+
+
+def give_comms(sessions: Sessions, incident_id: int, user_id: str) -> None:
+    with sessions.begin() as session:
+        session.add(
+            IncidentRole(
+                incident_id=incident_id,
+                role="comms",
+                user_id=user_id,
+                assigned_by=ALICE.user_id,
+                assigned_at=T0,
+            )
+        )
+
+
+def of_kind(sessions: Sessions, incident_id: int, kind: EventKind) -> list[IncidentEvent]:
+    with sessions() as session:
+        return [e for e in events_of(session, incident_id) if e.kind == kind]
+
+
+def nudge_dms(sessions: Sessions, incident_id: int) -> list[tuple[str, list[int]]]:
+    with sessions() as session:
+        rows = session.scalars(
+            select(Delivery)
+            .where(Delivery.incident_id == incident_id, Delivery.action == DeliveryAction.TELL_USER)
+            .order_by(Delivery.id)
+        )
+        return [
+            (row.payload["user"], row.payload["event_ids"])
+            for row in rows
+            if row.payload.get("about") == "nudge"
+        ]
+
+
+def stored(sessions: Sessions, incident_id: int) -> Incident:
+    with sessions() as session:
+        return session.get_one(Incident, incident_id)
+
+
+def test_a_promised_update_replaces_the_reminders_and_none_brings_them_back(
+    committing_sessions: Sessions,
+):
+    sessions = committing_sessions
+    jobs = sweeps(sessions)
+    promised, plain = declared(sessions), declared(sessions)
+    promise(sessions, promised, timedelta(hours=1), T0)
+    promise(sessions, plain, None, T0)
+    assert jobs.remind(T0 + MINUTE) == 0  # due times derived for the plain one
+    assert jobs.remind(T0 + SEV1_CADENCE) == 1
+    assert len(of_kind(sessions, plain, EventKind.REMINDER)) == 1
+    assert of_kind(sessions, promised, EventKind.REMINDER) == []
+    assert stored(sessions, promised).next_reminder_at is None
+    assert jobs.remind(T0 + 50 * MINUTE) == 1, "the plain one again, the promised one never"
+    assert of_kind(sessions, promised, EventKind.REMINDER) == []
+
+    # "none": the severity's cadence counts again from this update.
+    at = T0 + 55 * MINUTE
+    promise(sessions, promised, None, at)
+    jobs.remind(at + SEV1_CADENCE - timedelta(seconds=1))
+    assert of_kind(sessions, promised, EventKind.REMINDER) == []
+    jobs.remind(at + SEV1_CADENCE)
+    assert len(of_kind(sessions, promised, EventKind.REMINDER)) == 1
+
+
+def test_a_snoozed_reminder_of_a_promised_incident_does_not_go_out(committing_sessions: Sessions):
+    sessions = committing_sessions
+    jobs = sweeps(sessions)
+    incident_id = declared(sessions)
+    promise(sessions, incident_id, timedelta(hours=4), T0)
+    with sessions.begin() as session:
+        incidents.snooze_reminders(session, incident_id, BOB, timedelta(minutes=10), now=T0)
+    assert jobs.remind(T0 + timedelta(minutes=30)) == 0
+    assert of_kind(sessions, incident_id, EventKind.REMINDER) == []
+
+
+def test_a_late_update_nudges_the_lead_and_comms_once_per_promised_interval(
+    committing_sessions: Sessions,
+):
+    sessions = committing_sessions
+    jobs = sweeps(sessions)
+    incident_id = declared(sessions, owner=LEAD)
+    give_comms(sessions, incident_id, COMMS)
+    every = timedelta(minutes=30)
+    promise(sessions, incident_id, every, T0)
+    due = T0 + every
+
+    assert jobs.nudge_updates(due - timedelta(seconds=1)) == 0
+    assert jobs.nudge_updates(due) == 1
+    [nudge] = of_kind(sessions, incident_id, EventKind.UPDATE_OVERDUE)
+    assert (nudge.actor, nudge.details["who"]) == ("system", [LEAD, COMMS])
+    assert nudge.details["next_update_at"] == due.isoformat()
+    assert nudge_dms(sessions, incident_id) == [(LEAD, [nudge.id]), (COMMS, [nudge.id])]
+    assert jobs.deliverer.drained == [incident_id]  # type: ignore[attr-defined]
+    row = stored(sessions, incident_id)
+    assert row.update_nudge_at == due + every
+    assert row.next_update_at == due, "the promise stays late: the card shows it overdue"
+
+    assert [jobs.nudge_updates(due + m * MINUTE) for m in (1, 10, 29)] == [0, 0, 0]
+    assert jobs.nudge_updates(due + every) == 1
+    assert len(of_kind(sessions, incident_id, EventKind.UPDATE_OVERDUE)) == 2
+    assert len(nudge_dms(sessions, incident_id)) == 4
+
+    # The update comes: no more nudges until the new promise is late.
+    promise(sessions, incident_id, timedelta(hours=1), due + every + MINUTE)
+    assert jobs.nudge_updates(due + 2 * every) == 0
+    assert len(of_kind(sessions, incident_id, EventKind.UPDATE_OVERDUE)) == 2
+
+
+def test_a_nudge_edits_the_card_and_posts_nothing_in_the_thread_or_channel(
+    committing_sessions: Sessions,
+):
+    sessions = committing_sessions
+    jobs = sweeps(sessions)
+    with sessions.begin() as session:
+        incident_id = incidents.declare(
+            session,
+            IncidentDraft(title="Checkout down", severity="SEV1", slack_channel_id=CHANNEL),
+            ALICE,
+            now=T0,
+            channels=ChannelRules(),
+        ).id
+    promise(sessions, incident_id, timedelta(minutes=15), T0)
+    with sessions() as session:
+        before = last_delivery(session)
+    assert jobs.nudge_updates(T0 + timedelta(minutes=15)) == 1
+    with sessions() as session:
+        assert actions_after(session, incident_id, before) == [
+            DeliveryAction.UPDATE_CARD,
+            DeliveryAction.UPDATE_CHANNEL,
+            DeliveryAction.TELL_USER,
+        ]
+
+
+@pytest.mark.parametrize(
+    ("owner", "comms", "reporter", "nudged"),
+    [
+        (LEAD, LEAD, ALICE, [LEAD]),  # one person holding both is nudged once
+        (None, COMMS, ALICE, [COMMS]),
+        (LEAD, None, ALICE, [LEAD]),
+        (None, None, ALICE, [ALICE.user_id]),  # neither: the reporter
+        (None, None, Actor.token("alertmanager", is_admin=False), []),  # not a person
+    ],
+)
+def test_who_is_nudged(
+    committing_sessions: Sessions,
+    owner: str | None,
+    comms: str | None,
+    reporter: Actor,
+    nudged: list[str],
+):
+    sessions = committing_sessions
+    with sessions.begin() as session:
+        draft = IncidentDraft(
+            title="Checkout down", severity="SEV2", owner=owner, slack_channel_id=CHANNEL
+        )
+        incident_id = incidents.declare(session, draft, reporter, now=T0).id
+    if comms:
+        give_comms(sessions, incident_id, comms)
+    promise(sessions, incident_id, timedelta(minutes=15), T0)
+    assert sweeps(sessions).nudge_updates(T0 + timedelta(hours=1)) == 1
+    assert [user for user, _ in nudge_dms(sessions, incident_id)] == nudged
+
+
+@pytest.mark.parametrize("final", ["resolved", "closed"])
+def test_a_finished_incident_is_not_nudged(committing_sessions: Sessions, final: str):
+    sessions = committing_sessions
+    incident_id = declared(sessions, owner=LEAD)
+    promise(sessions, incident_id, timedelta(minutes=15), T0)
+    with sessions.begin() as session:
+        incidents.change_status(session, incident_id, final, BOB, resolution=FIXED, now=T0 + MINUTE)
+    assert sweeps(sessions).nudge_updates(T0 + timedelta(hours=1)) == 0
+    assert of_kind(sessions, incident_id, EventKind.UPDATE_OVERDUE) == []
+
+
+def test_quiet_hours_hold_nudges_until_they_end(committing_sessions: Sessions):
+    sessions = committing_sessions
+    jobs = sweeps(sessions, quiet_hours=(time(22, 0), time(7, 0)), timezone=PARIS)
+    evening = datetime(2031, 1, 15, 21, 30, tzinfo=PARIS).astimezone(UTC)
+    incident_id = declared(sessions, owner=LEAD)
+    promise(sessions, incident_id, timedelta(hours=1), evening)
+    night = [evening + timedelta(hours=h) for h in (1, 3, 9)]  # 22:30, 00:30, 06:30 in Paris
+    assert [jobs.nudge_updates(now) for now in night] == [0, 0, 0]
+    morning = datetime(2031, 1, 16, 7, 0, tzinfo=PARIS).astimezone(UTC)
+    assert jobs.nudge_updates(morning) == 1
+    assert len(nudge_dms(sessions, incident_id)) == 1, "one nudge, not one per missed interval"
+    assert stored(sessions, incident_id).update_nudge_at == morning + timedelta(hours=1)
+
+
+def test_a_snooze_holds_the_nudges_too_but_never_brings_them_sooner(
+    committing_sessions: Sessions,
+):
+    sessions = committing_sessions
+    jobs = sweeps(sessions)
+    held, later = declared(sessions, owner=LEAD), declared(sessions, owner=LEAD)
+    promise(sessions, held, timedelta(minutes=15), T0)
+    promise(sessions, later, timedelta(hours=4), T0)
+    with sessions.begin() as session:
+        for incident_id in (held, later):
+            incidents.snooze_reminders(session, incident_id, BOB, timedelta(hours=1), now=T0)
+    assert stored(sessions, held).update_nudge_at == T0 + timedelta(hours=1)
+    assert stored(sessions, later).update_nudge_at == T0 + timedelta(hours=4)
+    assert jobs.nudge_updates(T0 + timedelta(minutes=59)) == 0
+    assert jobs.nudge_updates(T0 + timedelta(hours=1)) == 1
+    assert len(nudge_dms(sessions, held)) == 1
+    assert nudge_dms(sessions, later) == []
+
+
+def test_a_snooze_without_a_promise_sets_no_nudge(session: Session):
+    incident = declare(session, severity="SEV1")
+    incidents.snooze_reminders(session, incident.id, BOB, timedelta(hours=1), now=T0)
+    assert incident.update_nudge_at is None and incident.next_update_at is None
+
+
+def test_the_overdue_count_is_of_active_incidents_past_their_promise(session: Session):
+    late, kept, finished = declare(session), declare(session), declare(session)
+    now = datetime.now(UTC)
+    for incident, at in (
+        (late, now - timedelta(hours=1)),
+        (kept, now),
+        (finished, now - timedelta(hours=1)),
+    ):
+        post(session, incident, next_update_in=timedelta(minutes=15), at=at)
+    incidents.change_status(session, finished.id, "resolved", BOB, resolution=FIXED)
+    assert incidents.count_overdue(session) == 1
+    assert incidents.is_overdue(late.next_update_at, now)
+    assert not incidents.is_overdue(kept.next_update_at, now)
+    assert not incidents.is_overdue(None, now)

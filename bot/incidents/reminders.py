@@ -1,4 +1,5 @@
-"""Reminders: when an active incident's owner is next nudged, and snoozing that."""
+"""Reminders: when an active incident's owner is next nudged, and snoozing that (and the
+nudges of a promised update)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,10 @@ def snooze_reminders(
         )
     until = now + duration
     incident.next_reminder_at = until
+    if incident.next_update_at is not None:
+        # A promised update's nudges wait for the snooze too (never sooner than they were due).
+        due = incident.update_nudge_at
+        incident.update_nudge_at = until if due is None or due < until else due
     event = record_event(
         session,
         incident,
