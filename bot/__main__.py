@@ -276,6 +276,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         client,
         offer_channels=settings.channel_rules.offered,
         public_url=settings.public_url,
+        role_rules=settings.role_rules,
     )
     try:
         app = create_app(settings, sessions, client, work, deliverer)

@@ -169,6 +169,7 @@ def test_declaring_queues_the_channel_after_the_card_with_its_name_and_people(
     assert [r.action for r in rows] == [
         DeliveryAction.POST_CARD,
         DeliveryAction.OPEN_CHANNEL,
+        DeliveryAction.POST_WELCOME,
         DeliveryAction.UPDATE_CHANNEL,
         DeliveryAction.POST_SUMMARY,
         DeliveryAction.POST_CHANNEL,
@@ -225,11 +226,15 @@ def test_a_sev1_gets_its_channel_with_people_invited_and_every_change_posted_the
     assert opened.own_channel_name == room["name"]
     members = set(fake_slack.channel_members(room["id"]))
     assert {"U0ALICE0001", "U0OWNER0001", "U0ONCALL001", "U0LEAD0001"} <= members
-    summary, declared, noted = fake_slack.messages(room["id"])
-    assert fake_slack.pinned(room["id"]) == [summary["ts"]] == [opened.own_channel_summary_ts]
+    welcome, summary, declared, noted = fake_slack.messages(room["id"])
+    assert fake_slack.pinned(room["id"]) == [welcome["ts"], summary["ts"]]
+    assert [welcome["ts"], summary["ts"]] == [
+        opened.own_channel_welcome_ts,
+        opened.own_channel_summary_ts,
+    ]
     assert "declared" in declared["text"] and "marker-both" in noted["text"]
     # Topics show no mentions: the owner's name, as Slack shows it.
-    assert fake_slack.topic(room["id"]) == "SEV1 · open · owner @Olga (IC)"
+    assert fake_slack.topic(room["id"]) == "SEV1 · open · lead @Olga (IC)"
     card = fake_slack.message(CHANNEL, opened.card_ts)
     assert f"<#{room['id']}>" in str(card["blocks"]), "the card links the channel"
     thread = [m["text"] for m in fake_slack.thread(CHANNEL, opened.card_ts)]
@@ -401,8 +406,8 @@ def test_the_summary_and_topic_follow_changes_and_the_topic_is_set_only_when_it_
     deliverer.drain()
 
     assert len(fake_slack.calls_to("conversations.setTopic")) == topics + 1, "coalesced"
-    assert fake_slack.topic(room) == "SEV2 · investigating · owner nobody"
-    [summary_ts] = fake_slack.pinned(room)
+    assert fake_slack.topic(room) == "SEV2 · investigating · no lead"
+    [_, summary_ts] = fake_slack.pinned(room)
     summary = fake_slack.message(room, summary_ts)
     assert "[SEV2, investigating]" in summary["text"]
 
@@ -679,7 +684,10 @@ def test_two_replicas_draining_at_once_open_one_channel_per_incident(
     for incident_id in declared:
         opened = incident(sessions, incident_id)
         assert fake_slack.channel_by_name(f"inc-{incident_id}-outage-{incident_id - 1}")
-        assert fake_slack.pinned(opened.own_channel_id or "") == [opened.own_channel_summary_ts]
+        assert fake_slack.pinned(opened.own_channel_id or "") == [
+            opened.own_channel_welcome_ts,
+            opened.own_channel_summary_ts,
+        ]
         summaries = [
             m for m in fake_slack.messages(opened.own_channel_id or "") if "[SEV1," in m["text"]
         ]

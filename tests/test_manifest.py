@@ -45,3 +45,13 @@ def test_manifest_declares_what_the_listeners_handle(manifest: dict):
     assert "app_home_opened" in settings["event_subscriptions"]["bot_events"]
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert {"commands", "chat:write", "channels:join", "files:read", "files:write"} <= scopes
+
+
+def test_manifest_asks_for_every_scope_the_bot_uses_of_the_fake_slack(manifest: dict):
+    """The fake grants DEFAULT_SCOPES, what the bot's calls need: the manifest asks for them all
+    (users:read.email and pins:read are the fake's for the tests' own look-ups)."""
+    from tests.fakeslack.server import DEFAULT_SCOPES
+
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"im:write", "im:history", "channels:history", "groups:history"} <= scopes
+    assert DEFAULT_SCOPES - scopes <= {"users:read.email", "pins:read"}

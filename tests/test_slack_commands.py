@@ -848,7 +848,7 @@ def test_note(slackbot: Bot) -> None:
             {"owner": USER},
             {"owner": OTHER, "assignee": None},
             f"INC-1 owner: <@{OTHER}>.",
-            f"set the owner to <@{OTHER}>",
+            f"👤 <@{OTHER}> is now the incident lead, taking over from <@{USER}>",
         ),
         (
             f"assign 1 Assignee <@{OTHER}>",
@@ -862,7 +862,7 @@ def test_note(slackbot: Bot) -> None:
             {},
             {"owner": USER},
             f"INC-1 owner: <@{USER}>.",
-            f"set the owner to <@{USER}>",
+            f"👤 <@{USER}> is now the incident lead",
         ),
         (
             "assign 1 nobody",
@@ -876,7 +876,7 @@ def test_note(slackbot: Bot) -> None:
             {"owner": OTHER, "assignee": OTHER},
             {"owner": None, "assignee": OTHER},
             "INC-1 owner: nobody.",
-            f"unassigned the owner (<@{OTHER}>)",
+            f"👤 Nobody is the incident lead now (<@{OTHER}> was) (by <@{USER}>)",
         ),
     ],
 )
@@ -898,7 +898,8 @@ def test_assign(
     last = events(slackbot, number)[-1]
     assert last.kind == EventKind.ASSIGNED
     thread = wait_thread_reply(slackbot, card_ts)
-    assert f"👤 <@{USER}> {line}" in thread["text"]
+    # The owner is the lead: its lines say who leads now.
+    assert (line if line.startswith("👤") else f"👤 <@{USER}> {line}") in thread["text"]
     update = slackbot.fake.calls_to("chat.update")[0]
     assert (update["channel"], update["ts"]) == (CHANNEL, card_ts)
 

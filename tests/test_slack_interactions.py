@@ -457,7 +457,7 @@ def test_declare_modal_posts_the_card_and_stores_the_incident(bot: Bot):
     assert fields["Severity"] == "🟠 SEV2 (high)"
     assert fields["Service"] == "payments"
     assert fields["Category"] == "outage"
-    assert fields["Owner"] == f"<@{BOB}>"
+    assert fields["Lead"] == f"<@{BOB}>"
     assert fields["Reporter"] == f"<@{USER}>"
     assert fields["Declared"].startswith(f"<!date^{int(incident.created_at.timestamp())}^")
     assert any(

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from bot.incidents import format_incident_id
+from bot.incidents import format_incident_id, progress, roles
+from bot.incidents.roles import RoleRules
 from bot.incidents.screenshots import list_screenshots
 from bot.slack import blocks
 from db.models import Delivery, DeliveryAction, EventKind, Incident, IncidentEvent, Severity
@@ -27,6 +28,9 @@ INVITE = "conversations.invite"
 RENAME = "conversations.rename"
 # Calls that must not happen twice: their outcome, when unknown, is looked up before a retry.
 ONCE_ONLY = frozenset({"chat.postMessage", "conversations.create"})
+# The welcome message's link to the card, made a permalink just before it is sent
+# (bot.delivery.channels.link_card): where the card is, the block, its text with the link.
+CARD_LINK = "card_link"
 # How far before a post's start its message is looked for (clocks differ a little).
 LOOKUP_SLACK = timedelta(minutes=1)
 LOOKUP_PAGES = 5
@@ -46,10 +50,12 @@ class Unsendable(Exception):
 @dataclass(frozen=True)
 class CardStyle:
     """How cards look: an "Open channel" button for incidents without a channel (INCIDENT_CHANNELS
-    is not `never`), a link to the incident's web page (PUBLIC_URL)."""
+    is not `never`), a link to the incident's web page (PUBLIC_URL), the roles people hold
+    (INCIDENT_ROLES)."""
 
     offer_channel: bool = False
     public_url: str | None = None
+    role_rules: RoleRules = field(default_factory=RoleRules)
 
 
 def delivery_ref(delivery: Delivery, incident: Incident | None) -> str:
@@ -80,16 +86,26 @@ def pending() -> Any:
 
 
 def prepare(
-    session: Session, delivery: Delivery, incident: Incident | None, cards: CardStyle
+    session: Session,
+    delivery: Delivery,
+    incident: Incident | None,
+    cards: CardStyle,
+    now: datetime | None = None,
 ) -> SlackCall | str:
     """The Slack call a row asks for, or a note when there is nothing to send."""
     ref = delivery_ref(delivery, incident)
+    now = now or datetime.now(UTC)
 
     def card() -> list[Any]:
         assert incident is not None
-        shots = list_screenshots(session, incident.id)
         return blocks.card(
-            incident, shots, offer_channel=cards.offer_channel, public_url=cards.public_url
+            incident,
+            list_screenshots(session, incident.id),
+            offer_channel=cards.offer_channel,
+            public_url=cards.public_url,
+            roles=roles.holders(session, incident, cards.role_rules),
+            latest=progress.latest_update(session, incident.id),
+            now=now,
         )
 
     def post_card(channel: str | None) -> SlackCall:
@@ -159,6 +175,18 @@ def prepare(
             if incident.own_channel_summary_ts is not None:
                 return "skipped: the summary is posted"
             return post_card(room)
+        case DeliveryAction.POST_WELCOME:
+            room = _require_own_channel(incident)
+            if incident.own_channel_welcome_ts is not None:
+                return "skipped: the welcome is posted"
+            return call(
+                "chat.postMessage",
+                room,
+                **welcome(session, incident, cards),
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata=tag(delivery.id),
+            )
         case DeliveryAction.UPDATE_CHANNEL:
             room = _require_own_channel(incident)
             if _later_pending(session, delivery):
@@ -169,12 +197,17 @@ def prepare(
                 "text": blocks.card_text(incident),
                 "blocks": card(),
             }
+            greeting = incident.own_channel_welcome_ts and {
+                "channel": room,
+                "ts": incident.own_channel_welcome_ts,
+                **welcome(session, incident, cards),
+            }
             topic = blocks.channel_topic(incident)
             if topic == incident.own_channel_topic:
                 topic = None
-            if not summary and not topic:
+            if not summary and not topic and not greeting:
                 return "skipped: nothing to change"
-            return call(REFRESH, room, summary=summary, topic=topic)
+            return call(REFRESH, room, summary=summary, topic=topic, welcome=greeting)
         case DeliveryAction.RENAME_CHANNEL:
             room = _require_own_channel(incident)
             if _later_pending(session, delivery):
@@ -190,41 +223,62 @@ def prepare(
             return call(ARCHIVE, room)
         case DeliveryAction.POST_CHANNEL:
             room = _require_own_channel(incident)
+            shown: list[Any] | None = None
             if "say" in delivery.payload:  # the bot's own line, not a change's reply
                 text = blocks.channel_line(incident, delivery.payload)
             else:
-                events = _events(session, delivery)
+                events = blocks.posted(_events(session, delivery))
                 if not events:
-                    return "skipped: its events are gone"
-                text = blocks.thread_text(events)
+                    return "skipped: its events are gone, or are not posted"
+                text = blocks.thread_text(events, cards.role_rules)
+                shown = blocks.thread_blocks(incident, events, cards.role_rules)
             return call(
                 "chat.postMessage",
                 room,
                 text=text,
+                blocks=shown,
                 unfurl_links=False,
                 unfurl_media=False,
                 metadata=tag(delivery.id),
             )
         case DeliveryAction.POST_THREAD:
             _require_card(incident)
-            events = _events(session, delivery)
+            events = blocks.posted(_events(session, delivery))
             if not events:
-                return "skipped: its events are gone"
+                return "skipped: its events are gone, or are not posted"
             broadcast = incident.severity in (Severity.SEV1, Severity.SEV2) and any(
-                e.kind == EventKind.STATUS_CHANGED for e in events
+                e.kind == EventKind.STATUS_CHANGED
+                or (e.kind == EventKind.STATUS_UPDATE and e.field == "status")
+                for e in events
             )
             return call(
                 "chat.postMessage",
                 channel,
                 thread_ts=incident.card_ts,
-                text=blocks.thread_text(events),
-                blocks=blocks.thread_blocks(incident, events),
+                text=blocks.thread_text(events, cards.role_rules),
+                blocks=blocks.thread_blocks(incident, events, cards.role_rules),
                 reply_broadcast=broadcast,
                 unfurl_links=False,
                 unfurl_media=False,
                 metadata=tag(delivery.id),
             )
     raise AssertionError(f"unknown delivery action {delivery.action}")
+
+
+def welcome(session: Session, incident: Incident, cards: CardStyle) -> dict[str, Any]:
+    """The welcome message's text and blocks (as sent: dicts, so its link to the card can be
+    made the card's permalink when it is sent), and where that card is."""
+    holders = roles.holders(session, incident, cards.role_rules)
+    text, shown = blocks.welcome(incident, holders, public_url=cards.public_url)
+    message: dict[str, Any] = {"text": text, "blocks": [b.to_dict() for b in shown]}
+    if incident.slack_channel_id and incident.card_ts:
+        message[CARD_LINK] = {
+            "channel": incident.slack_channel_id,
+            "ts": incident.card_ts,
+            "block_id": blocks.WELCOME_LINKS,
+            "text": blocks.welcome_links(incident, cards.public_url, blocks.CARD_LINK_MARK),
+        }
+    return message
 
 
 def find_tagged(client: WebClient, call: SlackCall) -> str | None:

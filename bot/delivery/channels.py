@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from bot.incidents import format_incident_id
 from bot.incidents.channels import NAME_MAX, USER_GROUP_ID, say_in_channel
+from bot.slack.blocks import CARD_LINK_MARK, safe_url
 from db.models import Delivery, DeliveryAction, Incident
 
-from .calls import ARCHIVE, INVITE, REFRESH, RENAME, SlackCall, Unsendable
+from .calls import ARCHIVE, CARD_LINK, INVITE, REFRESH, RENAME, SlackCall, Unsendable
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +135,18 @@ def record_channel_call(
     name: str | None,
     now: datetime,
 ) -> None:
-    """Keep what the channel now shows: the pinned summary's ts, the topic last set."""
+    """Keep what Slack now shows: the card's ts, the pinned summary's and the welcome's, the
+    topic last set. A plain UPDATE, not the ORM's versioned one: a change committed while the
+    card was being posted must neither fail this write nor be overwritten by it."""
     values: dict[str, object] = {}
+    if call.action == DeliveryAction.POST_CARD:
+        values["card_ts"] = ts
     if call.action == DeliveryAction.ARCHIVE_CHANNEL:
         values["own_channel_archived_at"] = now
     if call.action == DeliveryAction.POST_SUMMARY and ts:
         values["own_channel_summary_ts"] = ts
+    if call.action == DeliveryAction.POST_WELCOME and ts:
+        values["own_channel_welcome_ts"] = ts
     if call.action == DeliveryAction.RENAME_CHANNEL and name:
         values["own_channel_name"] = name
     if call.action == DeliveryAction.UPDATE_CHANNEL and call.kwargs.get("topic"):
@@ -190,10 +197,14 @@ def post_skipped(session: Session, incident: Incident, skipped: Skipped, now: da
 
 
 def refresh(client: WebClient, call: SlackCall) -> Changed:
-    """Edit the pinned summary, and set the topic when it changed (Slack posts a notice for
-    every topic change, so an unchanged one is not set again)."""
+    """Edit the pinned summary and the welcome message, and set the topic when it changed
+    (Slack posts a notice for every topic change, so an unchanged one is not set again)."""
     if call.kwargs.get("summary"):
         client.chat_update(**call.kwargs["summary"])
+    if call.kwargs.get("welcome"):
+        welcome = dict(call.kwargs["welcome"])
+        link_card(client, welcome)
+        client.chat_update(**welcome)
     if call.kwargs.get("topic"):
         topic = _MENTION.sub(lambda m: "@" + _name(client, m.group(1)), call.kwargs["topic"])
         client.conversations_setTopic(channel=call.channel, topic=topic)
@@ -211,13 +222,48 @@ def _name(client: WebClient, user_id: str) -> str:
     return profile.get("display_name") or profile.get("real_name") or user.get("name") or user_id
 
 
+# Posts pinned in the incident channel once they are there.
+PINNED = frozenset({DeliveryAction.POST_SUMMARY, DeliveryAction.POST_WELCOME})
+
+
+def before_post(client: WebClient, call: SlackCall) -> None:
+    """The welcome message links the card by its permalink (looked up now: a read, safe to
+    repeat); the channel's mention stays when Slack can't say."""
+    if call.action == DeliveryAction.POST_WELCOME:
+        link_card(client, call.kwargs)
+
+
+def after_post(client: WebClient, call: SlackCall, ts: str | None) -> None:
+    """Pin the summary and the welcome message."""
+    if call.action in PINNED and ts and call.channel:
+        pin(client, call.channel, ts, call.ref)
+
+
+def link_card(client: WebClient, message: dict[str, Any]) -> None:
+    """Replace the welcome's link to the card's channel by the card's own permalink."""
+    link = message.pop(CARD_LINK, None)
+    if not link:
+        return
+    try:
+        permalink = client.chat_getPermalink(channel=link["channel"], message_ts=link["ts"])
+    except SlackApiError as error:
+        log.info("no permalink for the card in %s: %s", link["channel"], _code(error))
+        return
+    url = str(permalink.get("permalink") or "")
+    if not safe_url(url):
+        return
+    for block in message.get("blocks") or []:
+        if block.get("block_id") == link["block_id"]:
+            block["text"]["text"] = link["text"].replace(CARD_LINK_MARK, url)
+
+
 def pin(client: WebClient, channel_id: str, ts: str, ref: str) -> None:
-    """Pin the summary; a refusal is logged, never a reason to post it again."""
+    """Pin the summary or the welcome; a refusal is logged, never a reason to post it again."""
     try:
         client.pins_add(channel=channel_id, timestamp=ts)
     except SlackApiError as error:
         if _code(error) != "already_pinned":
-            log.warning("%s: summary not pinned in %s: %s", ref, channel_id, _code(error))
+            log.warning("%s: message not pinned in %s: %s", ref, channel_id, _code(error))
 
 
 # The incident channel's calls that are safe to repeat, by the method a row's call names.

@@ -34,6 +34,7 @@ IN_OWN_CHANNEL = (
     DeliveryAction.RENAME_CHANNEL,
     DeliveryAction.POST_CHANNEL,
     DeliveryAction.POST_SUMMARY,
+    DeliveryAction.POST_WELCOME,
     DeliveryAction.UPDATE_CHANNEL,
 )
 TELL = DeliveryAction.TELL_USER

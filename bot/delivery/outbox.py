@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot import metrics
+from bot.incidents.roles import RoleRules
 from db.models import (
     Delivery,
     DeliveryAction,
@@ -49,8 +50,9 @@ from .calls import (
 )
 from .channels import (
     CHANNEL_CALLS,
+    after_post,
+    before_post,
     open_channel,
-    pin,
     post_skipped,
     record_channel_call,
     record_opened,
@@ -106,9 +108,10 @@ class Deliverer:
         *,
         offer_channels: bool = False,
         public_url: str | None = None,
+        role_rules: RoleRules | None = None,
     ) -> None:
         self.sessions = sessions
-        self.cards = CardStyle(offer_channel=offer_channels, public_url=public_url)
+        self.cards = CardStyle(offer_channels, public_url, role_rules or RoleRules())
         # Calls that are safe to repeat (edits, deletes, lookups) keep the client's retries.
         self.client = client
         # Posts are never repeated by the client: only the outbox decides, after looking.
@@ -202,9 +205,9 @@ class Deliverer:
                     return _Step(problem=expired)
             try:
                 if delivery.action == DeliveryAction.TELL_USER:
-                    call: SlackCall | str = tell.call_for(delivery, incident)
+                    call: SlackCall | str = tell.call_for(session, delivery, incident, self.cards)
                 else:
-                    call = prepare(session, delivery, incident, self.cards)
+                    call = prepare(session, delivery, incident, self.cards, at)
             except Unsendable as error:
                 return _Step(problem=self._failed(session, delivery, incident, error.code, at))
             except SlackObjectFormationError as error:
@@ -277,9 +280,9 @@ class Deliverer:
             if call.action == DeliveryAction.TELL_USER:
                 tell.open_dm(self.client, call)  # then posted, tagged, as any post
             if call.method == "chat.postMessage":
+                before_post(self.client, call)
                 outcome = self._post(call)
-                if call.action == DeliveryAction.POST_SUMMARY and outcome.ts and call.channel:
-                    pin(self.client, call.channel, outcome.ts, call.ref)
+                after_post(self.client, call, outcome.ts)
                 return outcome
             if call.method in CHANNEL_CALLS:
                 name, skipped = CHANNEL_CALLS[call.method](self.client, call)
@@ -380,15 +383,6 @@ class Deliverer:
             if call.action == DeliveryAction.OPEN_CHANNEL and incident is not None:
                 assert outcome.ts is not None and outcome.channel_name is not None
                 record_opened(session, incident, outcome.ts, outcome.channel_name, now)
-            if call.action == DeliveryAction.POST_CARD and incident is not None:
-                # A plain UPDATE, not the ORM's versioned one: a change committed while the card
-                # was being posted must neither fail this write nor be overwritten by it.
-                session.execute(
-                    update(Incident)
-                    .where(Incident.id == incident.id)
-                    .values(card_ts=outcome.ts)
-                    .execution_options(synchronize_session=False)
-                )
             return _Step(found=outcome.found)
         if not outcome.unknown:
             delivery.sending_since = None

@@ -27,12 +27,15 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.incidents import format_incident_id
-from db.models import Delivery, DeliveryAction, Incident
+from bot.incidents import ACTIVE_STATUSES, format_incident_id, progress
+from bot.incidents.recording import DM_NUDGE, DM_ROLE, DM_SUBSCRIBER
+from bot.slack import blocks
+from db.models import Delivery, DeliveryAction, Incident, IncidentEvent
 
-from .calls import SlackCall, delivery_ref, tag
+from .calls import CardStyle, SlackCall, Unsendable, delivery_ref, tag
 from .problems import Problem
 
 log = logging.getLogger(__name__)
@@ -119,10 +122,19 @@ def expire(delivery: Delivery, incident: Incident | None, now: datetime) -> Prob
     return Problem(ref, delivery.payload.get("channel"), EXPIRED, permanent=True, telling=True)
 
 
-def call_for(delivery: Delivery, incident: Incident | None) -> SlackCall:
-    """The row's call; a DM's channel is opened when it is sent (`open_dm`)."""
+def call_for(
+    session: Session, delivery: Delivery, incident: Incident | None, cards: CardStyle
+) -> SlackCall | str:
+    """The row's call, or a note when there is nothing to send; a DM's channel is opened when
+    it is sent (`open_dm`). A DM about an incident's events is worded now, from them."""
     payload = delivery.payload
-    message = {"text": payload["text"], "blocks": payload.get("blocks")}
+    if "text" in payload:
+        message = {"text": payload["text"], "blocks": payload.get("blocks")}
+    else:
+        rendered = _render(session, delivery, incident, cards)
+        if isinstance(rendered, str):
+            return rendered
+        message = {"text": rendered[0], "blocks": rendered[1]}
     via = payload["via"]
     if via == RESPONSE_URL:
         method, channel = RESPONSE_URL, None
@@ -143,6 +155,39 @@ def call_for(delivery: Delivery, incident: Incident | None) -> SlackCall:
     return SlackCall(
         delivery.id, delivery.action, method, channel, kwargs, delivery.incident_id, ref
     )
+
+
+def _render(
+    session: Session, delivery: Delivery, incident: Incident | None, cards: CardStyle
+) -> tuple[str, list[Any]] | str:
+    """A DM queued by the domain (bot.incidents.recording.dm_later) with no text: a role's
+    duties, a subscriber's copy of a change, a nudge to post the promised update."""
+    if incident is None:
+        return "skipped: the incident was deleted"
+    event_ids = delivery.payload.get("event_ids") or []
+    events = list(
+        session.scalars(
+            select(IncidentEvent).where(IncidentEvent.id.in_(event_ids)).order_by(IncidentEvent.id)
+        )
+    )
+    if not events:
+        return "skipped: its events are gone"
+    about = delivery.payload.get("about")
+    if about == DM_ROLE:
+        return blocks.role_dm(incident, events[-1], cards.role_rules, cards.public_url)
+    if about == DM_SUBSCRIBER:
+        told = blocks.subscriber_dm(incident, events, cards.public_url)
+        return told or "skipped: nothing a subscriber is told"
+    if about == DM_NUDGE:
+        if incident.status not in ACTIVE_STATUSES:
+            return "skipped: the incident is no longer active"
+        latest = progress.latest_update(session, incident.id)
+        if latest is not None and latest.id > events[-1].id:
+            return "skipped: the update came"
+        raw = events[-1].details.get("next_update_at")
+        due = datetime.fromisoformat(raw) if raw else incident.next_update_at
+        return blocks.nudge_dm(incident, due)
+    raise Unsendable("unknown_dm")
 
 
 def open_dm(client: WebClient, call: SlackCall) -> None:

@@ -167,6 +167,7 @@ def reopen_channel(session: Session, incident: Incident, now: datetime) -> None:
     previous = incident.own_channel_id
     incident.own_channel_id = incident.own_channel_name = None
     incident.own_channel_summary_ts = incident.own_channel_topic = None
+    incident.own_channel_welcome_ts = None
     incident.own_channel_archived_at = None
     suffix = f"-{len(opened) + 1}"
     name = first["name"][: NAME_MAX - len(suffix)].rstrip("-_") + suffix
@@ -177,7 +178,8 @@ def reopen_channel(session: Session, incident: Incident, now: datetime) -> None:
 def _queue_open(
     session: Session, incident: Incident, payload: dict[str, Any], now: datetime
 ) -> None:
-    """Open the channel (name and people fixed in `payload`), set its topic, pin its summary."""
+    """Open the channel (name and people fixed in `payload`), post and pin the welcome message
+    (the channel's first), set its topic, pin its summary."""
     session.add(
         Delivery(
             incident_id=incident.id,
@@ -188,7 +190,11 @@ def _queue_open(
     )
     session.add_all(
         Delivery(incident_id=incident.id, action=action, next_attempt_at=now)
-        for action in (DeliveryAction.UPDATE_CHANNEL, DeliveryAction.POST_SUMMARY)
+        for action in (
+            DeliveryAction.POST_WELCOME,
+            DeliveryAction.UPDATE_CHANNEL,
+            DeliveryAction.POST_SUMMARY,
+        )
     )
 
 

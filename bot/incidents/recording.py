@@ -98,10 +98,10 @@ def notify(
     channel: bool = True,
 ) -> None:
     """Queue the card edit and one reply for `events`, in the card's thread and in the
-    incident's own channel if it has one (nothing of these when there is no card); and, for a
-    status change or a structured update, one DM to each subscriber but whoever made it (with
-    or without a card: a web-only incident's subscribers want to know too). `thread` and
-    `channel` False leave out that reply (both: the card and pinned summary are only edited).
+    incident's own channel if it has one (nothing of these when there is no card; `thread` and
+    `channel` False leave out that reply: both, the card and pinned summary are only edited);
+    and, for a status change or a structured update, one DM to each subscriber but whoever made
+    it (with or without a card: a web-only incident's subscribers want to know too).
 
     The rows are due at `now`, the change's own time, so a drain right after it sends them.
     """
@@ -125,7 +125,7 @@ def _post_later(
     *,
     card: bool,
     thread: bool,
-    channel: bool = True,
+    channel: bool,
 ) -> None:
     if card:
         edits = [DeliveryAction.UPDATE_CARD]

@@ -63,8 +63,9 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "usergroups.users.list": ("usergroups:read",),
     "conversations.info": ("channels:read", "groups:read"),
     "conversations.members": ("channels:read", "groups:read"),
-    "conversations.history": ("channels:history", "groups:history"),
-    "conversations.replies": ("channels:history", "groups:history"),
+    # ...and the one of the channel's type (HISTORY_SCOPES), checked when the channel is known.
+    "conversations.history": ("channels:history", "groups:history", "im:history"),
+    "conversations.replies": ("channels:history", "groups:history", "im:history"),
     "conversations.create": ("channels:manage", "groups:write"),
     "conversations.invite": ("channels:manage", "groups:write"),
     "conversations.archive": ("channels:manage", "groups:write"),
@@ -78,6 +79,14 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "files.info": ("files:read",),
     "files.getUploadURLExternal": ("files:write",),
     "files.completeUploadExternal": ("files:write",),
+}
+
+# Reading a conversation's messages needs the scope of its type.
+HISTORY_SCOPES = {
+    "public_channel": "channels:history",
+    "private_channel": "groups:history",
+    "im": "im:history",
+    "mpim": "mpim:history",
 }
 
 DEFAULT_SCOPES = frozenset(
@@ -96,6 +105,7 @@ DEFAULT_SCOPES = frozenset(
         "users:read",
         "users:read.email",
         "im:write",
+        "im:history",
         "pins:read",
         "pins:write",
         "usergroups:read",
@@ -1417,8 +1427,16 @@ class FakeSlack:
                 m.pop("metadata", None)
         return out
 
+    def _history_channel(self, value: Any) -> dict[str, Any]:
+        """A channel whose messages the bot may read: a member, with its type's history scope."""
+        channel = self._readable_channel(value)
+        needed = HISTORY_SCOPES[self._conversation_type(channel)]
+        if needed not in self.scopes:
+            raise SlackError("missing_scope", needed=needed, provided=",".join(sorted(self.scopes)))
+        return channel
+
     def _conversations_history(self, p: Params) -> dict[str, Any]:
-        channel = self._readable_channel(p.get("channel"))
+        channel = self._history_channel(p.get("channel"))
         top = [
             m
             for m in self._messages.get(channel["id"], [])
@@ -1436,7 +1454,7 @@ class FakeSlack:
         }
 
     def _conversations_replies(self, p: Params) -> dict[str, Any]:
-        channel = self._readable_channel(p.get("channel"))
+        channel = self._history_channel(p.get("channel"))
         parent = self._find_message(channel["id"], p.get("ts"))
         if parent is None or not self._visible(channel["id"], [parent]):
             raise SlackError("thread_not_found")

@@ -7,11 +7,22 @@ wherever it lands in mrkdwn, so a title such as `<!channel> db down` pings nobod
 
     text.py       escaping, clipping, mentions, labels
     messages.py   the card, thread replies, the digest
+    coordination.py  the update's layout, roles, the channel's welcome, the DMs
     modals.py     declare, edit, note, resolve, attach, the incident picker
     ephemeral.py  lists, details, help, confirmations, the Home tab
     reports.py    the stats message, the words around post-mortems and charts
 """
 
+from .coordination import (
+    CARD_LINK_MARK,
+    WELCOME_LINKS,
+    nudge_dm,
+    role_dm,
+    role_of,
+    subscriber_dm,
+    welcome,
+    welcome_links,
+)
 from .ephemeral import (
     DETAIL_SCREENSHOTS,
     HELP,
@@ -30,6 +41,7 @@ from .messages import (
     channel_line,
     channel_topic,
     digest,
+    posted,
     screenshot_line,
     screenshot_summary,
     size,
@@ -67,6 +79,7 @@ from .text import (
     escape,
     metadata,
     ref,
+    safe_url,
     severity_label,
     status_label,
     truncate,
@@ -76,6 +89,7 @@ from .text import (
 )
 
 __all__ = [
+    "CARD_LINK_MARK",
     "CARD_SCREENSHOTS",
     "DETAIL_SCREENSHOTS",
     "EDIT_FIELDS",
@@ -87,6 +101,7 @@ __all__ = [
     "SNOOZE_CHOICES",
     "STATUS_EMOJI",
     "STATUS_VERB",
+    "WELCOME_LINKS",
     "attach_from_message_modal",
     "attach_modal",
     "card",
@@ -109,11 +124,16 @@ __all__ = [
     "metadata",
     "not_posted",
     "note_modal",
+    "nudge_dm",
+    "posted",
     "postmortem_coming",
     "postmortem_comment",
     "postmortem_links",
     "ref",
     "resolve_modal",
+    "role_dm",
+    "role_of",
+    "safe_url",
     "screenshot_line",
     "screenshot_summary",
     "severity_label",
@@ -121,11 +141,14 @@ __all__ = [
     "stats_coming",
     "stats_message",
     "status_label",
+    "subscriber_dm",
     "thread_blocks",
     "thread_text",
     "timeline_note_modal",
     "truncate",
     "unescape",
     "user",
+    "welcome",
+    "welcome_links",
     "when",
 ]

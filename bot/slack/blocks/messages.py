@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -17,12 +16,22 @@ from slack_sdk.models.blocks import (
 )
 
 from bot import incidents
+from bot.incidents import progress
+from bot.incidents.roles import RoleRules
 from bot.slack import ids
 from db.models import EventKind, Incident, IncidentEvent, Screenshot, Severity, Status
 
+from .coordination import (
+    Holders,
+    lead_reminder_line,
+    role_line,
+    status_line,
+    update_blocks,
+    update_line,
+    web_page,
+)
 from .text import (
     SEVERITY_EMOJI,
-    STATUS_EMOJI,
     STATUS_VERB,
     _context,
     _mrkdwn,
@@ -32,12 +41,16 @@ from .text import (
     escape,
     metadata,
     ref,
+    safe_url,
     severity_label,
     status_label,
     truncate,
     user,
     when,
 )
+
+# ephemeral.py's name for it.
+_safe_url = safe_url
 
 # --- The incident card -------------------------------------------------------------------------
 
@@ -83,8 +96,9 @@ def _someone(user_or_group: str) -> str:
 
 
 def channel_topic(incident: Incident) -> str:
-    """`SEV1 · investigating · owner @x`: what an incident's channel is about, at a glance."""
-    return f"{incident.severity.value} · {incident.status.value} · owner {user(incident.owner)}"
+    """`SEV1 · investigating · lead @x`: what an incident's channel is about, at a glance."""
+    lead = f"lead {user(incident.owner)}" if incident.owner else "no lead"
+    return f"{incident.severity.value} · {incident.status.value} · {lead}"
 
 
 def card(
@@ -93,14 +107,19 @@ def card(
     *,
     offer_channel: bool = False,
     public_url: str | None = None,
+    roles: Holders | None = None,
+    latest: IncidentEvent | None = None,
+    now: datetime | None = None,
 ) -> list[Block]:
+    """The incident card: its fields, the lead and the other roles, the latest update and when
+    the next is due (or overdue), and its buttons."""
     header = f"{SEVERITY_EMOJI[incident.severity]} {ref(incident)}: {incident.title}"
     fields = [
         f"*Status*\n{status_label(incident.status)}",
         f"*Severity*\n{severity_label(incident.severity)}",
         f"*Service*\n{clip(incident.service or '-', 200)}",
         f"*Category*\n{escape(incident.category or '-')}",
-        f"*Owner*\n{user(incident.owner)}",
+        f"*Lead*\n{user(incident.owner)}",
         f"*Assignee*\n{user(incident.assignee)}",
         f"*Reporter*\n{user(incident.reporter)}",
         f"*Declared*\n{when(incident.created_at)}",
@@ -111,8 +130,22 @@ def card(
         HeaderBlock(text=PlainTextObject(text=truncate(header, 150), emoji=True)),
         SectionBlock(fields=[_mrkdwn(f) for f in fields]),
     ]
+    others = [(role, holder) for role, holder in roles or () if role.key != "lead"]
+    if others:
+        held = " · ".join(f"*{clip(role.name, 80)}* {user(holder)}" for role, holder in others[:20])
+        blocks.append(_context(truncate(held, 2_900)))
     if incident.description:
         blocks.append(SectionBlock(text=_mrkdwn(clip(incident.description, 2_500))))
+    if latest is not None:
+        said = f"*Latest update* ({when(latest.occurred_at)}, {user(latest.actor)})\n"
+        said += _quote(latest.text or "-", 1_500)
+        impact = (latest.details or {}).get("impact")
+        if impact:
+            said += f"\n*Customer impact:* {clip(str(impact), 500)}"
+        blocks.append(SectionBlock(text=_mrkdwn(said)))
+    due = _next_update(incident, latest, now or datetime.now(UTC))
+    if due:
+        blocks.append(_context(due))
     for label, value in (("Cause", incident.cause), ("Resolution", incident.resolution)):
         if value:
             blocks.append(SectionBlock(text=_mrkdwn(f"*{label}*\n{clip(value, 1_000)}")))
@@ -126,11 +159,16 @@ def card(
         for status in incidents.allowed_next_statuses(incident.status)
     ]
     value = metadata(id=incident.id)
+    if incident.status in incidents.ACTIVE_STATUSES:
+        buttons.append(ButtonElement(text="Update", action_id=ids.UPDATE_ACTION, value=value))
     buttons += [
         ButtonElement(text="Add note", action_id=ids.ADD_NOTE_ACTION, value=value),
         ButtonElement(text="Edit", action_id=ids.EDIT_ACTION, value=value),
         ButtonElement(text="Attach screenshot", action_id=ids.ATTACH_ACTION, value=value),
     ]
+    if incident.owner is None and incident.status in incidents.ACTIVE_STATUSES:
+        buttons.append(ButtonElement(text="I'll lead", action_id=ids.TAKE_LEAD_ACTION, value=value))
+    buttons.append(ButtonElement(text="Subscribe", action_id=ids.SUBSCRIBE_ACTION, value=value))
     if offer_channel and not incident.wants_own_channel:
         buttons.append(
             ButtonElement(text="Open channel", action_id=ids.OPEN_CHANNEL_ACTION, value=value)
@@ -154,6 +192,18 @@ def card(
 
 
 CARD_SCREENSHOTS = 5
+
+
+def _next_update(incident: Incident, latest: IncidentEvent | None, now: datetime) -> str | None:
+    """When the promised next update is due, or since when it is overdue (active incidents)."""
+    if incident.status not in incidents.ACTIVE_STATUSES:
+        return None
+    due = incident.next_update_at
+    if due is None:
+        return "No further updates promised" if latest is not None else None
+    if progress.is_overdue(due, now):
+        return f":warning: *Update overdue* since {when(due)}"
+    return f"Next update due {when(due)}"
 
 
 def size(n_bytes: int) -> str:
@@ -181,19 +231,25 @@ def screenshot_summary(screenshots: Sequence[Screenshot], *, limit: int) -> str:
 # --- Thread replies ----------------------------------------------------------------------------
 
 
-def _event_line(event: IncidentEvent) -> str:
+def _event_line(event: IncidentEvent, rules: RoleRules | None = None) -> str:
     who = user(event.actor)
     match event.kind:
+        case EventKind.STATUS_UPDATE:
+            return update_line(event)
+        case EventKind.ROLE_ASSIGNED:
+            return role_line(event, rules)
+        case EventKind.ASSIGNED if event.field == "owner" or event.details.get("role") == "lead":
+            return role_line(event, rules)
+        case EventKind.LEAD_REMINDER:
+            return lead_reminder_line(event)
+        case EventKind.UPDATE_OVERDUE:
+            due = event.details.get("next_update_at")
+            at = f" (promised for {when(datetime.fromisoformat(due))})" if due else ""
+            return f"⏰ The next update is overdue{at}"
         case EventKind.CREATED:
             line = f"🚨 {who} declared the incident as {event.to_value}"
         case EventKind.STATUS_CHANGED:
-            new = Status(event.to_value)
-            line = (
-                f"{STATUS_EMOJI[new]} {who} changed the status: *{event.from_value} → {new.value}*"
-            )
-            for label in ("cause", "resolution"):
-                if event.details.get(label):
-                    line += f"\n*{label.capitalize()}:* {clip(event.details[label], 1_000)}"
+            line = status_line(event)
         case EventKind.SEVERITY_CHANGED:
             new_severity = Severity(event.to_value)
             line = (
@@ -212,7 +268,7 @@ def _event_line(event: IncidentEvent) -> str:
                 line = f"👤 {who} set the {event.field} to {user(event.to_value)}"
         case EventKind.NOTE:
             source = event.details.get("source_url")
-            origin = f" (<{source}|from a message>)" if source and _safe_url(source) else ""
+            origin = f" (<{source}|from a message>)" if source and safe_url(source) else ""
             return f"📝 {who} added a note{origin}:\n{_quote(event.text or '', 2_800)}"
         case EventKind.NOTE_DELETED:
             line = f"🗑️ {who} deleted a note"
@@ -242,7 +298,7 @@ def _attachment_line(who: str, details: dict[str, Any]) -> str:
     stored, duplicates = details.get("stored", []), details.get("duplicates", [])
     refused = details.get("refused", [])
     source = details.get("source_url")
-    origin = f" from <{source}|a message>" if source and _safe_url(source) else ""
+    origin = f" from <{source}|a message>" if source and safe_url(source) else ""
     count = f"{len(stored)} screenshot{'s' if len(stored) != 1 else ''}"
     line = f"📎 {who} attached {count}{origin}"
     if duplicates:
@@ -254,46 +310,66 @@ def _attachment_line(who: str, details: dict[str, Any]) -> str:
     return line
 
 
-def _safe_url(url: str) -> bool:
-    # Links we print come from Slack (permalinks); refuse what could break out of <...|...>.
-    return url.startswith(("https://", "http://")) and not re.search(r"[\s<>|]", url)
+# Kept in the timeline, never posted in the thread or the channel (the card shows it).
+NOT_POSTED = frozenset({EventKind.UPDATE_OVERDUE})
 
 
-def web_page(public_url: str | None, incident_id: int) -> str | None:
-    """The incident's page on the web surface, when PUBLIC_URL says where the bot is."""
-    page = f"{public_url}/incidents/{incident_id}"
-    return page if public_url and _safe_url(page) else None
+def posted(events: Sequence[IncidentEvent]) -> list[IncidentEvent]:
+    """The events a thread or channel reply shows."""
+    return [e for e in events if e.kind not in NOT_POSTED]
 
 
-def thread_text(events: Sequence[IncidentEvent]) -> str:
-    return truncate("\n".join(_event_line(e) for e in events), 12_000)
+def thread_text(events: Sequence[IncidentEvent], rules: RoleRules | None = None) -> str:
+    return truncate("\n".join(_event_line(e, rules) for e in events), 12_000)
 
 
 SNOOZE_CHOICES = ((60, "Snooze 1 h"), (240, "Snooze 4 h"))
+# Replies laid out in blocks: a structured update, and those with buttons.
+_IN_BLOCKS = frozenset({EventKind.REMINDER, EventKind.STATUS_UPDATE, EventKind.LEAD_REMINDER})
 
 
-def thread_blocks(incident: Incident, events: Sequence[IncidentEvent]) -> list[Block] | None:
-    """Blocks for replies that need buttons (reminders); plain text for the rest."""
-    if not any(e.kind == EventKind.REMINDER for e in events):
+def thread_blocks(
+    incident: Incident, events: Sequence[IncidentEvent], rules: RoleRules | None = None
+) -> list[Block] | None:
+    """Blocks for replies that need buttons (reminders) or a layout (updates); plain text for
+    the rest."""
+    kinds = {e.kind for e in events}
+    if not kinds & _IN_BLOCKS:
         return None
+    shown: list[Block] = []
+    lines: list[str] = []
+    for event in events[:10]:
+        if event.kind == EventKind.STATUS_UPDATE:
+            if lines:
+                shown.append(SectionBlock(text=_mrkdwn(truncate("\n".join(lines), 2_900))))
+                lines = []
+            shown += update_blocks(event, incident)
+        else:
+            lines.append(_event_line(event, rules))
+    if lines:
+        shown.append(SectionBlock(text=_mrkdwn(truncate("\n".join(lines), 2_900))))
     value = metadata(id=incident.id)
-    buttons = [
-        ButtonElement(
-            text="Post update", action_id=ids.ADD_NOTE_ACTION, value=value, style="primary"
-        ),
-        *[
+    if EventKind.REMINDER in kinds:
+        buttons = [
             ButtonElement(
-                text=label,
-                action_id=f"{ids.SNOOZE_ACTION}:{minutes}",
-                value=metadata(id=incident.id, minutes=minutes),
-            )
-            for minutes, label in SNOOZE_CHOICES
-        ],
-    ]
-    return [
-        SectionBlock(text=_mrkdwn(thread_text(events)[:2_900])),
-        ActionsBlock(block_id="reminder_actions", elements=buttons),
-    ]
+                text="Post update", action_id=ids.ADD_NOTE_ACTION, value=value, style="primary"
+            ),
+            *[
+                ButtonElement(
+                    text=label,
+                    action_id=f"{ids.SNOOZE_ACTION}:{minutes}",
+                    value=metadata(id=incident.id, minutes=minutes),
+                )
+                for minutes, label in SNOOZE_CHOICES
+            ],
+        ]
+        shown.append(ActionsBlock(block_id="reminder_actions", elements=buttons))
+    if EventKind.LEAD_REMINDER in kinds:
+        lead = ButtonElement(
+            text="I'll lead", action_id=ids.TAKE_LEAD_ACTION, value=value, style="primary"
+        )
+        shown.append(ActionsBlock(block_id="lead_reminder_actions", elements=[lead]))
+    return shown
 
 
 def digest(

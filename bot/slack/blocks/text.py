@@ -81,6 +81,12 @@ def user(user_id: str | None) -> str:
     return f"<@{user_id}>" if incidents.USER_ID.match(user_id) else escape(user_id)
 
 
+def safe_url(url: str) -> bool:
+    """Links we print come from Slack (permalinks) or PUBLIC_URL; refuse what could break out of
+    `<...|...>`."""
+    return url.startswith(("https://", "http://")) and not re.search(r"[\s<>|]", url)
+
+
 def channel(channel_id: str) -> str:
     return f"<#{channel_id}>" if _CONVERSATION_ID.match(channel_id) else escape(channel_id)
 
