@@ -594,10 +594,16 @@ def test_a_refused_upload_is_told_ephemerally(slackbot: Bot) -> None:
 def test_a_channel_without_the_bot_is_told_by_dm(slackbot: Bot) -> None:
     with slackbot.sessions.begin() as session:
         incident_id, _ = walk_through(session)
+    # Alice's DMs of the walk (her role's duties, the update she subscribed to as its reporter)
+    # go first: a DM waits for the ones queued before it.
+    assert not slackbot.deliverer.drain().problems
+    before = len(slackbot.fake.messages(ALICE.user_id))
     slackbot.fake.add_channel("C0ELSEWHERE", "elsewhere", is_member=False)
 
     command(slackbot, f"postmortem {incident_id}", channel="C0ELSEWHERE")
-    told = slackbot.fake.wait_for(lambda: slackbot.fake.messages(ALICE.user_id), timeout=10)
+    told = slackbot.fake.wait_for(
+        lambda: slackbot.fake.messages(ALICE.user_id)[before:], timeout=10
+    )
 
     assert told[0]["text"] == (
         "I couldn't post the post-mortem here: Slack said not_in_channel. Invite me to this "
