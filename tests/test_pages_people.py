@@ -172,6 +172,12 @@ def test_ill_lead_then_a_handoff_with_its_summary(slackbot: Bot, client: Any):
     assert "made Bob Builder the lead" in page and "Handoff: DB failover 50%" in page
     assert re.search(r'<dt>Lead</dt><dd id="lead"[^>]*>Bob Builder</dd>', page)
 
+    # Left to nobody, a handoff typed anyway is nobody's to read: it is dropped, not refused.
+    response = give(client, incident_id, "lead", action="nobody", handoff="stale words")
+    assert flashed(client, response) == f"Nobody is the Incident lead of {ref} now."
+    assert incident(slackbot, incident_id).owner is None
+    assert 'id="take-lead"' in page_of(client, incident_id)
+
 
 def test_without_slacks_directory_a_role_is_given_by_user_id(slackbot: Bot, client: Any):
     slackbot.fake.fail("users.list", error="missing_scope", times=None)

@@ -4,6 +4,7 @@ can't answer; names typed in a form turned into Slack user ids."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -160,3 +161,16 @@ def test_without_a_directory_only_ids_are_understood(fake: FakeSlack):
     with pytest.raises(incidents.InvalidInput) as refused:
         people.resolve("Bob Builder")
     assert "type the person's Slack user id" in str(refused.value)
+
+
+def test_pages_opened_during_the_first_reading_wait_for_it(fake: FakeSlack):
+    people = directory(bot_settings(fake), Clock())
+    fake.delay("users.list", seconds=0.5, times=1)
+    found: list[object] = []
+    readers = [threading.Thread(target=lambda: found.append(people.people())) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(timeout=10)
+    assert len(found) == 3 and all(f is not None for f in found)
+    assert len(fake.calls_to("users.list")) == 4  # one reading: four pages of two

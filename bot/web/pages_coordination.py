@@ -38,7 +38,8 @@ def give_role(incident_id: str, role: str) -> Any:
             user_id = web.directory.resolve(request.form.get("person", ""))
     except incidents.IncidentError as error:
         return render_incident(incident_id, actor, problem=error)
-    handoff = _text("handoff")
+    # A handoff summary is for a new lead; leaving the lead to nobody has none to read it.
+    handoff = _text("handoff") if user_id is not None else None
 
     def change(session: Session) -> tuple[int, str]:
         incident = roles.assign_role(

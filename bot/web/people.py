@@ -115,6 +115,9 @@ class Directory:
         self._clock = clock
         self._in_background = in_background or _thread
         self._lock = threading.Lock()
+        # Held while the first reading is under way: pages opened meanwhile wait for it rather
+        # than each asking Slack for everyone.
+        self._first = threading.Lock()
         self._people: People | None = None
         self._read_at = 0.0
         self._failed_at: float | None = None
@@ -133,6 +136,7 @@ class Directory:
         now = self._clock()
         with self._lock:
             known, stale = self._people, now - self._read_at >= self.fresh_for
+            failed_before = self._failed_at
             resting = self._failed_at is not None and now - self._failed_at < self.retry_after
             if known is not None and (not stale or resting or self._refreshing):
                 return known
@@ -142,7 +146,9 @@ class Directory:
         if known is not None:
             self._in_background(self._refresh)
             return known
-        self._refresh()
+        with self._first:
+            if self._people is None and self._failed_at == failed_before:
+                self._refresh()
         return self._people
 
     def name(self, user_id: str | None) -> str | None:
