@@ -66,7 +66,8 @@ def seed_incidents(
 ) -> list[int]:
     """Create `count` incidents declared over the last 90 days; returns their ids.
 
-    They have no Slack channel, so no cards or thread replies are queued for them.
+    They have no Slack channel, so no cards or thread replies are queued for them, and no one
+    is subscribed to them, so no DMs either.
     """
     now = now or datetime.now(UTC)
     ids = []
@@ -88,6 +89,7 @@ def seed_incidents(
                 category=category,
                 owner=owner,
                 assignee=rng.choice((None, *PEOPLE)),
+                subscribe_reporter=False,
             ),
             reporter,
             now=clock,

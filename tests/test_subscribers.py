@@ -69,6 +69,11 @@ def test_a_token_or_the_local_admin_reporting_is_not_subscribed(session: Session
     assert incidents.subscribers(session, incident.id) == []
 
 
+def test_a_draft_may_leave_the_reporter_unsubscribed(session: Session):
+    incident = declare(session, subscribe_reporter=False)
+    assert incidents.subscribers(session, incident.id) == []
+
+
 def test_an_alert_is_not_subscribed(session: Session):
     alert = incidents.IntakeAlert(title="CPU on fire", severity="SEV2", fingerprint="abc")
     result = incidents.intake(session, alert, Actor.token("alertmanager", is_admin=False))

@@ -90,6 +90,8 @@ class IncidentDraft:
     needs_card: bool = False
     # The form's "Open an incident channel" box (ChannelRules decides what it adds to).
     open_channel: bool = False
+    # A reporter who is a person is told of its updates by DM; demo data tells no one.
+    subscribe_reporter: bool = True
 
 
 # Two-key advisory locks: this class, then the hash of the reporter's id.
@@ -157,7 +159,8 @@ def declare(
         session, incident, EventKind.CREATED, actor, now, to_value=incident.severity.value
     )
     session.flush()
-    subscribe_reporter(session, incident, now)
+    if draft.subscribe_reporter:
+        subscribe_reporter(session, incident, now)
     if incident.slack_channel_id is not None:
         session.add(
             Delivery(incident_id=incident.id, action=DeliveryAction.POST_CARD, next_attempt_at=now)
