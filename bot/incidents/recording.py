@@ -82,7 +82,8 @@ def record_event(
 
 
 def touch(incident: Incident, now: datetime) -> None:
-    """Record that the incident was updated: it resets the wait for the next reminder."""
+    """Record that the incident was updated: it resets the wait for the next reminder. A
+    promised next update (next_update_at) stays: only the next structured update changes it."""
     incident.updated_at = now
     incident.next_reminder_at = None
 
