@@ -493,3 +493,71 @@ def test_the_topic_says_who_leads():
     assert blocks.channel_topic(lead) == "SEV1 · open · no lead"
     lead.owner = OLGA
     assert blocks.channel_topic(lead) == f"SEV1 · open · lead <@{OLGA}>"
+
+
+def test_the_worst_case_card_welcome_and_dms_stay_within_slacks_limits():
+    at = now()
+    worst = "<!channel> & " + "<" * 2_990
+    incident = Incident(
+        id=2_147_483_647,
+        title=worst[:255],
+        description=worst,
+        service="&" * 120,
+        severity=Severity.SEV1,
+        status=Status.INVESTIGATING,
+        reporter=ALICE.user_id,
+        created_at=at,
+        updated_at=at,
+        slack_channel_id=CHANNEL,
+        own_channel_id="C0ROOM0001",
+        next_update_at=at - timedelta(minutes=1),
+        cause=worst[:1_000],
+        resolution=worst[:1_000],
+    )
+    many = RoleRules(roles=tuple(roles.Role(f"r{n}", "&" * 80, "<" * 500) for n in range(40)))
+    held = [(role, None) for role in many.all]
+    update_event = IncidentEvent(
+        id=1,
+        incident_id=incident.id,
+        kind=EventKind.STATUS_UPDATE,
+        actor=ALICE.user_id,
+        occurred_at=at,
+        text=worst,
+        field="status",
+        from_value="open",
+        to_value="investigating",
+        details={
+            "impact": worst[:1_000],
+            "next_update_at": at.isoformat(),
+            "cause": worst[:1_000],
+            "resolution": worst[:1_000],
+        },
+    )
+    handoff = IncidentEvent(
+        id=2,
+        incident_id=incident.id,
+        kind=EventKind.ASSIGNED,
+        actor=ALICE.user_id,
+        occurred_at=at,
+        field="owner",
+        from_value=BOB,
+        to_value=CAROL,
+        details={"role": "lead", "handoff": "<" * 500},
+    )
+    rendered = {
+        "card": blocks.card(incident, roles=held, latest=update_event, now=at),
+        "welcome": blocks.welcome(incident, held, public_url="https://x.example.com")[1],
+        "thread": blocks.thread_blocks(incident, [update_event, handoff], many) or [],
+        "role dm": blocks.role_dm(incident, handoff, many, "https://x.example.com")[1],
+        "subscriber dm": (blocks.subscriber_dm(incident, [update_event], None) or ("", []))[1],
+        "nudge dm": blocks.nudge_dm(incident, at)[1],
+    }
+    for name, shown in rendered.items():
+        as_sent = [b.to_dict() for b in shown]
+        assert as_sent, name
+        assert validate_message_blocks(as_sent) == [], name
+    for name, shown in rendered.items():  # a header is plain text: nobody is pinged there
+        said = texts({"blocks": [b.to_dict() for b in shown if b.type != "header"]})
+        assert "<!channel>" not in said, name
+    shown_card = {"blocks": [b.to_dict() for b in rendered["card"]]}
+    assert ":warning: *Update overdue*" in texts(shown_card)

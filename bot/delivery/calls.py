@@ -227,9 +227,9 @@ def prepare(
             if "say" in delivery.payload:  # the bot's own line, not a change's reply
                 text = blocks.channel_line(incident, delivery.payload)
             else:
-                events = blocks.posted(_events(session, delivery))
-                if not events:
-                    return "skipped: its events are gone, or are not posted"
+                events = _posted(session, delivery)
+                if isinstance(events, str):
+                    return events
                 text = blocks.thread_text(events, cards.role_rules)
                 shown = blocks.thread_blocks(incident, events, cards.role_rules)
             return call(
@@ -243,9 +243,9 @@ def prepare(
             )
         case DeliveryAction.POST_THREAD:
             _require_card(incident)
-            events = blocks.posted(_events(session, delivery))
-            if not events:
-                return "skipped: its events are gone, or are not posted"
+            events = _posted(session, delivery)
+            if isinstance(events, str):
+                return events
             broadcast = incident.severity in (Severity.SEV1, Severity.SEV2) and any(
                 e.kind == EventKind.STATUS_CHANGED
                 or (e.kind == EventKind.STATUS_UPDATE and e.field == "status")
@@ -327,6 +327,15 @@ def _events(session: Session, delivery: Delivery) -> list[IncidentEvent]:
             select(IncidentEvent).where(IncidentEvent.id.in_(event_ids)).order_by(IncidentEvent.id)
         )
     )
+
+
+def _posted(session: Session, delivery: Delivery) -> list[IncidentEvent] | str:
+    """The row's events that a reply shows, or why there is no reply."""
+    events = _events(session, delivery)
+    if not events:
+        return "skipped: its events are gone"
+    shown = blocks.posted(events)
+    return shown or "skipped: not posted (the card shows it)"
 
 
 def _later_pending(session: Session, delivery: Delivery) -> bool:

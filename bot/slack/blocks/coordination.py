@@ -17,7 +17,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.incidents.roles import LEAD, Role, RoleRules
-from bot.incidents.vocabulary import InvalidInput
+from bot.incidents.vocabulary import InvalidInput, format_incident_id
 from bot.incidents.workflow import ACTIVE_STATUSES
 from bot.slack import ids
 from db.models import EventKind, Incident, IncidentEvent, Status
@@ -87,7 +87,7 @@ def role_line(event: IncidentEvent, rules: RoleRules | None) -> str:
     by = f" (by {user(event.actor)})" if given else ""
     if event.to_value is None:
         if event.from_value and event.actor == event.from_value:
-            line = f"{mark} {user(event.from_value)} is no longer {name}: nobody is, now"
+            line = f"{mark} {user(event.from_value)} stepped down as {name}; nobody is, now"
         else:
             line = f"{mark} Nobody is {name} now ({user(event.from_value)} was){by}"
     else:
@@ -114,19 +114,14 @@ def status_line(event: IncidentEvent) -> str:
 
 
 def lead_reminder_line(event: IncidentEvent) -> str:
-    details = event.details or {}
-    minutes = details.get("minutes", details.get("leaderless_minutes"))
-    if minutes is None and details.get("leaderless_seconds") is not None:
-        minutes = int(details["leaderless_seconds"]) // 60
-    since = event.incident.leaderless_since if event.incident is not None else None
-    if minutes is None and since is not None and since <= event.occurred_at:
-        minutes = int((event.occurred_at - since).total_seconds()) // 60
-    severity = details.get("severity") or (event.incident and event.incident.severity.value)
-    rid = " ".join(str(part) for part in (severity, f"INC-{event.incident_id}") if part)
+    """A SEV1 or SEV2 that has had no lead for a while (the I'll lead button goes with it)."""
+    minutes = (event.details or {}).get("leaderless_minutes")
     span = f" for {_minutes(int(minutes))}" if minutes is not None else ""
+    rid = format_incident_id(event.incident_id)
+    about = f"{event.incident.severity.value} {rid}" if event.incident is not None else rid
     return (
-        f"🚨 {rid} has had no lead{span}. Who leads it? Click *I'll lead*, or "
-        "`/incident role lead me`."
+        f"🚨 {about} has had no lead{span}. Who leads it? Click *I'll lead*, or "
+        f"`/incident role {rid} lead me`."
     )
 
 
@@ -241,9 +236,9 @@ def welcome(
         duties = f"\n_{clip(role.duties, 300)}_" if role.duties else ""
         line = f"*{clip(role.name, 100)}*: {user(holder) if holder else 'nobody yet'}{duties}"
         take = _take_button(incident, role) if holder is None and active else None
-        shown.append(SectionBlock(block_id=f"welcome_role:{role.key}", text=_mrkdwn(line)))
-        if take is not None:
-            shown[-1].accessory = take
+        shown.append(
+            SectionBlock(block_id=f"welcome_role:{role.key}", text=_mrkdwn(line), accessory=take)
+        )
     if len(holders) > WELCOME_ROLES:
         shown.append(_context(f"…and {len(holders) - WELCOME_ROLES} more roles"))
     example = next((r.key for r, _ in holders if r.key != LEAD.key), LEAD.key)
@@ -355,7 +350,7 @@ def subscriber_dm(
             shown += update_blocks(event, None)
         else:
             shown.append(SectionBlock(text=_mrkdwn(truncate(status_line(event), 2_900))))
-    shown.append(_context(f"You subscribed to {ref(incident)}. {_where(incident, public_url)}"))
+    shown.append(_context(f"You are subscribed to {ref(incident)}. {_where(incident, public_url)}"))
     shown.append(
         ActionsBlock(
             block_id="subscriber_actions",

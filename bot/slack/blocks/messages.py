@@ -392,7 +392,7 @@ def digest(
             return
         lines = [
             f"{SEVERITY_EMOJI[i.severity]} *{ref(i)}* {i.severity.value} · {i.status.value} · "
-            f"{clip(i.title, 100)} · owner {user(i.owner)}"
+            f"{clip(i.title, 100)} · lead {user(i.owner)}"
             for i in items[:limit]
         ]
         if len(items) > limit:
