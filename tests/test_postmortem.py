@@ -596,7 +596,7 @@ def test_a_refused_upload_is_told_ephemerally(slackbot: Bot) -> None:
 def test_a_channel_without_the_bot_is_told_by_dm(slackbot: Bot) -> None:
     with slackbot.sessions.begin() as session:
         incident_id, _ = walk_through(session)
-    # Alice's DMs of the walk (her role's duties, the update she subscribed to as its reporter)
+    # Alice's DMs of the walk (her role's duties, sent at BASE's clock)
     # go first: a DM waits for the ones queued before it.
     assert not slackbot.deliverer.drain().problems
     before = len(slackbot.fake.messages(ALICE.user_id))

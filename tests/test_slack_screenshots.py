@@ -223,7 +223,6 @@ def test_message_shortcut_keeps_the_image_refuses_the_text_file_and_replies_once
         )
         incidents.add_note(session, checkout, Actor(USER), "Still failing")  # most recent now
     assert not Deliverer(sessions, fake.client()).drain().problems
-    subscribed = len(dms(fake))  # the reporter, subscribed, was told "Old outage" resolved
     graph = image("PNG", (80, 60), seed=2)
     good = fake.add_file("graph.png", graph, "image/png", user=BOB)
     bad = fake.add_file("notes.png", TEXT, "image/png", user=BOB)
@@ -237,6 +236,7 @@ def test_message_shortcut_keeps_the_image_refuses_the_text_file_and_replies_once
     # Type-ahead over active incidents, the most recently active first.
     assert picker_options(bot, modal, "") == [str(checkout), str(search)]
     assert picker_options(bot, modal, "search") == [str(search)]
+    seen = len(dms(fake, USER))  # the reporter, subscribed, was told "Old outage" is resolved
 
     assert (
         submit(
@@ -244,7 +244,7 @@ def test_message_shortcut_keeps_the_image_refuses_the_text_file_and_replies_once
         )
         is None
     )
-    told = wait_for_dm(fake, subscribed)
+    told = wait_for_dm(fake, seen)
     reply = wait_for_reply(fake, checkout_ts, 1)  # the note's reply came first
 
     link = permalink(fake, message["ts"])

@@ -15,6 +15,9 @@ after the ack still tells the person once it is back.
 - Each person is their own place (bot.delivery.order): what they are told comes in order and
   waits for nothing of an incident's card or channel, nor holds those up.
 - A person Slack says is gone (deactivated, unknown, a bot) is given up on at once.
+- A DM the domain queues about an incident's events (bot.incidents.recording.dm_later: a role's
+  duties, a subscriber's copy of a change, a nudge) has no text: it is worded when it is sent,
+  from the events and the incident as they are then; one whose events are gone is skipped.
 """
 
 from __future__ import annotations
