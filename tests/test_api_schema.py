@@ -27,6 +27,9 @@ ERRORS_BY_OPERATION = {
     ("post", "/incidents/{incident_id}/notes"): {"400", "401", "404", "422"},
     ("delete", "/incidents/{incident_id}/notes/{note_id}"): {"401", "403", "404"},
     ("get", "/incidents/{incident_id}/timeline"): {"401", "404"},
+    ("put", "/incidents/{incident_id}/roles/{role}"): {"400", "401", "403", "404", "409", "422"},
+    ("post", "/incidents/{incident_id}/updates"): {"400", "401", "403", "404", "409", "422"},
+    ("get", "/incidents/{incident_id}/updates"): {"401", "404"},
     ("get", "/incidents/{incident_id}/screenshots"): {"401", "404"},
     ("post", "/incidents/{incident_id}/screenshots"): {"401", "404", "413", "422"},
     ("get", "/incidents/{incident_id}/screenshots/{screenshot_id}"): {"401", "404"},
@@ -114,6 +117,19 @@ def test_real_answers_match_the_document(slackbot: Bot, spec: dict[str, Any]):
     check(
         spec, tool.get(f"/incidents/{number}/timeline"), "get", "/incidents/{incident_id}/timeline"
     )
+    role = tool.call("PUT", f"/incidents/{number}/roles/comms", json={"user": "U0COMMS001"})
+    assert check(spec, role, "put", "/incidents/{incident_id}/roles/{role}")["roles"]["comms"]
+    update = tool.post(
+        f"/incidents/{number}/updates",
+        json={"summary": "Rolled back", "impact": "Checkout slow", "next_update_in": 1800},
+    )
+    assert check(spec, update, "post", "/incidents/{incident_id}/updates")["impact"]
+    shown = check(spec, tool.get(f"/incidents/{number}"), "get", "/incidents/{incident_id}")
+    assert shown["latest_update"]["summary"] == "Rolled back"
+    listed = tool.get(f"/incidents/{number}/updates")
+    assert len(check(spec, listed, "get", "/incidents/{incident_id}/updates")["items"]) == 1
+    refused = tool.post(f"/incidents/{number}/updates", json={"summary": "x", "next_update_in": 7})
+    check(spec, refused, "post", "/incidents/{incident_id}/updates")
     alert = {"title": "Queue stuck", "severity": "SEV3", "service": "jobs", "fingerprint": "q"}
     assert check(spec, tool.post("/intake", json=alert), "post", "/intake")["created"] is True
     noted = check(spec, tool.post("/intake", json=alert), "post", "/intake")

@@ -210,3 +210,111 @@ def test_declare_move_note_and_attach_from_the_pages_and_the_card_follows(
         timeout=WAIT,
     )
     assert replies
+
+
+# --- Running an incident: people, updates, subscribing -----------------------------------------
+
+BOB = "U0BOB00001"
+
+
+def declared(bot: Bot, title: str = "Checkout errors", by: str = BOB) -> int:
+    with bot.sessions.begin() as session:
+        draft = incidents.IncidentDraft(title=title, severity="SEV2")
+        return incidents.declare(session, draft, Actor(by)).id
+
+
+def text_of(browser: WebDriver, element_id: str) -> str:
+    return browser.find_element(By.ID, element_id).text
+
+
+def test_a_role_is_given_by_name_and_the_lead_taken(browser: WebDriver, bot: Bot):
+    bot.fake.add_user(BOB, "bob", real_name="Bob Builder")
+    number = declared(bot)
+    sign_in(browser, bot)
+    browser.get(f"{bot.base_url}/incidents/{number}")
+    holder = (By.CSS_SELECTOR, "#role-comms .holder")
+    assert until(browser, shown.presence_of_element_located(holder), "the roles").text == "nobody"
+    # The workspace's people are offered by name as one types.
+    offered = [
+        o.get_attribute("value")
+        for o in browser.find_elements(By.CSS_SELECTOR, "#workspace-people option")
+    ]
+    assert "Bob Builder (@bob)" in offered and all("U0" not in o for o in offered)
+
+    browser.find_element(By.ID, "person-comms").send_keys("Bob Builder")
+    browser.find_element(By.ID, "give-comms").click()
+    flash_says(browser, f"Bob Builder is the Communications lead of INC-{number} now.")
+    assert browser.find_element(*holder).text == "Bob Builder"
+    assert "gave the comms role to Bob Builder" in text_of(browser, "timeline")
+
+    browser.find_element(By.ID, "take-lead").click()
+    flash_says(browser, f"You lead INC-{number} now.")
+    assert browser.find_element(By.CSS_SELECTOR, "#role-lead .holder").text == "Alice Example"
+    assert text_of(browser, "lead") == "Alice Example"
+    assert not browser.find_elements(By.ID, "take-lead")
+    with bot.sessions() as session:
+        assert incidents.get_incident(session, number).owner == defaults.USER_ID
+
+    # A name Slack doesn't know is refused, and what was typed stays to be fixed.
+    browser.find_element(By.ID, "person-scribe").send_keys("Nobody Known")
+    browser.find_element(By.ID, "give-scribe").click()
+    problem = until(browser, shown.presence_of_element_located((By.ID, "problem")), "a refusal")
+    assert "Nobody in the workspace is called 'Nobody Known'" in problem.text
+    assert browser.find_element(By.ID, "person-scribe").get_attribute("value") == "Nobody Known"
+
+
+def test_an_update_is_posted_and_resolving_asks_for_the_resolution(browser: WebDriver, bot: Bot):
+    number = declared(bot)
+    sign_in(browser, bot)
+    browser.get(f"{bot.base_url}/incidents/{number}")
+    resolution = until(
+        browser, shown.presence_of_element_located((By.ID, "update-resolution")), "the form"
+    )
+    assert not resolution.is_displayed()  # only when the update resolves
+
+    Select(browser.find_element(By.ID, "update-status")).select_by_value("investigating")
+    browser.find_element(By.ID, "update-summary").send_keys("The payment provider fails over")
+    browser.find_element(By.ID, "update-impact").send_keys("1 in 3 checkouts fail")
+    Select(browser.find_element(By.ID, "update-next")).select_by_visible_text("15 min")
+    browser.find_element(By.ID, "post-update-button").click()
+    flash_says(browser, f"Your update is posted on INC-{number}. It is investigating now.")
+    assert text_of(browser, "latest-summary") == "The payment provider fails over"
+    assert "1 in 3 checkouts fail" in text_of(browser, "latest-impact")
+    assert text_of(browser, "next-update").startswith("Next update due ")
+    assert text_of(browser, "status") == "investigating"
+
+    Select(browser.find_element(By.ID, "update-status")).select_by_value("resolved")
+    until(browser, lambda _: resolution_field(browser).is_displayed(), "the resolution field")
+    browser.find_element(By.ID, "update-summary").send_keys("Fixed")
+    resolution_field(browser).send_keys("Rolled back the provider's config")
+    browser.find_element(By.ID, "update-cause").send_keys("A bad config push")
+    browser.find_element(By.ID, "post-update-button").click()
+    flash_says(browser, "It is resolved now.")
+    assert text_of(browser, "status") == "resolved"
+    assert "Rolled back the provider's config" in text_of(browser, "facts")
+    with bot.sessions() as session:
+        done = incidents.get_incident(session, number)
+        assert done.resolution == "Rolled back the provider's config"
+        assert done.cause == "A bad config push"
+        assert done.next_update_at is None
+
+
+def resolution_field(browser: WebDriver) -> Any:
+    return browser.find_element(By.ID, "update-resolution")
+
+
+def test_subscribe_then_unsubscribe(browser: WebDriver, bot: Bot):
+    bot.fake.add_user(BOB, "bob", real_name="Bob Builder")
+    number = declared(bot)
+    sign_in(browser, bot)
+    browser.get(f"{bot.base_url}/incidents/{number}")
+    button = until(browser, shown.element_to_be_clickable((By.ID, "subscribe")), "Subscribe")
+    # The reporter, a person, was subscribed when declaring.
+    assert text_of(browser, "subscribers") == "Bob Builder"
+    button.click()
+    flash_says(browser, f"You are subscribed to INC-{number}")
+    assert text_of(browser, "subscribers").splitlines() == ["Bob Builder", "Alice Example"]
+    browser.find_element(By.ID, "unsubscribe").click()
+    flash_says(browser, f"You are unsubscribed from INC-{number}.")
+    assert text_of(browser, "subscribers") == "Bob Builder"
+    assert browser.find_elements(By.ID, "subscribe")

@@ -14,7 +14,7 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import incidents, reports
-from bot.incidents import Actor, IncidentDraft, screenshots, tokens
+from bot.incidents import Actor, IncidentDraft, RoleRules, progress, roles, screenshots, tokens
 from bot.reports.postmortem import paragraphs
 from db.models import ApiToken
 from tests.fakeslack import FakeSlack, defaults, payloads
@@ -66,6 +66,9 @@ def walk_through(session: Session, *, card_channel: str | None = None) -> tuple[
     mistake = incidents.add_note(session, incident_id, BOB, "wrong incident, sorry", now=at(22))
     incidents.delete_note(session, mistake.id, BOB, now=at(23))
     incidents.assign(session, incident_id, ALICE, owner=BOB.user_id, now=at(25))
+    roles.assign_role(
+        session, incident_id, "comms", ALICE.user_id, BOB, rules=RoleRules(), now=at(26)
+    )
     image = screenshots.validate_image("graph.png", graph())
     shot_id = screenshots.store_image(
         session, incident_id, BOB, image, caption="Error rate graph", now=at(30)
@@ -78,6 +81,17 @@ def walk_through(session: Session, *, card_channel: str | None = None) -> tuple[
         screenshots.Attachment(stored=[shot_id]),
         caption="Error rate graph",
         now=at(30),
+    )
+    progress.post_update(
+        session,
+        incident_id,
+        progress.UpdateDraft(
+            summary="The provider is failing over.",
+            impact="About 30% of checkouts fail.",
+            next_update_in=timedelta(minutes=30),
+        ),
+        BOB,
+        now=at(35),
     )
     incidents.change_status(session, incident_id, "mitigated", BOB, note="Rolled back", now=at(40))
     incidents.change_status(
@@ -128,8 +142,14 @@ About 30% of checkouts fail.
 ## People
 
 - Reporter: {alice}
-- Owner: {bob}
+- Lead: {bob}
 - Assignee: nobody
+
+## Roles (times in UTC)
+
+- Incident lead: {bob} (from 2025-03-03 09:25)
+- Communications lead: {alice} (from 2025-03-03 09:26)
+- Scribe: nobody
 
 ## Timeline (UTC)
 
@@ -141,9 +161,14 @@ About 30% of checkouts fail.
 - 2025-03-03 09:15 · {bob} · changed the severity: SEV2 → SEV1
 - 2025-03-03 09:20 · API token alertmanager · added a note:
   > Error rate 31%
-- 2025-03-03 09:25 · {alice} · set the owner to {bob}
+- 2025-03-03 09:25 · {alice} · made {bob} the lead
+- 2025-03-03 09:26 · {bob} · gave the comms role to {alice}
 - 2025-03-03 09:30 · {bob} · attached 1 screenshot
   > Error rate graph
+- 2025-03-03 09:35 · {bob} · posted an update; next update promised in 30 min
+  > The provider is failing over.
+  >
+  > Impact: About 30% of checkouts fail.
 - 2025-03-03 09:40 · {bob} · changed the status: investigating → mitigated
   > Rolled back
 - 2025-03-03 10:40 · {bob} · changed the status: mitigated → resolved
@@ -276,6 +301,7 @@ def test_hostile_text_is_shown_literally(session: Session) -> None:
         "## Impact",
         "## Milestones",
         "## People",
+        "## Roles (times in UTC)",
         "## Timeline (UTC)",
         "## Cause",
         "## Resolution",
@@ -342,8 +368,9 @@ def test_signed_in_people_download_the_markdown(slackbot: Bot, resolved: tuple[i
     assert response.headers["Content-Disposition"] == (
         f"attachment; filename=INC-{incident_id}-postmortem.md"
     )
+    # Names from the workspace's directory (users.list): the fake Slack knows Alice, not Bob.
     assert response.get_data(as_text=True) == expected(
-        incident_id, shot_id, alice=ALICE.user_id, site=None
+        incident_id, shot_id, alice=f"Alice Example ({ALICE.user_id})", site=None
     )
     # The screenshot link is the image's page, and it serves the stored bytes.
     shown = client.get(f"/incidents/{incident_id}/screenshots/{shot_id}")
@@ -393,7 +420,7 @@ def test_api_tokens_get_the_markdown(
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/markdown; charset=utf-8"
     assert response.get_data(as_text=True) == expected(
-        incident_id, shot_id, alice=ALICE.user_id, site=None
+        incident_id, shot_id, alice=f"Alice Example ({ALICE.user_id})", site=None
     )
 
 
@@ -569,13 +596,16 @@ def test_a_refused_upload_is_told_ephemerally(slackbot: Bot) -> None:
 def test_a_channel_without_the_bot_is_told_by_dm(slackbot: Bot) -> None:
     with slackbot.sessions.begin() as session:
         incident_id, _ = walk_through(session)
+    # Alice's DMs of the walk (her role's duties, sent at BASE's clock)
+    # go first: a DM waits for the ones queued before it.
+    assert not slackbot.deliverer.drain().problems
+    before = len(slackbot.fake.messages(ALICE.user_id))
     slackbot.fake.add_channel("C0ELSEWHERE", "elsewhere", is_member=False)
-    # The reporter is subscribed: the walk-through's status changes are DMed first, in order.
-    slackbot.deliverer.drain()
-    seen = len(slackbot.fake.messages(ALICE.user_id))
 
     command(slackbot, f"postmortem {incident_id}", channel="C0ELSEWHERE")
-    told = slackbot.fake.wait_for(lambda: slackbot.fake.messages(ALICE.user_id)[seen:], timeout=10)
+    told = slackbot.fake.wait_for(
+        lambda: slackbot.fake.messages(ALICE.user_id)[before:], timeout=10
+    )
 
     assert told[0]["text"] == (
         "I couldn't post the post-mortem here: Slack said not_in_channel. Invite me to this "

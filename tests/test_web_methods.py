@@ -19,7 +19,14 @@ from tests.slackbot import ADMIN_ID, Bot, sign_in_client
 METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
 ADMIN = Actor.of(ADMIN_ID, [ADMIN_ID])
 # What a person's records are made of; follow-ups too once they have a table.
-RECORD_TABLES = ("incidents", "incident_events", "screenshots", "deliveries")
+RECORD_TABLES = (
+    "incidents",
+    "incident_events",
+    "incident_roles",
+    "incident_subscribers",
+    "screenshots",
+    "deliveries",
+)
 
 
 def _png() -> bytes:
@@ -32,12 +39,12 @@ def _records(bot: Bot) -> dict[str, list[Any]]:
     tables = [*RECORD_TABLES, *(t for t in Base.metadata.tables if "follow" in t)]
     with bot.sessions() as session:
         return {
-            table: list(session.execute(text(f"SELECT * FROM {table} ORDER BY id")))
+            table: list(session.execute(text(f"SELECT * FROM {table} ORDER BY 1, 2")))
             for table in tables
         }
 
 
-def _paths(bot: Bot, values: dict[str, int]) -> list[str]:
+def _paths(bot: Bot, values: dict[str, int | str]) -> list[str]:
     """Every rule's path, its ids those of real records (a static file's name made up)."""
 
     def value(argument: re.Match[str]) -> str:
@@ -57,7 +64,12 @@ def test_no_request_without_a_csrf_token_changes_any_record(slackbot: Bot):
         note_id = incidents.add_note(session, incident_id, ADMIN, "rolled back the deploy").id
         image = screenshots.validate_image("graph.png", _png())
         screenshot_id = screenshots.attach_image(session, incident_id, ADMIN, image)
-    values = {"incident_id": incident_id, "note_id": note_id, "screenshot_id": screenshot_id}
+    values: dict[str, int | str] = {
+        "incident_id": incident_id,
+        "note_id": note_id,
+        "screenshot_id": screenshot_id,
+        "role": "comms",
+    }
     paths = _paths(slackbot, values)
     assert f"/incidents/{incident_id}/delete" in paths and "/api/v1/incidents" in paths
     before = _records(slackbot)
@@ -69,6 +81,10 @@ def test_no_request_without_a_csrf_token_changes_any_record(slackbot: Bot):
         "severity": "SEV1",
         "title": "Changed by a forged request",
         "text": "a forged note",
+        "summary": "a forged update",
+        "person": ADMIN_ID,
+        "user": ADMIN_ID,
+        "next_update": "900",
     }
 
     for path in paths:

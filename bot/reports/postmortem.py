@@ -1,5 +1,6 @@
 """An incident's post-mortem as Markdown, ready to paste into a wiki: summary, impact,
-milestones, people, the timeline, cause, resolution and screenshots.
+milestones, people, who held each role, the timeline (structured updates included), cause,
+resolution and screenshots.
 
 Everything people typed is shown literally: Markdown's markup characters are escaped, so a title
 such as `# hi | x` or a note holding `[link](javascript:...)` can't add headings, tables or
@@ -17,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from bot import incidents
-from bot.incidents import SEVERITY_LABELS, screenshots
+from bot.incidents import SEVERITY_LABELS, roles, screenshots
 from db.models import EventKind, Incident, IncidentEvent, Screenshot
 
 from .numbers import duration, size
@@ -84,14 +85,20 @@ class PostmortemFacts:
     incident: Incident
     events: list[IncidentEvent]
     screenshots: list[Screenshot]
+    # Every role (the lead first) and who holds it now.
+    roles: list[tuple[roles.Role, str | None]]
 
 
-def postmortem_facts(session: Session, incident_ref: object) -> PostmortemFacts:
+def postmortem_facts(
+    session: Session, incident_ref: object, *, rules: roles.RoleRules | None = None
+) -> PostmortemFacts:
+    """`rules`: INCIDENT_ROLES (Settings.role_rules); the default roles when not given."""
     incident = incidents.get_incident(session, incident_ref)
     return PostmortemFacts(
         incident,
         incidents.timeline(session, incident.id),
         screenshots.list_screenshots(session, incident.id),
+        roles.holders(session, incident, rules or roles.RoleRules()),
     )
 
 
@@ -123,9 +130,28 @@ class _Writer:
                 return f"cleared the {inline(event.field or '')}", None
             case EventKind.FIELD_CHANGED:
                 return f"changed the {inline(event.field or '')} to:", event.to_value
+            case EventKind.ASSIGNED if event.field == "owner" and event.to_value is None:
+                return f"left the incident without a lead ({self.person(event.from_value)})", None
+            case EventKind.ASSIGNED if event.field == "owner":
+                handoff = details.get("handoff")
+                quoted = f"Handoff: {handoff}" if isinstance(handoff, str) and handoff else None
+                return f"made {self.person(event.to_value)} the lead", quoted
             case EventKind.ASSIGNED if event.to_value is None:
                 field, who = inline(event.field or ""), self.person(event.from_value)
                 return f"unassigned the {field} ({who})", None
+            case EventKind.ROLE_ASSIGNED if event.to_value is None:
+                role, who = inline(event.field or ""), self.person(event.from_value)
+                return f"left the {role} role to nobody ({who} had it)", None
+            case EventKind.ROLE_ASSIGNED:
+                role, who = inline(event.field or ""), self.person(event.to_value)
+                return f"gave the {role} role to {who}", None
+            case EventKind.STATUS_UPDATE:
+                return self.update(event)
+            case EventKind.UPDATE_OVERDUE:
+                nudged = ", ".join(self.person(p) for p in details.get("who") or []) or "nobody"
+                return f"the promised update was late: nudged {nudged}", None
+            case EventKind.LEAD_REMINDER:
+                return "reminded the channel that the incident has no lead", None
             case EventKind.ASSIGNED:
                 field, who = inline(event.field or ""), self.person(event.to_value)
                 return f"set the {field} to {who}", None
@@ -143,6 +169,48 @@ class _Writer:
                 until = _at(datetime.fromisoformat(event.to_value))
                 return f"snoozed the reminders until {until}", None
         return inline(event.kind.value.replace("_", " ")), event.text
+
+    def update(self, event: IncidentEvent) -> tuple[str, str | None]:
+        """A structured update: the status it moved, the promise, and its summary and impact
+        quoted."""
+        details = event.details or {}
+        what = "posted an update"
+        if event.field == "status":
+            what += f" and changed the status: {inline(event.from_value or '')} → "
+            what += inline(event.to_value or "")
+        seconds = details.get("next_update_in")
+        if isinstance(seconds, int) and seconds > 0:
+            what += f"; next update promised in {duration(timedelta(seconds=seconds))}"
+        quoted = event.text or ""
+        impact = details.get("impact")
+        if isinstance(impact, str) and impact.strip():
+            quoted += f"\n\nImpact: {impact}"
+        return what, quoted
+
+    def roles(self, facts: PostmortemFacts) -> list[str]:
+        """Each role, who held it and from when, from the timeline (its holder now last)."""
+        incident = facts.incident
+        held: dict[str, list[tuple[str | None, datetime]]] = {}
+        leads = [e for e in facts.events if e.kind == EventKind.ASSIGNED and e.field == "owner"]
+        # Whoever was declared the lead, until the first change (or still).
+        first_lead = leads[0].from_value if leads else incident.owner
+        if first_lead:
+            held["lead"] = [(first_lead, incident.created_at)]
+        for event in facts.events:
+            key = "lead" if event in leads else event.field
+            if event in leads or (event.kind == EventKind.ROLE_ASSIGNED and key):
+                held.setdefault(key or "", []).append((event.to_value, event.occurred_at))
+        lines = []
+        for role, holder in facts.roles:
+            spans = held.get(role.key) or ([(holder, incident.created_at)] if holder else [])
+            while spans and spans[0][0] is None:
+                spans.pop(0)
+            shown = [
+                f"{self.person(user) if user else 'nobody'} (from {_at(since)})"
+                for user, since in spans
+            ]
+            lines.append(f"- {inline(role.name)}: {', then '.join(shown) or 'nobody'}")
+        return lines
 
     def timeline(self, events: list[IncidentEvent]) -> list[str]:
         lines = []
@@ -231,10 +299,11 @@ def postmortem_markdown(
             "People",
             [
                 f"- Reporter: {writer.person(incident.reporter)}",
-                f"- Owner: {writer.person(incident.owner)}",
+                f"- Lead: {writer.person(incident.owner)}",
                 f"- Assignee: {writer.person(incident.assignee)}",
             ],
         ),
+        ("Roles (times in UTC)", writer.roles(facts)),
         ("Timeline (UTC)", writer.timeline(facts.events)),
         ("Cause", paragraphs(incident.cause or "") or ["Not recorded."]),
         ("Resolution", paragraphs(incident.resolution or "") or ["Not recorded."]),

@@ -3,14 +3,18 @@ can't read, and how incidents, notes and events are shown."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from apiflask import APIBlueprint, abort
 from apiflask.schema_adapters.marshmallow import parser
 from flask import Request, request
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from bot import incidents
+from bot.incidents import progress, roles
+from bot.web.auth import services
 from bot.web.links import link
 from db.models import Incident, IncidentEvent
 
@@ -118,9 +122,12 @@ def summary(row: incidents.IncidentRow) -> dict[str, Any]:
     return {**row._asdict(), "ref": incidents.format_incident_id(row.id), "url": page_url(row.id)}
 
 
-def incident_body(incident: Incident, actor: incidents.Actor) -> dict[str, Any]:
-    """Everything known about the incident, and where `actor` may move it next."""
+def incident_body(session: Session, incident: Incident, actor: incidents.Actor) -> dict[str, Any]:
+    """Everything known about the incident, who holds its roles, its latest structured update
+    and when the next is due, and where `actor` may move it next."""
     allowed = incidents.allowed_next_statuses(incident.status, is_admin=actor.is_admin)
+    held = roles.holders(session, incident, services().settings.role_rules)
+    latest = progress.latest_update(session, incident.id)
     return {
         "id": incident.id,
         "ref": incidents.format_incident_id(incident.id),
@@ -134,6 +141,19 @@ def incident_body(incident: Incident, actor: incidents.Actor) -> dict[str, Any]:
         "reporter_label": incidents.actor_label(incident.reporter),
         "owner": incident.owner,
         "assignee": incident.assignee,
+        "roles": {role.key: holder for role, holder in held},
+        "next_update_at": incident.next_update_at,
+        "update_overdue": progress.is_overdue(incident.next_update_at, datetime.now(UTC)),
+        "latest_update": None
+        if latest is None
+        else {
+            "id": latest.id,
+            "summary": latest.text,
+            "impact": latest.details.get("impact"),
+            "status": latest.to_value if latest.field == "status" else None,
+            "at": latest.occurred_at,
+            "by": latest.actor,
+        },
         "cause": incident.cause,
         "resolution": incident.resolution,
         "created_at": incident.created_at,
@@ -160,6 +180,40 @@ def note_body(note: IncidentEvent) -> dict[str, Any]:
         "occurred_at": note.occurred_at,
         "recorded_at": note.recorded_at,
         "source_url": note.details.get("source_url"),
+    }
+
+
+def _moment(value: Any) -> datetime | None:
+    """A moment the domain kept in an event's details (ISO text in JSON)."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def update_body(event: IncidentEvent) -> dict[str, Any]:
+    """A structured update (a STATUS_UPDATE event) as the API shows it."""
+    details = event.details or {}
+    moved = event.field == "status"
+    seconds = details.get("next_update_in")
+    return {
+        "id": event.id,
+        "incident_id": event.incident_id,
+        "summary": event.text,
+        "impact": details.get("impact"),
+        "status_from": event.from_value if moved else None,
+        "status_to": event.to_value if moved else None,
+        "next_update_in": int(seconds) if isinstance(seconds, int | float) else None,
+        "next_update_at": _moment(details.get("next_update_at")),
+        "cause": details.get("cause"),
+        "resolution": details.get("resolution"),
+        "actor": event.actor,
+        "actor_label": incidents.actor_label(event.actor),
+        "occurred_at": event.occurred_at,
     }
 
 

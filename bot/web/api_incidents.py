@@ -54,7 +54,7 @@ def create_incident(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
     web = services()
     with web.change() as session:
         incident = web.declare(session, incidents.IncidentDraft(**body), actor)
-        shown = incident_body(incident, actor)
+        shown = incident_body(session, incident, actor)
     return shown, {"Location": api_url(shown["id"])}
 
 
@@ -68,7 +68,7 @@ def get_incident(incident_id: str) -> dict[str, Any]:
     """
     actor = current_actor()
     with services().read() as session:
-        return incident_body(incidents.get_incident(session, incident_id), actor)
+        return incident_body(session, incidents.get_incident(session, incident_id), actor)
 
 
 @bp.patch("/incidents/<incident_id>")
@@ -88,7 +88,7 @@ def update_incident(incident_id: str, body: dict[str, Any]) -> dict[str, Any]:
         incident = incidents.update(
             session, incident_id, actor, body, categories=web.settings.categories
         )
-        return incident_body(incident, actor)
+        return incident_body(session, incident, actor)
 
 
 @bp.post("/incidents/<incident_id>/status")
@@ -113,7 +113,7 @@ def change_status(incident_id: str, body: dict[str, Any]) -> dict[str, Any]:
             cause=body.get("cause"),
             resolution=body.get("resolution"),
         )
-        return incident_body(incident, actor)
+        return incident_body(session, incident, actor)
 
 
 @bp.delete("/incidents/<incident_id>")
@@ -155,7 +155,7 @@ def intake(alert: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
         )
         shown = {
             "created": result.created,
-            "incident": incident_body(result.incident, actor),
+            "incident": incident_body(session, result.incident, actor),
             "note": note_body(result.note) if result.note is not None else None,
         }
     if result.created:

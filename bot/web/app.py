@@ -62,8 +62,10 @@ def create_web_app(web: WebServices) -> APIFlask:
         PERMANENT_SESSION_LIFETIME=signins.SESSION_LIFETIME,
         MAX_FORM_MEMORY_SIZE=WEB_MAX_BODY_BYTES,
         VALIDATION_ERROR_STATUS_CODE=422,
-        JSON_SORT_KEYS=False,
     )
+    # Answers keep their fields in the schemas' order, and `roles` the roles' (the lead first,
+    # then INCIDENT_ROLES): Flask sorts keys by default (JSON_SORT_KEYS is no longer read).
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["incident_tracker"] = web
     app.url_map.converters["int"] = AsciiIntegerConverter
 

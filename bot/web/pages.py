@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from bot import incidents
 from bot.incidents import screenshots
-from bot.web import pages_forms, pages_view
+from bot.web import pages_coordination, pages_forms, pages_view
 from bot.web.api_common import NOTE_ID, SCREENSHOT_ID
 from bot.web.auth import page_actor, services
 from db.models import Severity
@@ -89,3 +89,8 @@ bp.post("/incidents/<incident_id>/severity")(pages_forms.change_severity)
 bp.post("/incidents/<incident_id>/notes")(pages_forms.add_note)
 bp.post(f"/incidents/<incident_id>/notes/{NOTE_ID}/delete")(pages_forms.delete_note)
 bp.post("/incidents/<incident_id>/screenshots")(pages_forms.attach_screenshot)
+bp.post("/incidents/<incident_id>/roles/<role>")(pages_coordination.give_role)
+bp.post("/incidents/<incident_id>/lead")(pages_coordination.take_lead)
+bp.post("/incidents/<incident_id>/updates")(pages_coordination.post_update)
+bp.post("/incidents/<incident_id>/subscribe")(pages_coordination.subscribe)
+bp.post("/incidents/<incident_id>/unsubscribe")(pages_coordination.unsubscribe)

@@ -26,7 +26,7 @@ def _text(name: str) -> str | None:
     return request.form.get(name) or None
 
 
-def _save(incident_id: str, actor: Actor, change: Change) -> Any:
+def save(incident_id: str, actor: Actor, change: Change) -> Any:
     """Make the change; back to the incident's page with a flash, or its page with the refusal."""
     try:
         with services().change() as session:
@@ -60,7 +60,7 @@ def change_status(incident_id: str) -> Any:
         ref = incidents.format_incident_id(incident.id)
         return incident.id, f"{ref} is now {incident.status.value}."
 
-    return _save(incident_id, actor, change)
+    return save(incident_id, actor, change)
 
 
 def change_severity(incident_id: str) -> Any:
@@ -74,7 +74,7 @@ def change_severity(incident_id: str) -> Any:
         ref = incidents.format_incident_id(incident.id)
         return incident.id, f"{ref} is now {incident.severity.value}."
 
-    return _save(incident_id, actor, change)
+    return save(incident_id, actor, change)
 
 
 def add_note(incident_id: str) -> Any:
@@ -85,7 +85,7 @@ def add_note(incident_id: str) -> Any:
         note = incidents.add_note(session, incident_id, actor, request.form.get("text", ""))
         return note.incident_id, f"Note added to {incidents.format_incident_id(note.incident_id)}."
 
-    return _save(incident_id, actor, change)
+    return save(incident_id, actor, change)
 
 
 def delete_note(incident_id: str, note_id: int) -> Any:
@@ -97,7 +97,7 @@ def delete_note(incident_id: str, note_id: int) -> Any:
         ref = incidents.format_incident_id(event.incident_id)
         return event.incident_id, f"The note was deleted from {ref}."
 
-    return _save(incident_id, actor, change)
+    return save(incident_id, actor, change)
 
 
 def attach_screenshot(incident_id: str) -> Any:
@@ -118,7 +118,7 @@ def attach_screenshot(incident_id: str) -> Any:
             return number, f"{ref} already had this image; nothing changed."
         return number, f"{image.filename} is attached to {ref}."
 
-    return _save(incident_id, actor, change)
+    return save(incident_id, actor, change)
 
 
 def _uploaded_image() -> screenshots.ValidImage:

@@ -18,11 +18,12 @@ from bot.web import schemas
 from bot.web.api import incident_query
 from bot.web.auth import services
 from bot.web.errors import domain_error
+from bot.web.pages_people import interval_label, name_of, people_view
 from db.models import EventKind, Incident, IncidentEvent, Severity, Status
 
 PAGE_SIZE = 20
 LIST_FIELDS = ("status", "severity", "service", "category", "owner", "q", "sort", "page")
-FIELD_LABELS = {name: name.capitalize() for name in LIST_FIELDS} | {"q": "Search"}
+FIELD_LABELS = {name: name.capitalize() for name in LIST_FIELDS} | {"q": "Search", "owner": "Lead"}
 SORTS = (
     ("-created", "Newest first"),
     ("created", "Oldest first"),
@@ -188,10 +189,29 @@ def _entry(event: IncidentEvent, viewer: Actor) -> TimelineEntry:
             cleared = event.to_value is None
             summary = f"cleared the {event.field}" if cleared else f"changed the {event.field}"
             body = event.to_value
+        case EventKind.ASSIGNED if event.field == "owner" and event.to_value is None:
+            summary = f"left the incident without a lead ({name_of(event.from_value)} was)"
+        case EventKind.ASSIGNED if event.field == "owner":
+            summary = f"made {name_of(event.to_value)} the lead"
+            handoff = event.details.get("handoff")
+            extra = [f"Handoff: {handoff}"] if handoff else []
         case EventKind.ASSIGNED if event.to_value is None:
             summary = f"unassigned the {event.field} ({who(event.from_value)})"
         case EventKind.ASSIGNED:
             summary = f"set the {event.field} to {who(event.to_value)}"
+        case EventKind.ROLE_ASSIGNED if event.to_value is None:
+            summary = f"left the {event.field} role to nobody ({name_of(event.from_value)} had it)"
+        case EventKind.ROLE_ASSIGNED:
+            summary = f"gave the {event.field} role to {name_of(event.to_value)}"
+        case EventKind.STATUS_UPDATE:
+            summary = "posted an update"
+            if event.field == "status":
+                summary += f": {event.from_value} → {event.to_value}"
+            extra = _update_lines(event.details)
+        case EventKind.UPDATE_OVERDUE:
+            summary = "the promised update is late: the lead and comms were nudged"
+        case EventKind.LEAD_REMINDER:
+            summary = "reminded the channel: this incident has no lead"
         case EventKind.NOTE if event.deleted_at is not None:
             summary = f"added a note, deleted by {who(event.deleted_by)} {when(event.deleted_at)}"
         case EventKind.NOTE:
@@ -228,6 +248,19 @@ def _entry(event: IncidentEvent, viewer: Actor) -> TimelineEntry:
     )
 
 
+def _update_lines(details: dict[str, Any]) -> list[str]:
+    lines = [f"Impact: {details['impact']}"] if details.get("impact") else []
+    lines += [
+        f"{label.capitalize()}: {details[label]}"
+        for label in ("cause", "resolution")
+        if details.get(label)
+    ]
+    seconds = details.get("next_update_in")
+    if isinstance(seconds, int | float) and seconds > 0:
+        lines.append(f"Next update in {interval_label(timedelta(seconds=seconds))}")
+    return lines
+
+
 def _is_web_link(url: str) -> bool:
     # A stored link is shown as a link only when it can't run script (javascript:, data:).
     return urlsplit(url).scheme in ("http", "https")
@@ -257,6 +290,7 @@ def render_incident(
             when=when,
             who=who,
             problem=str(problem) if problem else None,
+            **people_view(session, incident, viewer),
             form=request.form if problem else {},
         )
     return html, *(refusal(problem) if problem else (200, {}))

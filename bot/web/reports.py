@@ -23,14 +23,19 @@ def _screenshot_url(incident_id: int, screenshot_id: int) -> str:
 
 
 def _postmortem(incident_ref: str) -> Response:
-    with services().read() as session:
-        facts = reports.postmortem_facts(session, incident_ref)
+    web = services()
+    with web.read() as session:
+        facts = reports.postmortem_facts(session, incident_ref, rules=web.settings.role_rules)
     incident_id = facts.incident.id
+    # People by name where Slack's directory knows them (read first, so the same incident gives
+    # the same document whichever page was opened before).
+    web.directory.people()
     # A document leaves the site: a relative link would point into the wiki it is pasted in, so
     # without PUBLIC_URL it has none, as Slack's post-mortem.
-    linked = services().settings.public_url is not None
+    linked = web.settings.public_url is not None
     document = reports.postmortem_markdown(
         facts,
+        name=web.directory.name,
         page_url=link("pages.incident_page", incident_id=incident_id) if linked else None,
         screenshot_url=_screenshot_url if linked else None,
     )

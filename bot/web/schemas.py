@@ -12,7 +12,7 @@ from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError, post_load, validates_schema
 
 from bot import incidents
-from bot.incidents import screenshots
+from bot.incidents import progress, roles, screenshots
 from db.models import EventKind, Severity, Status
 
 
@@ -149,6 +149,55 @@ class StatusChange(Schema):
     resolution = _text(incidents.RESOLUTION_MAX, allow_none=True)
 
 
+class RoleAssignment(Schema):
+    user = String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "the Slack user id who takes the role; null: nobody holds it now",
+            "example": "U0123ABCD",
+        },
+    )
+    handoff = _text(
+        roles.HANDOFF_MAX,
+        "for the lead handed from one person to another: a one-line summary for the new lead, "
+        "posted in the incident's channel and thread",
+        allow_none=True,
+    )
+
+
+class UpdateCreate(Schema):
+    summary = _text(progress.SUMMARY_MAX, "what is known now", required=True)
+    impact = _text(progress.IMPACT_MAX, "what customers see", allow_none=True)
+    status = String(
+        allow_none=True,
+        metadata={
+            "description": f"a new status ({_STATUS_HELP}); null or the current one moves nothing"
+        },
+    )
+    next_update_in = Integer(
+        allow_none=True,
+        validate=Range(min=1, max=2**31 - 1),
+        metadata={
+            "description": "seconds until the next update is promised: one of UPDATE_INTERVALS "
+            "(by default 900, 1800, 3600, 14400); null or left out promises none and the "
+            "severity's reminders come back",
+            "example": 1800,
+        },
+    )
+    resolution = _text(
+        incidents.RESOLUTION_MAX, "needed when the update resolves the incident", allow_none=True
+    )
+    cause = _text(incidents.CAUSE_MAX, allow_none=True)
+    expected_status = String(
+        allow_none=True,
+        metadata={
+            "description": "the status the sender saw: if the incident moved since, nothing "
+            "changes (409)"
+        },
+    )
+
+
 class NoteCreate(Schema):
     text = _text(incidents.NOTE_MAX, required=True)
 
@@ -240,8 +289,24 @@ class IncidentDetail(Schema):
     category = String(allow_none=True)
     reporter = String(metadata={"description": "a Slack user id, or `token:<name>`"})
     reporter_label = _label()
-    owner = String(allow_none=True)
+    owner = String(allow_none=True, metadata={"description": "the lead (also `roles.lead`)"})
     assignee = String(allow_none=True)
+    roles = Dict(
+        keys=String(),
+        values=String(allow_none=True),
+        metadata={
+            "description": "who holds each role, the lead first, then INCIDENT_ROLES in order: "
+            "a Slack user id, or null when nobody does",
+            "example": {"lead": "U0123ABCD", "comms": None, "scribe": None},
+        },
+    )
+    next_update_at = DateTime(
+        allow_none=True, metadata={"description": "when the next structured update is promised"}
+    )
+    update_overdue = Boolean(metadata={"description": "true when the promised next update is late"})
+    latest_update = Nested(
+        "LatestUpdate", allow_none=True, metadata={"description": "null before the first update"}
+    )
     cause = String(allow_none=True)
     resolution = String(allow_none=True)
     created_at = DateTime()
@@ -258,6 +323,41 @@ class IncidentDetail(Schema):
         metadata={"description": "where the asker may move it next"},
     )
     url = String(metadata={"description": "the incident's page"})
+
+
+class LatestUpdate(Schema):
+    id = Integer()
+    summary = String()
+    impact = String(allow_none=True)
+    status = String(
+        allow_none=True, metadata={"description": "the status it moved to; null if none"}
+    )
+    at = DateTime()
+    by = String(metadata={"description": "a Slack user id, or `token:<name>`"})
+
+
+class Update(Schema):
+    id = Integer()
+    incident_id = Integer()
+    summary = String()
+    impact = String(allow_none=True)
+    status_from = String(allow_none=True, metadata={"description": "set when it moved the status"})
+    status_to = String(allow_none=True)
+    next_update_in = Integer(allow_none=True, metadata={"description": "seconds; null: none"})
+    next_update_at = DateTime(allow_none=True)
+    cause = String(allow_none=True)
+    resolution = String(allow_none=True)
+    actor = String(metadata={"description": "who posted it: a Slack user id or `token:<name>`"})
+    actor_label = _label()
+    occurred_at = DateTime()
+
+
+class ListedUpdate(Update):
+    pass
+
+
+class UpdateList(Schema):
+    items = List(Nested(ListedUpdate), metadata={"description": "oldest first"})
 
 
 class Note(Schema):

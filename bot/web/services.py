@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import g
 from sqlalchemy.exc import OperationalError
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import incidents
 from bot.incidents import Actor
 from bot.settings import Settings
+from bot.web.people import Directory, slack_fetch
 from db.models import Incident
 from db.session import bounded_transaction
 
@@ -31,6 +32,14 @@ class WebServices:
     team_id: str | None = None
     # Without Slack: the local admin signs in with links from `python -m bot link`.
     local_sign_in: bool = False
+    # The workspace's people by name (users.list), for the pages' pickers; made from the settings
+    # when not given. Without Slack it has none and the pages ask for user ids.
+    directory: Directory = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.directory is None:
+            fetch = slack_fetch(self.settings) if self.team_id else None
+            self.directory = Directory(fetch)
 
     @property
     def slack_sign_in(self) -> bool:

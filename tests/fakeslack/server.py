@@ -57,6 +57,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "chat.delete": ("chat:write",),
     "chat.postEphemeral": ("chat:write",),
     "users.info": ("users:read",),
+    "users.list": ("users:read",),
     "users.lookupByEmail": ("users:read.email",),
     "users.conversations": ("channels:read", "groups:read"),
     "usergroups.users.list": ("usergroups:read",),
@@ -380,6 +381,7 @@ class FakeSlack:
             "views.update": self._views_update,
             "views.publish": self._views_publish,
             "users.info": self._users_info,
+            "users.list": self._users_list,
             "users.lookupByEmail": self._users_lookup_by_email,
             "users.conversations": self._users_conversations,
             "usergroups.users.list": self._usergroups_users_list,
@@ -1020,6 +1022,17 @@ class FakeSlack:
         if user is None:
             raise SlackError("user_not_found")
         return {"user": self._user_view(user)}
+
+    def _users_list(self, p: Params) -> dict[str, Any]:
+        """Every user (deleted ones and bots too, as Slack lists them), paged by ``cursor``."""
+        with self._lock:
+            users = [self._user_view(user) for user in self._users.values()]
+        page, next_cursor = self._page(p, users)
+        return {
+            "members": page,
+            "cache_ts": int(time.time()),
+            "response_metadata": {"next_cursor": next_cursor},
+        }
 
     def _users_lookup_by_email(self, p: Params) -> dict[str, Any]:
         self._require(p, "email")
