@@ -50,7 +50,7 @@ def post_postmortem(
     """The post-mortem as a Markdown file, in the card's thread as `/incident screenshots` posts
     there; an incident without a card gets it in the channel the command was typed in."""
     with services.sessions() as session:
-        facts = reports.postmortem_facts(session, incident_ref)
+        facts = reports.postmortem_facts(session, incident_ref, rules=services.settings.role_rules)
     incident = facts.incident
     ref = blocks.ref(incident)
     in_thread = bool(incident.slack_channel_id and incident.card_ts)
