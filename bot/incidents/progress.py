@@ -63,9 +63,6 @@ class UpdateDraft:
     cause: str | None = None
 
 
-# --- Interface for the other surfaces (bodies: helper "updates") -------------------------------
-
-
 def post_update(
     session: Session,
     incident_id: int | str,

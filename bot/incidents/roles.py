@@ -223,9 +223,6 @@ def _assign(
     return incident
 
 
-# --- Interface for the other surfaces ----------------------------------------------------------
-
-
 def holders(
     session: Session, incident: Incident, rules: RoleRules
 ) -> list[tuple[Role, str | None]]:

@@ -48,9 +48,6 @@ def subscribe_reporter(session: Session, incident: Incident, now: datetime) -> N
         _add(session, incident.id, incident.reporter, now)
 
 
-# --- Interface for the other surfaces ----------------------------------------------------------
-
-
 def subscribe(
     session: Session, incident_id: int | str, user_id: str, *, now: datetime | None = None
 ) -> bool:
