@@ -91,8 +91,11 @@ def test_declare_stores_everything_and_round_trips_emoji(session: Session):
     assert stored.acknowledged_at is None
     [created] = events_of(session, incident.id)
     assert (created.kind, created.actor, created.to_value) == (EventKind.CREATED, "U0ALICE", "SEV1")
-    [card] = deliveries_of(session, incident.id)
+    [card, duties] = deliveries_of(session, incident.id)
     assert card.action == DeliveryAction.POST_CARD
+    # The lead, named by the reporter, is told so with the lead's duties.
+    assert duties.action == DeliveryAction.TELL_USER
+    assert (duties.payload["user"], duties.payload["about"]) == ("U0OWNER", "role")
 
 
 def test_declare_without_a_channel_queues_nothing(session: Session):

@@ -173,6 +173,8 @@ def test_declaring_queues_the_channel_after_the_card_with_its_name_and_people(
         DeliveryAction.UPDATE_CHANNEL,
         DeliveryAction.POST_SUMMARY,
         DeliveryAction.POST_CHANNEL,
+        # The lead's duties, to the owner Alice named.
+        DeliveryAction.TELL_USER,
     ]
     assert rows[1].payload == {
         "name": f"inc-{declared.id}-db-down",

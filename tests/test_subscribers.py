@@ -83,6 +83,14 @@ def test_a_lead_named_at_declaration_is_dmed_the_leads_duties(session: Session):
         )
     ).all()
     assert [(r.payload["user"], r.payload["about"]) for r in rows] == [("U0BOB", "role")]
+    # A declarer who leads it knows already.
+    own = incidents.IncidentDraft(title="Search is slow", severity="SEV2", owner="U0ALICE")
+    mine = incidents.declare(session, own, Actor("U0ALICE"))
+    assert not session.scalars(
+        select(Delivery).where(
+            Delivery.incident_id == mine.id, Delivery.action == DeliveryAction.TELL_USER
+        )
+    ).all()
     # Demo data tells no one.
     quiet = incidents.IncidentDraft(
         title="Old outage", severity="SEV1", owner="U0BOB", tell_people=False

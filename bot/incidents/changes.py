@@ -165,14 +165,17 @@ def declare(
     session.flush()
     if draft.tell_people:
         subscribe_reporter(session, incident, now)
-        if incident.owner and USER_ID.match(incident.owner):
-            dm_later(session, incident, incident.owner, DM_ROLE, [created], now)
     if incident.slack_channel_id is not None:
         session.add(
             Delivery(incident_id=incident.id, action=DeliveryAction.POST_CARD, next_attempt_at=now)
         )
         if channels is not None and channels.wanted(incident.severity, draft.open_channel):
             queue_channel(session, incident, channels, created, now)
+    # Named lead by someone else, they learn it (and the duties) now; a declarer who keeps the
+    # lead the form offers them knows already.
+    lead = incident.owner
+    if draft.tell_people and lead and USER_ID.match(lead) and lead != actor.user_id:
+        dm_later(session, incident, lead, DM_ROLE, [created], now)
     audit(
         session,
         log,
