@@ -23,6 +23,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    Select,
     case,
     delete,
     func,
@@ -63,6 +64,26 @@ class Jobs:
         self.settings = settings
         self.sessions = sessions
         self.deliverer = deliverer
+
+    def _one_by_one(
+        self,
+        due: Select[tuple[Incident]],
+        act: Callable[[Session, Incident], object],
+        now: datetime,
+    ) -> int:
+        """Act on each incident `due` selects, one per transaction, then send its Slack updates;
+        returns how many. Each is claimed FOR UPDATE SKIP LOCKED and `act` must take it out of
+        `due` (a due time moved on, a status changed), so two leaders at once never act twice."""
+        done = 0
+        while True:
+            with self.sessions.begin() as session:
+                incident = session.scalars(due.limit(1).with_for_update(skip_locked=True)).first()
+                if incident is None:
+                    return done
+                act(session, incident)
+                incident_id = incident.id
+            done += 1
+            self.deliverer.drain(incident_id=incident_id, now=now)
 
     # --- reminders ------------------------------------------------------------------------------
 
@@ -113,59 +134,38 @@ class Jobs:
             )
         if self.in_quiet_hours(now):
             return 0  # due reminders stay due and go out when the quiet hours end
-        sent = 0
-        while True:
-            with self.sessions.begin() as session:
-                incident = session.scalars(
-                    select(Incident)
-                    .where(
-                        Incident.status.in_(ACTIVE_STATUSES),
-                        # A snooze can set a due time on a severity that has no reminders.
-                        Incident.severity.in_(list(self._cadences())),
-                        Incident.next_reminder_at <= now,
-                        Incident.next_update_at.is_(None),
-                    )
-                    .order_by(Incident.next_reminder_at)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                ).first()
-                if incident is None:
-                    break
-                cadence = self.settings.reminder_cadences.get(incident.severity.value)
-                incidents.remind(
-                    session, incident, now=now, next_at=now + cadence if cadence else None
-                )
-                incident_id = incident.id
-            sent += 1
-            self.deliverer.drain(incident_id=incident_id, now=now)
-        return sent
+
+        def remind(session: Session, incident: Incident) -> None:
+            cadence = self.settings.reminder_cadences.get(incident.severity.value)
+            incidents.remind(session, incident, now=now, next_at=now + cadence if cadence else None)
+
+        return self._one_by_one(
+            select(Incident)
+            .where(
+                Incident.status.in_(ACTIVE_STATUSES),
+                # A snooze can set a due time on a severity that has no reminders.
+                Incident.severity.in_(list(self._cadences())),
+                Incident.next_reminder_at <= now,
+                Incident.next_update_at.is_(None),
+            )
+            .order_by(Incident.next_reminder_at),
+            remind,
+            now,
+        )
 
     def nudge_updates(self, now: datetime) -> int:
         """Nudge the lead and the comms role of each active incident whose promised update is
         late (once per promised interval); returns how many incidents were nudged."""
         if self.in_quiet_hours(now):
             return 0  # due nudges stay due and go out when the quiet hours end
-        sent = 0
-        while True:
-            with self.sessions.begin() as session:
-                incident = session.scalars(
-                    select(Incident)
-                    .where(
-                        Incident.update_nudge_at <= now,
-                        Incident.status.in_(ACTIVE_STATUSES),
-                    )
-                    .order_by(Incident.update_nudge_at)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                ).first()
-                if incident is None:
-                    break
-                # It moves update_nudge_at past `now` (or clears it): each is nudged once.
-                incidents.nudge_overdue(session, incident.id, now=now)
-                incident_id = incident.id
-            sent += 1
-            self.deliverer.drain(incident_id=incident_id, now=now)
-        return sent
+        return self._one_by_one(
+            select(Incident)
+            .where(Incident.update_nudge_at <= now, Incident.status.in_(ACTIVE_STATUSES))
+            .order_by(Incident.update_nudge_at),
+            # It moves update_nudge_at past `now` (or clears it): each is nudged once.
+            lambda session, incident: incidents.nudge_overdue(session, incident.id, now=now),
+            now,
+        )
 
     # --- lead reminders -------------------------------------------------------------------------
 
@@ -178,30 +178,20 @@ class Jobs:
         if after is None:
             return 0
         due = now - after
-        sent = 0
-        while True:
-            with self.sessions.begin() as session:
-                incident = session.scalars(
-                    select(Incident)
-                    .where(
-                        Incident.status.in_(ACTIVE_STATUSES),
-                        Incident.severity.in_(LEAD_REMINDER_SEVERITIES),
-                        Incident.owner.is_(None),
-                        Incident.slack_channel_id.is_not(None),
-                        Incident.leaderless_since <= due,
-                        or_(Incident.lead_reminded_at.is_(None), Incident.lead_reminded_at <= due),
-                    )
-                    .order_by(Incident.leaderless_since)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                ).first()
-                if incident is None:
-                    break
-                incidents.remind_lead(session, incident, now=now)
-                incident_id = incident.id
-            sent += 1
-            self.deliverer.drain(incident_id=incident_id, now=now)
-        return sent
+        return self._one_by_one(
+            select(Incident)
+            .where(
+                Incident.status.in_(ACTIVE_STATUSES),
+                Incident.severity.in_(LEAD_REMINDER_SEVERITIES),
+                Incident.owner.is_(None),
+                Incident.slack_channel_id.is_not(None),
+                Incident.leaderless_since <= due,
+                or_(Incident.lead_reminded_at.is_(None), Incident.lead_reminded_at <= due),
+            )
+            .order_by(Incident.leaderless_since),
+            lambda session, incident: incidents.remind_lead(session, incident, now=now),
+            now,
+        )
 
     # --- auto-close -----------------------------------------------------------------------------
 
@@ -209,31 +199,25 @@ class Jobs:
         after = self.settings.auto_close_after
         if after is None:
             return 0
-        closed = 0
-        while True:
-            with self.sessions.begin() as session:
-                incident = session.scalars(
-                    select(Incident)
-                    .where(Incident.status == Status.RESOLVED, Incident.updated_at <= now - after)
-                    .order_by(Incident.updated_at)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                ).first()
-                if incident is None:
-                    break
-                incidents.change_status(
-                    session,
-                    incident.id,
-                    Status.CLOSED,
-                    SYSTEM,
-                    note=f"Closed automatically: resolved with no change for {after.days} days.",
-                    expected_status=Status.RESOLVED,
-                    now=now,
-                )
-                incident_id = incident.id
-            closed += 1
-            self.deliverer.drain(incident_id=incident_id, now=now)
-        return closed
+
+        def close(session: Session, incident: Incident) -> None:
+            incidents.change_status(
+                session,
+                incident.id,
+                Status.CLOSED,
+                SYSTEM,
+                note=f"Closed automatically: resolved with no change for {after.days} days.",
+                expected_status=Status.RESOLVED,
+                now=now,
+            )
+
+        return self._one_by_one(
+            select(Incident)
+            .where(Incident.status == Status.RESOLVED, Incident.updated_at <= now - after)
+            .order_by(Incident.updated_at),
+            close,
+            now,
+        )
 
     # --- incident channels ----------------------------------------------------------------------
 
