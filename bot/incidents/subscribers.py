@@ -20,6 +20,10 @@ from .workflow import ACTIVE_STATUSES
 
 log = logging.getLogger("bot.incidents")
 
+# The incident's subscribers, in the order they subscribed: recording's query, which notify()
+# reads too (recording can't import this module).
+subscribers = subscriber_ids
+
 
 def _person(user_id: str | None) -> str:
     user = (user_id or "").strip()
@@ -73,11 +77,6 @@ def unsubscribe(session: Session, incident_id: int | str, user_id: str) -> bool:
     if removed is not None:
         audit(session, log, "%s unsubscribed by %s", format_incident_id(incident.id), user)
     return removed is not None
-
-
-def subscribers(session: Session, incident_id: int) -> list[str]:
-    """The incident's subscribers, in the order they subscribed."""
-    return subscriber_ids(session, incident_id)
 
 
 def is_subscribed(session: Session, incident_id: int, user_id: str) -> bool:
