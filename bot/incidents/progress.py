@@ -251,12 +251,10 @@ def count_overdue(session: Session) -> int:
 
 
 def span(duration: timedelta) -> str:
-    """15 min, 1 h, 1 h 30 min, 5 s: a "next update in" as the replies say it."""
+    """15 min, 1 h, 1 h 30 min, 45 s: a "next update in" as the replies and pages say it."""
     seconds = int(duration.total_seconds())
-    if seconds < 60:
-        return f"{seconds} s"
-    hours, minutes = divmod(seconds // 60, 60)
-    parts = [f"{hours} h"] if hours else []
-    if minutes or not hours:
-        parts.append(f"{minutes} min")
-    return " ".join(parts)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""]
+    parts.append(f"{seconds} s" if seconds else "")
+    return " ".join(p for p in parts if p) or "0 s"

@@ -6,7 +6,7 @@ the domain's, names are Slack's (the directory)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -32,16 +32,6 @@ def name_of(user_id: str | None) -> str:
     if not user_id:
         return "nobody"
     return incidents.actor_label(user_id) or services().directory.name(user_id) or user_id
-
-
-def interval_label(span: timedelta) -> str:
-    """`15 min`, `1 h`, `1 h 30 min`, `45 s`: a "next update in" choice."""
-    seconds = int(span.total_seconds())
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    parts = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""]
-    parts.append(f"{seconds} s" if seconds else "")
-    return " ".join(p for p in parts if p) or "0 s"
 
 
 @dataclass(frozen=True)
@@ -107,7 +97,7 @@ def people_view(session: Session, incident: Incident, viewer: Actor) -> dict[str
         "update_overdue": progress.is_overdue(incident.next_update_at, now),
         "is_active": incident.status in ACTIVE_STATUSES,
         "update_moves": [(s.value, STATUS_WORDS[s]) for s in moves],
-        "update_intervals": [(int(i.total_seconds()), interval_label(i)) for i in intervals],
+        "update_intervals": [(int(i.total_seconds()), progress.span(i)) for i in intervals],
         "default_interval": default_interval,
         "handoff_max": roles.HANDOFF_MAX,
         "summary_max": progress.SUMMARY_MAX,

@@ -13,12 +13,12 @@ from marshmallow import ValidationError
 from sqlalchemy.orm import Session
 
 from bot import incidents
-from bot.incidents import Actor, screenshots
+from bot.incidents import Actor, progress, screenshots
 from bot.web import schemas
 from bot.web.api import incident_query
 from bot.web.auth import services
 from bot.web.errors import domain_error
-from bot.web.pages_people import interval_label, name_of, people_view
+from bot.web.pages_people import name_of, people_view
 from db.models import EventKind, Incident, IncidentEvent, Severity, Status
 
 PAGE_SIZE = 20
@@ -257,7 +257,7 @@ def _update_lines(details: dict[str, Any]) -> list[str]:
     ]
     seconds = details.get("next_update_in")
     if isinstance(seconds, int | float) and seconds > 0:
-        lines.append(f"Next update in {interval_label(timedelta(seconds=seconds))}")
+        lines.append(f"Next update in {progress.span(timedelta(seconds=seconds))}")
     return lines
 
 
