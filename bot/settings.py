@@ -12,10 +12,19 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.incidents.channels import CHANNEL_MODES, USER_GROUP_ID, ChannelRules, check_name_template
+from bot.incidents.followups import FollowUpRules
 from bot.incidents.progress import DEFAULT_INTERVALS
 from bot.incidents.roles import RoleRules, parse_roles
 from bot.incidents.vocabulary import CHANNEL_ID, DEFAULT_CATEGORIES, USER_ID, DeclareLimit
 from bot.logs import LOG_FORMATS
+from bot.settings_followups import (
+    GitHubSettings,
+    JiraSettings,
+    TrackerSettingsError,
+    parse_followup_rules,
+    parse_github,
+    parse_jira,
+)
 
 # How long an active incident may go without an update before its owner is reminded.
 DEFAULT_CADENCES = "SEV1=15m,SEV2=30m,SEV3=4h,SEV4=off"
@@ -204,6 +213,10 @@ class Settings:
     slack_client_secret: str | None = None
     session_secret: str | None = None
     public_url: str | None = None
+    # After the incident: follow-ups, the close rule, and the tracker they are exported to.
+    followup_rules: FollowUpRules = field(default_factory=FollowUpRules)
+    github: GitHubSettings | None = None
+    jira: JiraSettings | None = None
 
     @property
     def socket_mode(self) -> bool:
@@ -339,6 +352,12 @@ class Settings:
             raise SettingsError(
                 "SESSION_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`)"
             )
+        try:
+            followup_rules = parse_followup_rules(environ)
+            github = parse_github(environ, followup_rules.tracker == "github")
+            jira = parse_jira(environ, followup_rules.tracker == "jira")
+        except TrackerSettingsError as error:
+            raise SettingsError(str(error)) from None
         return cls(
             database_url=environ.get("DATABASE_URL") or None,
             data_dir=Path(environ.get("BOT_DATA_DIR") or ".data"),
@@ -372,4 +391,7 @@ class Settings:
             slack_client_secret=environ.get("SLACK_CLIENT_SECRET") or None,
             session_secret=session_secret,
             public_url=public_url,
+            followup_rules=followup_rules,
+            github=github,
+            jira=jira,
         )

@@ -31,85 +31,26 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
 
+# The rest of the bot imports the vocabularies from here too.
+from db.enums import (
+    ACTIVE_STATUSES,
+    DeliveryAction,
+    EventKind,
+    FollowUpStatus,
+    ReviewStatus,
+    Severity,
+    Status,
+)
+
 USER_REF_LENGTH = 64
 CATEGORY_LENGTH = 64
 INTAKE_FINGERPRINT_LENGTH = 200
 TOKEN_NAME_LENGTH = 40
 ROLE_KEY_LENGTH = 32
+PRIORITY_LENGTH = 32
 
 
-class Severity(enum.StrEnum):
-    SEV1 = "SEV1"
-    SEV2 = "SEV2"
-    SEV3 = "SEV3"
-    SEV4 = "SEV4"
-
-
-class Status(enum.StrEnum):
-    OPEN = "open"
-    INVESTIGATING = "investigating"
-    MITIGATED = "mitigated"
-    RESOLVED = "resolved"
-    CLOSED = "closed"
-
-
-# Incidents still being worked on. Lists of them (the default list, the picker, the Home tab)
-# have indexes of their own, which stay small however many incidents a team has closed.
-ACTIVE_STATUSES = (Status.OPEN, Status.INVESTIGATING, Status.MITIGATED)
 _ACTIVE = sql_text(f"status IN ({', '.join(repr(s.value) for s in ACTIVE_STATUSES)})")
-
-
-class EventKind(enum.StrEnum):
-    CREATED = "created"
-    STATUS_CHANGED = "status_changed"
-    SEVERITY_CHANGED = "severity_changed"
-    FIELD_CHANGED = "field_changed"
-    ASSIGNED = "assigned"
-    NOTE = "note"
-    NOTE_DELETED = "note_deleted"
-    SCREENSHOT_ADDED = "screenshot_added"
-    SCREENSHOT_DELETED = "screenshot_deleted"
-    REMINDER = "reminder"
-    REMINDERS_SNOOZED = "reminders_snoozed"
-    # A role other than the lead (the owner, an ASSIGNED event) taken, given or left: `field`
-    # is the role's key, from/to the people.
-    ROLE_ASSIGNED = "role_assigned"
-    # A structured update: `text` the summary, details the impact and the promised next one;
-    # field/from/to the status when the update moved it (one event, not two).
-    STATUS_UPDATE = "status_update"
-    # The promised next update is late: the lead and the comms role were nudged.
-    UPDATE_OVERDUE = "update_overdue"
-    # A SEV1 or SEV2 without a lead for LEAD_REMINDER_AFTER.
-    LEAD_REMINDER = "lead_reminder"
-
-
-class DeliveryAction(enum.StrEnum):
-    """What the delivery worker must do in Slack; it renders from the rows at send time."""
-
-    POST_CARD = "post_card"
-    UPDATE_CARD = "update_card"
-    POST_THREAD = "post_thread"
-    DELETE_CARD = "delete_card"
-    POST_DIGEST = "post_digest"
-    # The incident's own channel: create it (or adopt the one an earlier attempt made), invite.
-    OPEN_CHANNEL = "open_channel"
-    # A change's reply in the incident's own channel, beside the card's thread.
-    POST_CHANNEL = "post_channel"
-    # The summary pinned in the incident's channel: posted once, then edited with the topic.
-    POST_SUMMARY = "post_summary"
-    UPDATE_CHANNEL = "update_channel"
-    # Closed long enough (INCIDENT_CHANNEL_ARCHIVE_AFTER): the incident's channel is archived.
-    ARCHIVE_CHANNEL = "archive_channel"
-    # Someone assigned to an incident that has its channel: invite them.
-    INVITE_CHANNEL = "invite_channel"
-    # The title changed: the incident's channel is renamed after it.
-    RENAME_CHANNEL = "rename_channel"
-    # A person told something after the ack (a refusal, a confirmation, a delivery problem):
-    # ephemeral, a response_url answer or a DM (bot.delivery.tell).
-    TELL_USER = "tell_user"
-    # The incident channel's first message (what happened, roles, what to do, links), pinned,
-    # then edited with the summary.
-    POST_WELCOME = "post_welcome"
 
 
 def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
@@ -187,6 +128,18 @@ class Incident(Base):
     lead_reminded_at: Mapped[datetime | None] = _timestamp()
     # The welcome message in its own channel, edited as roles are taken.
     own_channel_welcome_ts: Mapped[str | None] = mapped_column(String(32))
+    # The review (post-mortem): the impact window (defaults: declared and resolved), what
+    # customers saw, why it happened and what the team learnt, and where the review stands.
+    impact_started_at: Mapped[datetime | None] = _timestamp()
+    impact_ended_at: Mapped[datetime | None] = _timestamp()
+    customer_impact: Mapped[str | None] = mapped_column(Text)
+    contributing_factors: Mapped[str | None] = mapped_column(Text)
+    went_well: Mapped[str | None] = mapped_column(Text)
+    went_badly: Mapped[str | None] = mapped_column(Text)
+    review_status: Mapped[ReviewStatus] = mapped_column(
+        _enum(ReviewStatus, "review_status"), server_default=sql_text("'draft'")
+    )
+    reviewer: Mapped[str | None] = mapped_column(String(USER_REF_LENGTH))
     version: Mapped[int] = mapped_column(Integer, server_default=sql_text("1"))
     # An alerting tool's key for the problem (`/api/v1/intake`): while the incident is active, the
     # same key adds a note to it instead of declaring a second incident.
@@ -320,6 +273,68 @@ class IncidentSubscriber(Base):
 
     # "My subscriptions" (App Home) reads by person.
     __table_args__ = (Index("ix_incident_subscribers_user_id", "user_id"),)
+
+
+class FollowUp(Base):
+    """An action item after an incident: an owner, a due date, a priority, a status, and
+    perhaps a ticket in FOLLOWUP_TRACKER. Closing the incident doesn't freeze it."""
+
+    __tablename__ = "followups"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(255))
+    owner: Mapped[str | None] = mapped_column(String(USER_REF_LENGTH))
+    due_on: Mapped[date | None] = mapped_column(Date)
+    priority: Mapped[str] = mapped_column(String(PRIORITY_LENGTH))
+    status: Mapped[FollowUpStatus] = mapped_column(
+        _enum(FollowUpStatus, "followup_status"), server_default=sql_text("'open'")
+    )
+    created_by: Mapped[str] = mapped_column(String(USER_REF_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Who marked it done or won't do, and when (NULL while open).
+    closed_by: Mapped[str | None] = mapped_column(String(USER_REF_LENGTH))
+    closed_at: Mapped[datetime | None] = _timestamp()
+    # The Slack message it was made from ("Add as follow-up").
+    source_permalink: Mapped[str | None] = mapped_column(Text)
+    # Its ticket: the tracker ("github", "jira"), its key ("owner/repo#12", "OPS-12") and link.
+    # `export_requested_at`: an export is queued (once); `ticket_checked_at`: last polled.
+    tracker: Mapped[str | None] = mapped_column(String(16))
+    ticket_key: Mapped[str | None] = mapped_column(String(200))
+    ticket_url: Mapped[str | None] = mapped_column(Text)
+    export_requested_at: Mapped[datetime | None] = _timestamp()
+    ticket_checked_at: Mapped[datetime | None] = _timestamp()
+    version: Mapped[int] = mapped_column(Integer, server_default=sql_text("1"))
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        CheckConstraint("char_length(btrim(title)) >= 3", name="followup_title_not_blank"),
+        Index("ix_followups_incident_id", "incident_id"),
+        Index("ix_followups_owner_status", "owner", "status"),
+        Index(
+            "ix_followups_open_due_on",
+            "due_on",
+            postgresql_where=sql_text("status = 'open'"),
+        ),
+        Index(
+            "ix_followups_ticket",
+            "tracker",
+            "ticket_key",
+            unique=True,
+            postgresql_where=sql_text("ticket_key IS NOT NULL"),
+        ),
+    )
+
+
+class FollowUpDigest(Base):
+    """One row per week the owners' overdue follow-ups were DMed, so several schedulers send it
+    once (`week` is that week's Monday in TIMEZONE)."""
+
+    __tablename__ = "followup_digests"
+
+    week: Mapped[date] = mapped_column(Date, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Screenshot(Base):
