@@ -39,9 +39,14 @@ from .lists import (
     tickets_to_poll,
 )
 from .rules import (
+    CLOSE_FOLLOWUPS_TRIAGED,
+    CLOSE_NOTHING,
+    CLOSE_REVIEW_DONE,
     CLOSE_RULES,
     DEFAULT_FOLLOWUP_RULES,
     DEFAULT_PRIORITIES,
+    DM_FOLLOWUP_ASSIGNED,
+    DM_FOLLOWUP_DIGEST,
     DUE_HINT,
     DUE_MAX_AHEAD,
     FOLLOWUP_ID_MAX,
@@ -61,9 +66,14 @@ from .rules import (
 )
 
 __all__ = [
+    "CLOSE_FOLLOWUPS_TRIAGED",
+    "CLOSE_NOTHING",
+    "CLOSE_REVIEW_DONE",
     "CLOSE_RULES",
     "DEFAULT_FOLLOWUP_RULES",
     "DEFAULT_PRIORITIES",
+    "DM_FOLLOWUP_ASSIGNED",
+    "DM_FOLLOWUP_DIGEST",
     "DUE_HINT",
     "DUE_MAX_AHEAD",
     "FOLLOWUP_ID_MAX",
