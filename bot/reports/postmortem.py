@@ -20,7 +20,7 @@ from bot import incidents
 from bot.incidents import followups, roles, screenshots
 from db.models import EventKind, FollowUp, Incident, IncidentEvent, Screenshot
 
-from . import review
+from . import review, work_events
 from .markdown import at as _at
 from .markdown import inline, paragraphs
 from .numbers import duration, size
@@ -77,6 +77,13 @@ class _Writer:
         """What an event did, and the text to quote under it."""
         details = event.details or {}
         before, after = inline(event.from_value or ""), inline(event.to_value or "")
+        work = (
+            work_events.review_change(event, self.person)
+            if event.kind == EventKind.FIELD_CHANGED
+            else work_events.followup_event(event, self.person)
+        )
+        if work is not None:
+            return work
         match event.kind:
             case EventKind.CREATED:
                 return f"declared the incident as {after}", event.text
