@@ -352,6 +352,16 @@ def test_other_images_values_are_refused_on_the_page(
     assert "Content-Disposition" not in response.headers
 
 
+def test_the_incident_page_offers_the_zip(slackbot: Bot, shots: tuple[int, list[int]]) -> None:
+    incident_id, _ = shots
+    client = slackbot.web.test_client()
+    sign_in_client(client, ALICE.user_id)
+
+    html = client.get(f"/incidents/{incident_id}").get_data(as_text=True)
+
+    assert f'href="/incidents/{incident_id}/postmortem?images=inline"' in html
+
+
 def test_links_is_the_default(slackbot: Bot, shots: tuple[int, list[int]]) -> None:
     incident_id, _ = shots
     client = slackbot.web.test_client()
