@@ -1,4 +1,4 @@
-"""Command line: `python -m bot run|migrate|seed|check|token|link|outbox|export-screenshots`."""
+"""CLI: `python -m bot run|migrate|seed|check|token|link|outbox|export-screenshots|postmortem`."""
 
 from __future__ import annotations
 
@@ -51,6 +51,12 @@ def cmd_export_screenshots(settings: Settings, args: argparse.Namespace) -> int:
     ref = incidents.format_incident_id(incident.id)
     print(f"Wrote {len(ids)} screenshot(s) of {ref} to {folder}.", file=sys.stderr)
     return 0
+
+
+def cmd_postmortem(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.reports import cli
+
+    return cli.postmortem(args, make_session_factory(_database(settings)), settings)
 
 
 def _unique_name(screenshot_id: int, filename: str, taken: set[str]) -> str:
@@ -443,6 +449,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("incident", help="INC-12, #12 or 12")
     export.add_argument("folder")
     export.set_defaults(handler=cmd_export_screenshots)
+    pm = commands.add_parser("postmortem", help="an incident's post-mortem as Markdown")
+    pm.add_argument("incident", help="INC-12, #12 or 12")
+    pm.add_argument("--inline-images", action="store_true", help="with images/, in a folder")
+    pm.add_argument("--out", help="the folder (default: stdout, or ./INC-12-postmortem)")
+    pm.set_defaults(handler=cmd_postmortem)
     token = commands.add_parser("token", help="API tokens for machines (alerting, scripts)")
     token_actions = token.add_subparsers(dest="action", required=True)
     create = token_actions.add_parser("create", help="a new token, shown once")

@@ -108,7 +108,7 @@ def walk_through(session: Session, *, card_channel: str | None = None) -> tuple[
 
 def expected(incident_id: int, shot_id: int, *, alice: str, site: str | None) -> str:
     """The document for walk_through()'s incident; `alice` is how Alice is shown."""
-    page = f"\nIncident page: <{site}/incidents/{incident_id}>\n" if site else ""
+    page = f"- Incident page: <{site}/incidents/{incident_id}>\n" if site else ""
     image = (
         f"\n  ![Error rate graph]({site}/incidents/{incident_id}/screenshots/{shot_id})"
         if site
@@ -116,6 +116,15 @@ def expected(incident_id: int, shot_id: int, *, alice: str, site: str | None) ->
     )
     bob = BOB.user_id
     return f"""# INC-{incident_id} (SEV1, resolved): Checkout is failing
+
+- Severity: SEV1 (critical)
+- Status: resolved
+- Service: checkout-api
+- Category: outage
+- Declared: 2025-03-03 09:00 UTC by {alice}
+- Lead: {bob}
+- Assignee: nobody
+- Review: draft, reviewer nobody
 {page}
 ## Summary
 
@@ -124,10 +133,13 @@ About 30% of checkouts fail.
 
 ## Impact
 
-- Severity: SEV1 (critical)
-- Service: checkout-api
-- Category: outage
-- Duration: 1 h 40 min, from declaration to resolution
+- Started: 2025-03-03 09:00 UTC (declared; no impact start recorded)
+- Ended: 2025-03-03 10:40 UTC (resolved; no impact end recorded)
+- Duration: 1 h 40 min
+
+### Customer impact
+
+Not recorded.
 
 ## Milestones
 
@@ -138,18 +150,6 @@ About 30% of checkouts fail.
 | Mitigated (MTTM) | 2025-03-03 09:40 | 40 min |
 | Resolved (MTTR) | 2025-03-03 10:40 | 1 h 40 min |
 | Closed | not yet | |
-
-## People
-
-- Reporter: {alice}
-- Lead: {bob}
-- Assignee: nobody
-
-## Roles (times in UTC)
-
-- Incident lead: {bob} (from 2025-03-03 09:25)
-- Communications lead: {alice} (from 2025-03-03 09:26)
-- Scribe: nobody
 
 ## Timeline (UTC)
 
@@ -173,6 +173,28 @@ About 30% of checkouts fail.
   > Rolled back
 - 2025-03-03 10:40 · {bob} · changed the status: mitigated → resolved
 
+## Roles (times in UTC)
+
+- Incident lead: {bob} (from 2025-03-03 09:25)
+- Communications lead: {alice} (from 2025-03-03 09:26)
+- Scribe: nobody
+
+## Contributing factors
+
+Not recorded.
+
+## What went well
+
+Not recorded.
+
+## What went badly
+
+Not recorded.
+
+## Follow-ups
+
+None yet.
+
 ## Cause
 
 A bad deploy
@@ -186,6 +208,11 @@ then fixed forward.
 
 - graph.png · "Error rate graph" · {len(graph())} B · 64x48 px · added by {bob} at \
 2025-03-03 09:30 UTC{image}
+
+## Review
+
+- Status: draft
+- Reviewer: nobody
 """
 
 
@@ -230,13 +257,19 @@ def test_an_ongoing_incident_says_so_and_leaves_milestones_open(session: Session
     document = reports.postmortem_markdown(reports.postmortem_facts(session, incident.id))
 
     assert document.startswith(f"# INC-{incident.id} (SEV4, investigating): Search is slow\n\n")
-    assert "- Duration: ongoing (declared 2025-03-03 09:00 UTC)\n" in document
+    assert (
+        "- Started: 2025-03-03 09:00 UTC (declared; no impact start recorded)\n"
+        "- Ended: not yet\n- Duration: ongoing\n"
+    ) in document
     assert "| Acknowledged (MTTA) | 2025-03-03 09:07 | 7 min |\n" in document
     assert "| Mitigated (MTTM) | not yet | |\n| Resolved (MTTR) | not yet | |\n" in document
     assert "## Summary\n\nNo description.\n" in document
     assert "## Cause\n\nNot recorded.\n\n## Resolution\n\nNot recorded.\n" in document
     assert "- Service: not recorded\n- Category: not recorded\n" in document
-    assert document.endswith("## Screenshots\n\nNone.\n")
+    assert "## Follow-ups\n\nNone yet.\n" in document
+    assert document.endswith(
+        "## Screenshots\n\nNone.\n\n## Review\n\n- Status: draft\n- Reviewer: nobody\n"
+    )
 
 
 def test_a_reopened_incident_is_ongoing_again(session: Session) -> None:
@@ -248,11 +281,27 @@ def test_a_reopened_incident_is_ongoing_again(session: Session) -> None:
 
     document = reports.postmortem_markdown(reports.postmortem_facts(session, incident.id))
 
-    assert "- Duration: ongoing (declared 2025-03-03 09:00 UTC)\n" in document
+    assert "- Ended: not yet\n- Duration: ongoing\n" in document
     assert "| Resolved (MTTR) | not yet | |\n" in document
     assert "changed the status: resolved → investigating" in document
 
 
+SECTIONS = [
+    "## Summary",
+    "## Impact",
+    "### Customer impact",
+    "## Milestones",
+    "## Timeline (UTC)",
+    "## Roles (times in UTC)",
+    "## Contributing factors",
+    "## What went well",
+    "## What went badly",
+    "## Follow-ups",
+    "## Cause",
+    "## Resolution",
+    "## Screenshots",
+    "## Review",
+]
 HOSTILE_TITLE = "# hi | x [link](javascript:alert(1)) <b>*bold*</b> `code` _it_ \\ end #"
 
 
@@ -290,22 +339,17 @@ def test_hostile_text_is_shown_literally(session: Session) -> None:
         "\\#\\# nor a heading"
     )
     assert "- Service: a\\|b\n" in document
-    assert "- Reporter: Eve \\*the\\* \\[admin\\](x) (U0EVE00001)\n" in document
+    assert (
+        "- Declared: 2025-03-03 09:00 UTC by Eve \\*the\\* \\[admin\\](x) (U0EVE00001)\n"
+        in document
+    )
     note = "  > !\\[img\\](https://evil.example/x.png)\\\n  > \\---\\\n  > \\<script\\>\n"
     assert f"added a note:\n{note}" in document
     # Every heading of the document is one of its own.
     headings = [line for line in lines if line.startswith("#")]
     assert headings == [
         lines[0],
-        "## Summary",
-        "## Impact",
-        "## Milestones",
-        "## People",
-        "## Roles (times in UTC)",
-        "## Timeline (UTC)",
-        "## Cause",
-        "## Resolution",
-        "## Screenshots",
+        *SECTIONS,
     ]
     assert "<script>" not in document
 
@@ -455,8 +499,12 @@ def test_the_openapi_document_describes_the_markdown_download(slackbot: Bot) -> 
 
     operation = spec["paths"]["/api/v1/incidents/{incident_id}/postmortem"]["get"]
     assert operation["responses"]["200"]["content"] == {
-        "text/markdown": {"schema": {"type": "string"}}
+        "text/markdown": {"schema": {"type": "string"}},
+        "application/zip": {"schema": {"type": "string", "format": "binary"}},
     }
+    (images,) = [p for p in operation["parameters"] if p["name"] == "images"]
+    assert images["in"] == "query"
+    assert images["schema"]["enum"] == ["links", "inline"]
     assert {"404", "401"} <= set(operation["responses"])
     # Secured as the rest of the API is.
     assert operation["security"] == spec["paths"]["/api/v1/incidents"]["get"]["security"]

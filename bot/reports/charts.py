@@ -1,5 +1,5 @@
-"""Weekly charts as PNG bytes: incidents declared per week stacked by severity, and the mean
-time to resolve per week by severity.
+"""Weekly charts as PNG bytes: incidents declared per week stacked by severity, the mean time
+to resolve per week by severity, and follow-ups opened and completed per week.
 
 matplotlib's object API (a Figure on its own Agg canvas), never pyplot: pyplot keeps global
 state that threads serving requests at once would share. matplotlib is imported on the first
@@ -18,6 +18,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from bot.incidents import SEVERITY_LABELS, WeekRow
+from bot.incidents.followup_stats import FollowUpWeek
 from db.models import Severity
 
 from .numbers import Period
@@ -162,4 +163,38 @@ def mttr_chart(rows: Sequence[WeekRow], period: Period) -> bytes:
         _legend(axes, handles)
     else:
         _no_data(axes, "No incident declared in this period is resolved yet.")
+    return _png(figure)
+
+
+FOLLOWUP_COLOURS = {"opened": "#1565c0", "completed": "#2e7d32"}
+
+
+def followups_chart(weeks: Sequence[FollowUpWeek], period: Period, overdue_now: int) -> bytes:
+    """Follow-ups opened and completed per week, side by side; how many are overdue now in the
+    title, the number a weekly review starts from."""
+    figure, axes = _figure(f"Follow-ups per week ({overdue_now} overdue now)", period)
+    from matplotlib.ticker import MaxNLocator
+
+    found = {week.week: week for week in weeks}
+    width = 0.4
+    handles, highest = [], 0
+    for offset, key in ((-width / 2, "opened"), (width / 2, "completed")):
+        counts = [getattr(found[m], key) if m in found else 0 for m in period.mondays]
+        highest = max(highest, *counts)
+        handles.append(
+            axes.bar(
+                [n + offset for n in range(period.weeks)],
+                counts,
+                width=width,
+                color=FOLLOWUP_COLOURS[key],
+                label=key,
+            )
+        )
+    if highest:
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_ylim(0, highest * 1.1)
+        axes.set_ylabel("follow-ups")
+        _legend(axes, handles)
+    else:
+        _no_data(axes, "No follow-up was opened or completed in this period.")
     return _png(figure)

@@ -1,5 +1,6 @@
 """The period a report covers, and numbers as people read them: durations, sizes, the table of
-MTTA/MTTM/MTTR by severity. Shared by the web pages, Slack and the post-mortem."""
+MTTA/MTTM/MTTR by severity, the follow-ups per week. Shared by the web pages, Slack and the
+post-mortem."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from bot.incidents import SEVERITY_LABELS, WORKFLOW_ORDER, InvalidInput, Stats
+from bot.incidents.followup_stats import FollowUpStats
 from db.models import Severity, Status
 
 WEEKS_DEFAULT = 12
@@ -116,3 +118,24 @@ def severity_lines(stats: Stats) -> list[SeverityLine]:
 def status_counts(stats: Stats) -> list[tuple[Status, int]]:
     """How many of the period's incidents are in each status now, in workflow order."""
     return [(status, stats.by_status.get(status, 0)) for status in WORKFLOW_ORDER]
+
+
+@dataclass(frozen=True)
+class FollowUpLine:
+    """One week's line of the follow-ups table."""
+
+    week: date
+    opened: int
+    completed: int
+    dropped: int
+
+
+def followup_lines(stats: FollowUpStats, covered: Period) -> list[FollowUpLine]:
+    """Every week of the period, oldest first, those without follow-ups too."""
+    found = {w.week: w for w in stats.weeks}
+    lines = []
+    for monday in covered.mondays:
+        week = found.get(monday)
+        counts = (week.opened, week.completed, week.dropped) if week else (0, 0, 0)
+        lines.append(FollowUpLine(monday, *counts))
+    return lines

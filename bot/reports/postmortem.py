@@ -1,77 +1,32 @@
-"""An incident's post-mortem as Markdown, ready to paste into a wiki: summary, impact,
-milestones, people, who held each role, the timeline (structured updates included), cause,
-resolution and screenshots.
+"""An incident's post-mortem as Markdown, ready to paste into a wiki, in the shape teams run a
+review from: the facts, summary, impact (from the review's impact window), milestones,
+timeline, roles, contributing factors, what went well and badly, the follow-ups as a checklist,
+cause, resolution, screenshots and where the review stands.
 
-Everything people typed is shown literally: Markdown's markup characters are escaped, so a title
-such as `# hi | x` or a note holding `[link](javascript:...)` can't add headings, tables or
-links to the document. The output depends only on the incident's rows and the links and names
-handed in, so the same incident always gives the same document.
+Everything people typed is shown literally (bot.reports.markdown). The output depends only on
+the incident's rows and the links and names handed in, so the same incident always gives the
+same document.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from bot import incidents
-from bot.incidents import SEVERITY_LABELS, roles, screenshots
-from db.models import EventKind, Incident, IncidentEvent, Screenshot
+from bot.incidents import followups, roles, screenshots
+from db.models import EventKind, FollowUp, Incident, IncidentEvent, Screenshot
 
+from . import review, work_events
+from .markdown import at as _at
+from .markdown import inline, paragraphs
 from .numbers import duration, size
 
 # A person's name for a Slack user id, when the surface can tell (None: the id is shown).
 Names = Callable[[str], str | None]
-
-_MARKUP = re.compile(r"([\\`*_\[\]#|<>])")
-# What, at the start of a line, would open a list or a code fence, or make a rule or a heading
-# of the line before.
-_BLOCK_MARKER = re.compile(r"^(?:[-+=](?:\s|$)|[-=][-=\s]*$|~)")
-_ORDERED_MARKER = re.compile(r"^(\d{1,9})([.)])(?=\s|$)")
-
-
-def escape(text: str) -> str:
-    """Text shown as typed. Parentheses are left alone: with `[` and `]` escaped they can't
-    form a link, and escaping them would make every aside unreadable in the raw file."""
-    return _MARKUP.sub(r"\\\1", text)
-
-
-def inline(text: str) -> str:
-    """User text on one line (a title, a name, a caption)."""
-    return escape(" ".join(text.split()))
-
-
-def _escape_line(line: str) -> str:
-    # Stripped: four leading spaces would make the line code.
-    escaped = escape(line.strip())
-    if _BLOCK_MARKER.match(escaped):
-        return "\\" + escaped
-    ordered = _ORDERED_MARKER.match(escaped)
-    if ordered:
-        return f"{ordered.group(1)}\\{ordered.group(2)}{escaped[ordered.end() :]}"
-    return escaped
-
-
-def paragraphs(text: str) -> list[str]:
-    """Multi-line user text as lines of Markdown: its line breaks kept (a trailing backslash is
-    CommonMark's hard break), runs of blank lines as one paragraph break."""
-    lines: list[str] = []
-    for raw in text.strip().splitlines():
-        line = _escape_line(raw)
-        if line:
-            if lines and lines[-1]:
-                lines[-1] += "\\"
-            lines.append(line)
-        elif lines and lines[-1]:
-            lines.append("")
-    return lines
-
-
-def _at(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def filename(incident_id: int) -> str:
@@ -87,6 +42,8 @@ class PostmortemFacts:
     screenshots: list[Screenshot]
     # Every role (the lead first) and who holds it now.
     roles: list[tuple[roles.Role, str | None]]
+    # Its follow-ups, open first, then by due date.
+    followups: list[FollowUp]
 
 
 def postmortem_facts(
@@ -99,6 +56,7 @@ def postmortem_facts(
         incidents.timeline(session, incident.id),
         screenshots.list_screenshots(session, incident.id),
         roles.holders(session, incident, rules or roles.RoleRules()),
+        followups.followups_of(session, incident.id),
     )
 
 
@@ -119,6 +77,13 @@ class _Writer:
         """What an event did, and the text to quote under it."""
         details = event.details or {}
         before, after = inline(event.from_value or ""), inline(event.to_value or "")
+        work = (
+            work_events.review_change(event, self.person)
+            if event.kind == EventKind.FIELD_CHANGED
+            else work_events.followup_event(event, self.person)
+        )
+        if work is not None:
+            return work
         match event.kind:
             case EventKind.CREATED:
                 return f"declared the incident as {after}", event.text
@@ -227,20 +192,6 @@ class _Writer:
         return lines or ["Nothing was recorded."]
 
 
-def _impact(incident: Incident) -> list[str]:
-    if incident.resolved_at is not None:
-        lasted = duration(incident.resolved_at - incident.created_at)
-        span = f"{lasted}, from declaration to resolution"
-    else:
-        span = f"ongoing (declared {_at(incident.created_at)} UTC)"
-    return [
-        f"- Severity: {incident.severity.value} ({SEVERITY_LABELS[incident.severity]})",
-        f"- Service: {inline(incident.service) if incident.service else 'not recorded'}",
-        f"- Category: {inline(incident.category) if incident.category else 'not recorded'}",
-        f"- Duration: {span}",
-    ]
-
-
 def _milestones(incident: Incident) -> list[str]:
     rows = [f"| Declared | {_at(incident.created_at)} | |"]
     for label, reached in (
@@ -289,25 +240,23 @@ def postmortem_markdown(
     ref = incidents.format_incident_id(incident.id)
     lines = [f"# {ref} ({incident.severity.value}, {incident.status.value}): "]
     lines[0] += inline(incident.title)
+    lines += ["", *review.facts(incident, writer.person)]
     if page_url:
-        lines += ["", f"Incident page: <{page_url}>"]
+        lines.append(f"- Incident page: <{page_url}>")
     sections: list[tuple[str, list[str]]] = [
         ("Summary", paragraphs(incident.description or "") or ["No description."]),
-        ("Impact", _impact(incident)),
+        ("Impact", review.impact(incident)),
         ("Milestones", _milestones(incident)),
-        (
-            "People",
-            [
-                f"- Reporter: {writer.person(incident.reporter)}",
-                f"- Lead: {writer.person(incident.owner)}",
-                f"- Assignee: {writer.person(incident.assignee)}",
-            ],
-        ),
-        ("Roles (times in UTC)", writer.roles(facts)),
         ("Timeline (UTC)", writer.timeline(facts.events)),
+        ("Roles (times in UTC)", writer.roles(facts)),
+        ("Contributing factors", review.text(incident.contributing_factors)),
+        ("What went well", review.text(incident.went_well)),
+        ("What went badly", review.text(incident.went_badly)),
+        ("Follow-ups", review.followup_list(facts.followups, writer.person)),
         ("Cause", paragraphs(incident.cause or "") or ["Not recorded."]),
         ("Resolution", paragraphs(incident.resolution or "") or ["Not recorded."]),
         ("Screenshots", _screenshots(writer, facts.screenshots, screenshot_url)),
+        ("Review", review.review_status(incident, writer.person)),
     ]
     for heading, body in sections:
         lines += ["", f"## {heading}", "", *body]
