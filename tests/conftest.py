@@ -126,8 +126,8 @@ def committing_sessions(engine: Engine) -> Iterator[sessionmaker[Session]]:
     """
     empty = text(
         "TRUNCATE incidents, incident_events, incident_roles, incident_subscribers, screenshots, "
-        "deliveries, slack_rate_limits, api_tokens, web_sessions, local_sign_in_links, followups, "
-        "followup_digests "
+        "followups, followup_digests, "
+        "deliveries, slack_rate_limits, api_tokens, web_sessions, local_sign_in_links "
         "RESTART IDENTITY"
     )
     with engine.begin() as connection:

@@ -303,3 +303,89 @@ def test_roles_and_update_intervals_from_the_environment() -> None:
 def test_an_empty_role_list_leaves_the_lead_alone() -> None:
     rules = Settings.from_env({"INCIDENT_ROLES": ""}).role_rules
     assert [r.key for r in rules.all] == ["lead"]
+
+
+def test_follow_up_settings_default_to_no_tracker_and_triaged_follow_ups_to_close() -> None:
+    settings = Settings.from_env({})
+    rules = settings.followup_rules
+    assert rules.priorities == ("high", "medium", "low") and rules.default_priority == "medium"
+    assert rules.close_requires == "followups-triaged" and rules.digest == (0, time(9, 0))
+    assert (rules.tracker, rules.auto_export, settings.github, settings.jira) == (
+        None,
+        False,
+        None,
+        None,
+    )
+
+
+def test_follow_up_settings_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "FOLLOWUP_PRIORITIES": "P1, p2,P3",
+            "FOLLOWUP_DIGEST": "Fri 16:30",
+            "CLOSE_REQUIRES": "review-done",
+            "FOLLOWUP_TRACKER": "github",
+            "FOLLOWUP_EXPORT": "auto",
+            "GITHUB_TOKEN": "ghp_x",
+            "GITHUB_REPO": "acme/ops",
+            "GITHUB_API_URL": "https://github.example.com/api/v3/",
+            "GITHUB_WEBHOOK_SECRET": "s3cret",
+        }
+    )
+    rules = settings.followup_rules
+    assert rules.priorities == ("p1", "p2", "p3") and rules.digest == (4, time(16, 30))
+    assert (rules.close_requires, rules.tracker, rules.auto_export) == (
+        "review-done",
+        "github",
+        True,
+    )
+    assert settings.github is not None and settings.github.repo == "acme/ops"
+    assert settings.github.api_url == "https://github.example.com/api/v3"
+    jira = Settings.from_env(
+        {
+            "FOLLOWUP_TRACKER": "jira",
+            "JIRA_URL": "https://acme.atlassian.net/",
+            "JIRA_EMAIL": "bot@acme.test",
+            "JIRA_API_TOKEN": "t",
+            "JIRA_PROJECT": "OPS",
+        }
+    ).jira
+    assert jira is not None and (jira.url, jira.issue_type) == (
+        "https://acme.atlassian.net",
+        "Task",
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"FOLLOWUP_PRIORITIES": "high,high"}, "FOLLOWUP_PRIORITIES"),
+        ({"FOLLOWUP_PRIORITIES": "high,<b>"}, "FOLLOWUP_PRIORITIES"),
+        ({"FOLLOWUP_DIGEST": "monday"}, "FOLLOWUP_DIGEST"),
+        ({"FOLLOWUP_DIGEST": "mon 25:00"}, "FOLLOWUP_DIGEST"),
+        ({"CLOSE_REQUIRES": "everything"}, "CLOSE_REQUIRES must be one of"),
+        ({"FOLLOWUP_TRACKER": "linear"}, "FOLLOWUP_TRACKER must be github or jira"),
+        ({"FOLLOWUP_EXPORT": "auto"}, "FOLLOWUP_EXPORT=auto needs FOLLOWUP_TRACKER"),
+        ({"FOLLOWUP_TRACKER": "github"}, "needs GITHUB_TOKEN and GITHUB_REPO"),
+        (
+            {"FOLLOWUP_TRACKER": "github", "GITHUB_TOKEN": "t", "GITHUB_REPO": "ops"},
+            "GITHUB_REPO must look like owner/name",
+        ),
+        ({"FOLLOWUP_TRACKER": "jira", "JIRA_URL": "x"}, "needs JIRA_EMAIL, JIRA_API_TOKEN"),
+        (
+            {
+                "FOLLOWUP_TRACKER": "jira",
+                "JIRA_URL": "https://a.atlassian.net",
+                "JIRA_EMAIL": "e",
+                "JIRA_API_TOKEN": "t",
+                "JIRA_PROJECT": "ops project",
+            },
+            "JIRA_PROJECT must be a project key",
+        ),
+    ],
+)
+def test_bad_follow_up_settings_refuse_to_start_naming_the_variable(
+    env: dict, message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)
