@@ -185,12 +185,11 @@ class Trackers:
                     break
                 continue
             with sessions.begin() as session:
-                checked = session.get(FollowUp, followup_id)
-                if checked is not None:
-                    checked.ticket_checked_at = now
-                by = f"{tracker} (polled)"
-                if followups.ticket_state(session, tracker, key, status, by=by, now=now):
-                    changed += 1
+                followups.mark_polled(session, [followup_id], now)
+                before = session.get(FollowUp, followup_id)
+                was = before.status if before is not None else None
+                after = followups.ticket_state(session, tracker, key, status, by=tracker, now=now)
+                changed += after is not None and after.status != was
         return changed
 
 
