@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.incidents import followups, format_incident_id
 from bot.settings_followups import GitHubSettings, JiraSettings
-from bot.slack import blocks
+from bot.slack.blocks.coordination import web_page
 from db.models import Delivery, DeliveryAction, FollowUp, Incident
 
 from .calls import CardStyle, Unsendable
@@ -97,7 +97,7 @@ def prepare(
         title=followup.title,
         incident_ref=format_incident_id(incident.id),
         incident_title=incident.title,
-        incident_url=blocks.web_page(cards.public_url, incident.id),
+        incident_url=web_page(cards.public_url, incident.id),
         owner=followup.owner,
         due_on=followup.due_on,
         priority=followup.priority,
