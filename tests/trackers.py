@@ -82,6 +82,7 @@ def exported_followup(
     title: str = "Add an alert on checkout errors",
     channel: str | None = CHANNEL,
     export: bool = True,
+    owner: str = OWNER,
 ) -> tuple[int, int]:
     """An incident and a follow-up of it whose export is queued: (incident id, follow-up id)."""
     with sessions.begin() as session:
@@ -92,7 +93,7 @@ def exported_followup(
         followup = followups.add_followup(
             session,
             incident.id,
-            FollowUpDraft(title, owner=OWNER, due_on=DUE, priority="high"),
+            FollowUpDraft(title, owner=owner, due_on=DUE, priority="high"),
             ALICE,
             rules(tracker),
         )
