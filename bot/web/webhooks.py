@@ -45,8 +45,8 @@ def signed(secret: str, header: str | None) -> bool:
     )
 
 
-def _answer(status: int, message: str, **more: Any) -> tuple[dict[str, Any], int]:
-    return {"message": message, **more}, status
+def _answer(code: int, message: str, **more: Any) -> tuple[dict[str, Any], int]:
+    return {"message": message, **more}, code
 
 
 def _body() -> dict[str, Any] | None:

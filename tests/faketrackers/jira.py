@@ -79,6 +79,22 @@ class FakeJira(FakeService):
         with self.lock:
             return next(i for i in self.issues if i["key"] == key)
 
+    def add_issue(self, summary: str, labels: tuple[str, ...] = ()) -> str:
+        """An issue made in Jira itself (not by the bot); returns its key."""
+        fields = {"project": {"key": self.project}, "issuetype": {"name": "Task"}}
+        call = Call(
+            "POST",
+            "",
+            {},
+            {},
+            {"fields": {**fields, "summary": summary, "labels": list(labels)}},
+            None,
+        )
+        with self.lock:
+            status, body, _ = self._create(call, None)  # type: ignore[arg-type]
+        assert status == 201, body
+        return str(body["key"])
+
     def resolve(self, key: str, resolution: str | None = "Done") -> dict[str, Any]:
         """Move the issue to a done status, with `resolution` (None: reopened, To Do)."""
         with self.lock:
