@@ -201,8 +201,10 @@ def upgrade(engine: Engine, revision: str) -> float:
     return time.perf_counter() - started
 
 
-def timed_upgrade(engine: Engine) -> tuple[float, list[tuple[float, float, str]]]:
-    """`alembic upgrade 0009`, its duration and each of its statements (and commits) as
+def timed_upgrade(
+    engine: Engine, target: str = TARGET
+) -> tuple[float, list[tuple[float, float, str]]]:
+    """`alembic upgrade <target>`, its duration and each of its statements (and commits) as
     (start, end, text) in perf_counter seconds."""
     steps: list[tuple[float, float, str]] = []
     pending: dict[int, tuple[float, str]] = {}
@@ -222,7 +224,7 @@ def timed_upgrade(engine: Engine) -> tuple[float, list[tuple[float, float, str]]
 
     started = time.perf_counter()
     try:
-        upgrade(engine, TARGET)
+        upgrade(engine, target)
     except Exception as error:  # a deadlock victim, say: the deploy would fail
         steps.append((time.perf_counter(), time.perf_counter(), f"FAILED: {error}"))
         print(f"  the upgrade FAILED: {short(str(error), 300)}", flush=True)
@@ -287,8 +289,9 @@ def report(
     monitor: Monitor,
     writer: Writer,
     b_start: float,
+    revisions: tuple[str, str] = (BEFORE, TARGET),
 ) -> None:
-    print(f"\n  upgrade {BEFORE} -> {TARGET} took {took:.1f} s")
+    print(f"\n  upgrade {revisions[0]} -> {revisions[1]} took {took:.1f} s")
     print(f"\n{'phase':24} {'statement':13} {'n':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>9}")
     for name, samples in (("A: bot alone", phase_a), ("B: bot during upgrade", phase_b)):
         for kind in ("update", "update_active", "insert", "list", "all"):

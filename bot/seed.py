@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from bot import incidents
-from bot.incidents import Actor, IncidentDraft
+from bot.incidents import Actor, IncidentDraft, followups
 from db.models import Severity, Status
 
 SERVICES = (
@@ -117,5 +117,36 @@ def seed_incidents(
                 resolution="Fixed and verified on dashboards." if resolved else None,
                 now=clock,
             )
+            if resolved:  # their own draws: the incidents stay those of the same seed
+                _follow_ups(session, random.Random(incident.id), incident.id, responder, clock)
         ids.append(incident.id)
     return ids
+
+
+FOLLOW_UPS = (
+    "Add an alert on the error budget burn rate",
+    "Write a runbook for this failure",
+    "Add a canary stage to the deploy",
+    "Load-test the new connection pool limits",
+    "Rotate the credentials that leaked into logs",
+)
+
+
+def _follow_ups(
+    session: Session, rng: random.Random, incident_id: int, owner: Actor, at: datetime
+) -> None:
+    """One or two follow-ups, each with an owner and a due date (so the incident may close);
+    some done a few days later."""
+    rules = followups.DEFAULT_FOLLOWUP_RULES
+    for title in rng.sample(FOLLOW_UPS, rng.randint(1, 2)):
+        draft = followups.FollowUpDraft(
+            title=title,
+            owner=owner.user_id,
+            due_on=(at + timedelta(days=rng.choice((7, 14, 30)))).date(),
+            priority=rng.choice(rules.priorities),
+        )
+        made = followups.add_followup(session, incident_id, draft, owner, rules, now=at)
+        if rng.random() < 0.5:
+            done_at = at + timedelta(days=rng.randint(1, 5))
+            if done_at < datetime.now(UTC):
+                followups.set_followup_status(session, made.id, "done", owner, now=done_at)

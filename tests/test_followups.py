@@ -331,12 +331,15 @@ def test_a_recorded_ticket_is_shown_once_and_the_tracker_closing_it_marks_it_don
     )
     for _ in range(2):  # a webhook sent twice
         followups.ticket_state(
-            session, "github", "acme/ops#7", FollowUpStatus.WONT_DO, by="github:octocat", now=T0
+            session, "github", "acme/ops#7", FollowUpStatus.WONT_DO, by="octocat", now=T0
         )
-    assert followup.status == FollowUpStatus.WONT_DO and followup.closed_by == "github:octocat"
+    assert (
+        followup.status == FollowUpStatus.WONT_DO and followup.closed_by == "tracker:github:octocat"
+    )
+    assert incidents.actor_label(followup.closed_by) == "octocat on GitHub"
     assert kinds(session, incident).count(EventKind.FOLLOWUP_CHANGED) == 1
     followups.ticket_state(
-        session, "github", "acme/ops#7", FollowUpStatus.OPEN, by="github:x", now=T0
+        session, "github", "acme/ops#7", FollowUpStatus.OPEN, by="octocat", now=T0
     )
     assert followup.status == FollowUpStatus.OPEN
     assert followups.tickets_to_poll(session, "github", T0 + timedelta(minutes=1), 10) == [followup]

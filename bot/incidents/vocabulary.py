@@ -98,10 +98,23 @@ TOKEN_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
 LOCAL_ADMIN = Actor("local-admin", is_admin=True)
 
 
+# A follow-up's ticket closed in its tracker: "tracker:github:octocat" ("octocat on GitHub").
+TRACKER_ACTOR_PREFIX = "tracker:"
+TRACKER_NAMES = {"github": "GitHub", "jira": "Jira"}
+
+
+def tracker_actor(tracker: str, who: str | None) -> Actor:
+    name = " ".join((who or "someone").split())[:40]
+    return Actor(f"{TRACKER_ACTOR_PREFIX}{tracker}:{name}")
+
+
 def actor_label(actor_id: str) -> str | None:
     """How a machine or the local admin is named ("API token alertmanager"); None for a person."""
     if actor_id.startswith(TOKEN_ACTOR_PREFIX):
         return f"API token {actor_id.removeprefix(TOKEN_ACTOR_PREFIX)}"
+    if actor_id.startswith(TRACKER_ACTOR_PREFIX):
+        tracker, _, who = actor_id.removeprefix(TRACKER_ACTOR_PREFIX).partition(":")
+        return f"{who} on {TRACKER_NAMES.get(tracker, tracker)}"
     if actor_id == LOCAL_ADMIN.user_id:
         return "local admin"
     return None

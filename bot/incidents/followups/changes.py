@@ -23,12 +23,14 @@ from db.models import (
 from ..recording import audit, dm_later, is_busy, lock_incident, notify, record_event
 from ..validation import _clean, _clean_user, _now
 from ..vocabulary import (
+    SYSTEM,
     Actor,
     Busy,
     Conflict,
     InvalidInput,
     NotFound,
     format_incident_id,
+    tracker_actor,
 )
 from .rules import (
     DM_FOLLOWUP_ASSIGNED,
@@ -359,7 +361,7 @@ def record_ticket(
     return followup
 
 
-SYSTEM_TRACKER = Actor("system")
+SYSTEM_TRACKER = SYSTEM
 
 
 def ticket_state(
@@ -382,5 +384,5 @@ def ticket_state(
         return None
     followup = _lock_followup(session, followup_id)
     followup.ticket_checked_at = now
-    _set_status(session, followup, status, Actor(by), now)
+    _set_status(session, followup, status, tracker_actor(tracker, by), now)
     return followup
