@@ -120,7 +120,7 @@ def test_a_signed_github_webhook_closes_and_reopens_the_follow_up(
 
     assert status == 200 and answer["followup"] == f"FU-{followup_id}"
     followup = get_followup(sessions, followup_id)
-    assert followup.status == FollowUpStatus.DONE and followup.closed_by == "github:octocat"
+    assert followup.status == FollowUpStatus.DONE and followup.closed_by == "tracker:github:octocat"
     # GitHub redelivers: nothing changes twice.
     assert github_hook(github_bot, github.webhook("closed", issue(7)))[0] == 200
     assert status_events(sessions, followup_id) == 1
@@ -226,7 +226,9 @@ def test_a_signed_jira_webhook_marks_the_follow_up_done_wont_do_or_open(
     jira.resolve(key, "Done")
     status, answer = jira_hook(jira_bot, jira.webhook(key))
     assert status == 200 and answer["followup"] == f"FU-{followup_id}"
-    assert get_followup(sessions, followup_id).status == FollowUpStatus.DONE
+    followup = get_followup(sessions, followup_id)
+    assert followup.status == FollowUpStatus.DONE
+    assert followup.closed_by == "tracker:jira:Jira Admin"
 
     jira.resolve(key, None)
     jira_hook(jira_bot, jira.webhook(key))

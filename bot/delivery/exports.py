@@ -188,7 +188,8 @@ class Trackers:
                 followups.mark_polled(session, [followup_id], now)
                 before = session.get(FollowUp, followup_id)
                 was = before.status if before is not None else None
-                after = followups.ticket_state(session, tracker, key, status, by=tracker, now=now)
+                # Who closed it there, a poll can't tell.
+                after = followups.ticket_state(session, tracker, key, status, by="", now=now)
                 changed += after is not None and after.status != was
         return changed
 

@@ -89,9 +89,8 @@ def from_github() -> Any:
     if "number" not in issue:
         return _answer(400, "The issue has no number.")
     status = github.issue_status(issue) if action == "closed" else FollowUpStatus.OPEN
-    sender = str((body.get("sender") or {}).get("login") or "")[:40]
-    by = f"github:{sender}" if sender else "github"
-    return _apply("github", github.issue_key(repo, issue["number"]), status, by)
+    sender = str((body.get("sender") or {}).get("login") or "")
+    return _apply("github", github.issue_key(repo, issue["number"]), status, sender)
 
 
 @bp.post("/jira")
@@ -116,4 +115,5 @@ def from_jira() -> Any:
         return _answer(200, "Ignored: the status did not change")
     fields = issue.get("fields") if isinstance(issue.get("fields"), dict) else {}
     status = jira.issue_status(fields)
-    return _apply("jira", str(issue["key"]), status, "jira")
+    user = body.get("user") if isinstance(body.get("user"), dict) else {}
+    return _apply("jira", str(issue["key"]), status, str(user.get("displayName") or ""))
