@@ -303,3 +303,31 @@ def test_with_a_webhook_secret_nothing_is_polled(github_bot: Bot, github: FakeGi
 
     assert jobs.poll_tickets(now() + timedelta(hours=1)) == 0
     assert github.calls == []
+
+
+def test_the_poll_reads_jira_issues_and_a_missing_one_is_not_asked_every_sweep(
+    fake_slack: FakeSlack, engine: Engine, committing_sessions: Sessions, jira: FakeJira
+):
+    with running_bot(
+        fake_slack,
+        engine,
+        committing_sessions,
+        followup_rules=FollowUpRules(tracker="jira"),
+        jira=jira_settings(jira),
+    ) as bot:
+        sessions = bot.sessions
+        jobs = Jobs(bot.settings, sessions, bot.deliverer)
+        key = jira_issue(jira)
+        done = with_ticket(sessions, "jira", key, f"{jira.url}/browse/{key}")
+        gone = with_ticket(sessions, "jira", "OPS-99", f"{jira.url}/browse/OPS-99")
+        jira.resolve(key, "Won't Fix")
+        t0 = now() + timedelta(minutes=10)
+
+        assert jobs.poll_tickets(t0) == 1
+
+        assert get_followup(sessions, done).status == FollowUpStatus.WONT_DO
+        assert get_followup(sessions, gone).status == FollowUpStatus.OPEN
+        [read, missing] = jira.calls_to("get")
+        assert read.arg("fields") == "status,resolution" and missing.status == 404
+        assert jobs.poll_tickets(t0 + timedelta(minutes=1)) == 0
+        assert len(jira.calls_to("get")) == 2

@@ -183,6 +183,8 @@ class Trackers:
                 )
                 if failure.rate_limited:
                     break
+                with sessions.begin() as session:  # asked again in POLL_EVERY, not every sweep
+                    followups.mark_polled(session, [followup_id], now)
                 continue
             with sessions.begin() as session:
                 followups.mark_polled(session, [followup_id], now)
