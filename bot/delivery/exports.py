@@ -209,7 +209,7 @@ def record(
         key, url = outcome.ticket
         delivery.delivered_at = now
         delivery.sending_since = None
-        delivery.last_error = f"found by its marker: {key}" if outcome.found else None
+        delivery.last_error = f"found after an unknown outcome: {key}" if outcome.found else None
         followups.record_ticket(session, call.draft.followup_id, call.tracker, key, url, now=now)
         log.info(
             "delivery %d: %s exported to %s as %s%s",
