@@ -283,6 +283,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         offer_channels=settings.channel_rules.offered,
         public_url=settings.public_url,
         role_rules=settings.role_rules,
+        github=settings.github,
+        jira=settings.jira,
     )
     try:
         app = create_app(settings, sessions, client, work, deliverer)

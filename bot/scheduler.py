@@ -85,6 +85,11 @@ class Jobs:
             done += 1
             self.deliverer.drain(incident_id=incident_id, now=now)
 
+    def poll_tickets(self, now: datetime) -> int:
+        """Without a tracker's webhook: read open follow-ups' tickets (bot.delivery.exports)."""
+        tracker = self.settings.followup_rules.tracker
+        return self.deliverer.trackers.poll(self.sessions, tracker, now)
+
     # --- reminders ------------------------------------------------------------------------------
 
     def _cadences(self) -> dict[Severity, timedelta]:
@@ -376,6 +381,7 @@ class Scheduler:
             ("followup-digest", self.jobs.followup_digest),
             ("forget-events", self.jobs.forget_old_events),
             ("archive-channels", self.jobs.archive_channels),
+            ("ticket-poll", self.jobs.poll_tickets),
         ):
             self._scheduler.add_job(
                 self._guarded(name, job),

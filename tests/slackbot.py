@@ -135,6 +135,8 @@ def running_bot(
         offer_channels=settings.channel_rules.offered,
         public_url=settings.public_url,
         role_rules=settings.role_rules,
+        github=settings.github,
+        jira=settings.jira,
     )
     app = create_app(settings, sessions, client, work, deliverer)
     # The outbox's own threads, as `python -m bot run` starts them; off by default so tests can

@@ -50,8 +50,10 @@ JOBS = {
     "lead-reminders",
     "auto-close",
     "digest",
+    "followup-digest",
     "forget-events",
     "archive-channels",
+    "ticket-poll",
 }
 
 

@@ -17,18 +17,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 from sqlalchemy import exists, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot import metrics
 from bot.incidents.roles import RoleRules
+from bot.settings_followups import GitHubSettings, JiraSettings
 from db.models import (
     Delivery,
     DeliveryAction,
@@ -36,6 +35,7 @@ from db.models import (
     SlackRateLimit,
 )
 
+from . import exports as export
 from . import tell
 from .calls import (
     BLIND_LOOKUP_ERRORS,
@@ -43,7 +43,6 @@ from .calls import (
     CardStyle,
     SlackCall,
     Unsendable,
-    delivery_ref,
     find_tagged,
     pending,
     prepare,
@@ -57,47 +56,31 @@ from .channels import (
     record_channel_call,
     record_opened,
 )
-from .order import CALL_CHANNEL, CALL_METHOD, LIMITED_BY, URGENCY, behind_earlier
-from .problems import ACTION_NEEDED_ERRORS, PERMANENT_ERRORS, DrainResult, Problem
+from .order import (
+    CALL_CHANNEL,
+    CALL_METHOD,
+    LIMITED_BY,
+    SLACK_FIRST,
+    URGENCY,
+    behind_earlier,
+    only_exports,
+)
+from .outcomes import MAX_BACKOFF as MAX_BACKOFF  # read here by tests
+from .outcomes import Outcome, Step, failed, rate_limited
+from .problems import DrainResult
 from .recovery import Recovery
+from .trackers import TRACKER_TIMEOUT
+
+Call = SlackCall | export.ExportCall
 
 log = logging.getLogger(__name__)
 
-# Back-off alone: Slack's return is noticed sooner (bot.delivery.recovery).
-MAX_BACKOFF = timedelta(minutes=5)
-ACTION_NEEDED_BACKOFF = timedelta(minutes=5)
 # Slack may list a fresh message a moment after accepting it: a post whose outcome is unknown is
 # looked for no sooner than this after it was sent.
 VISIBILITY_GRACE = timedelta(seconds=5)
 # A lease outlives the Web API client's timeout by this much, so no second worker takes a row
 # whose post may still be on its way.
 LEASE_MARGIN = timedelta(seconds=5)
-
-
-@dataclass
-class _Outcome:
-    ts: str | None = None
-    found: bool = False
-    note: str | None = None
-    error: str | None = None
-    retry_after: str | None = None
-    # Slack's HTTP 429: only this method in this channel waits for Retry-After.
-    rate_limited: bool = False
-    # The post may have reached Slack: keep the "sending" mark, look before posting again.
-    unknown: bool = False
-    # Not an attempt: e.g. too soon to look, or Slack's rate limit.
-    wait_until: datetime | None = None
-    # An incident channel opened (its id is `ts`) or renamed; who could not be invited to it.
-    channel_name: str | None = None
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-
-
-@dataclass
-class _Step:
-    problem: Problem | None = None
-    found: bool = False
-    # Put back to wait (a rate limit, too soon to look): neither delivered nor failed.
-    waiting: bool = False
 
 
 class Deliverer:
@@ -109,6 +92,9 @@ class Deliverer:
         offer_channels: bool = False,
         public_url: str | None = None,
         role_rules: RoleRules | None = None,
+        github: GitHubSettings | None = None,
+        jira: JiraSettings | None = None,
+        tracker_timeout: float = TRACKER_TIMEOUT,
     ) -> None:
         self.sessions = sessions
         self.cards = CardStyle(offer_channels, public_url, role_rules or RoleRules())
@@ -126,6 +112,8 @@ class Deliverer:
         self._wake = threading.Condition()
         self._woken = False
         self.recovery = Recovery(sessions, client, self.wake)
+        # GitHub and Jira, for follow-ups' exports (bot.delivery.exports).
+        self.trackers = export.Trackers(github, jira, tracker_timeout)
 
     # --- waking a worker ------------------------------------------------------------------------
 
@@ -151,12 +139,14 @@ class Deliverer:
         delivery_id: int | None = None,
         limit: int = 100,
         now: datetime | None = None,
+        exports: bool | None = None,
     ) -> DrainResult:
         """Send due rows (of one incident, or the one row, or all), most urgent first, until
-        none is due. What a person was not told is logged, not in the result."""
+        none is due; `exports` True sends only follow-ups' exports, False only the rest. What a
+        person was not told is logged, not in the result."""
         result = DrainResult()
         for _ in range(limit):
-            step = self._step(incident_id, delivery_id, now)
+            step = self._step(incident_id, delivery_id, now, exports)
             if step is None:
                 break
             if step.problem is not None:
@@ -167,7 +157,7 @@ class Deliverer:
                 result.found += step.found
         return result
 
-    def next_due(self) -> datetime | None:
+    def next_due(self, exports: bool | None = None) -> datetime | None:
         """When the earliest row that is not waiting behind another becomes sendable."""
         limited = aliased(SlackRateLimit)
         with self.sessions() as session:
@@ -186,47 +176,58 @@ class Deliverer:
                 .outerjoin(
                     limited, (limited.channel_id == CALL_CHANNEL) & (limited.method == CALL_METHOD)
                 )
-                .where(pending(), ~behind_earlier())
+                .where(pending(), ~behind_earlier(), *only_exports(exports))
             )
 
     def _step(
-        self, incident_id: int | None, delivery_id: int | None, now: datetime | None
-    ) -> _Step | None:
-        """Claim one row, make its Slack call outside any transaction, record the outcome."""
+        self,
+        incident_id: int | None,
+        delivery_id: int | None,
+        now: datetime | None,
+        exports: bool | None = None,
+    ) -> Step | None:
+        """Claim one row, make its call outside any transaction, record the outcome."""
         with self.sessions.begin() as session:
             at = now or datetime.now(UTC)
-            delivery = self._claim(session, incident_id, delivery_id, at)
+            delivery = self._claim(session, incident_id, delivery_id, at, exports)
             if delivery is None:
                 return None
             incident = session.get(Incident, delivery.incident_id) if delivery.incident_id else None
             if delivery.action == DeliveryAction.TELL_USER:
                 expired = tell.expire(delivery, incident, at)
                 if expired is not None:
-                    return _Step(problem=expired)
+                    return Step(problem=expired)
             try:
                 if delivery.action == DeliveryAction.TELL_USER:
-                    call: SlackCall | str = tell.call_for(session, delivery, incident, self.cards)
+                    call: Call | str = tell.call_for(session, delivery, incident, self.cards)
+                elif delivery.action == DeliveryAction.EXPORT_FOLLOWUP:
+                    call = export.prepare(session, delivery, incident, self.trackers, self.cards)
                 else:
                     call = prepare(session, delivery, incident, self.cards, at)
             except Unsendable as error:
-                return _Step(problem=self._failed(session, delivery, incident, error.code, at))
+                ref = export.ref_of(delivery)
+                problem = failed(session, delivery, incident, error.code, at, exporting=ref)
+                return Step(problem=problem)
             except SlackObjectFormationError as error:
                 # Our rendering broke a Block Kit limit: resending the same thing can't succeed,
                 # and the row must not block the incident's later updates.
                 log.error("delivery %d: rendering failed: %s", delivery.id, error)
-                problem = self._failed(session, delivery, incident, "invalid_blocks", at)
-                return _Step(problem=problem)
+                problem = failed(session, delivery, incident, "invalid_blocks", at)
+                return Step(problem=problem)
             if isinstance(call, str):
                 delivery.delivered_at, delivery.last_error = at, call
-                return _Step()
-            delivery.lease_until = at + self.lease
-            if call.method in ONCE_ONLY:
+                return Step()
+            exporting = isinstance(call, export.ExportCall)
+            delivery.lease_until = at + (self.trackers.lease if exporting else self.lease)
+            if call.method in ONCE_ONLY or exporting:
                 call.look_first = delivery.sending_since is not None
                 delivery.sending_since = call.sending_since = delivery.sending_since or at
         outcome = self._perform(call, now)
         metrics.count_send(call.method, outcome)
         with self.sessions.begin() as session:
             step = self._record(session, call, outcome, now or datetime.now(UTC))
+        if exporting:  # Slack's recovery is not the tracker's
+            return step
         if outcome.error is None:
             self.recovery.answered(now)
         elif not outcome.rate_limited:
@@ -234,7 +235,12 @@ class Deliverer:
         return step
 
     def _claim(
-        self, session: Session, incident_id: int | None, delivery_id: int | None, now: datetime
+        self,
+        session: Session,
+        incident_id: int | None,
+        delivery_id: int | None,
+        now: datetime,
+        exports: bool | None = None,
     ) -> Delivery | None:
         limited = exists().where(
             SlackRateLimit.channel_id == CALL_CHANNEL,
@@ -250,8 +256,9 @@ class Deliverer:
                 or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now),
                 ~behind_earlier(),
                 ~limited,
+                *only_exports(exports),
             )
-            .order_by(URGENCY, Delivery.id)
+            .order_by(SLACK_FIRST, URGENCY, Delivery.id)
             .limit(1)
             .with_for_update(skip_locked=True, of=Delivery)
         )
@@ -263,20 +270,22 @@ class Deliverer:
 
     # --- making it ------------------------------------------------------------------------------
 
-    def _perform(self, call: SlackCall, now: datetime | None) -> _Outcome:
+    def _perform(self, call: Call, now: datetime | None) -> Outcome:
+        if isinstance(call, export.ExportCall):
+            return self.trackers.perform(call, now)
         if call.look_first:  # Slack may list what it took a moment late: not before then
             assert call.sending_since is not None
             ready = call.sending_since + VISIBILITY_GRACE
             if (now or datetime.now(UTC)) < ready:
-                return _Outcome(unknown=True, wait_until=ready)
+                return Outcome(unknown=True, wait_until=ready)
         try:
             if call.method == "conversations.create":
                 return self._open_channel(call)
             if call.method == tell.RESPONSE_URL:
-                return _Outcome(error=tell.answer(call, self.client.timeout))
+                return Outcome(error=tell.answer(call, self.client.timeout))
             if call.method == "chat.postEphemeral":
                 self.poster.chat_postEphemeral(**call.kwargs)
-                return _Outcome()
+                return Outcome()
             if call.action == DeliveryAction.TELL_USER:
                 tell.open_dm(self.client, call)  # then posted, tagged, as any post
             if call.method == "chat.postMessage":
@@ -286,32 +295,32 @@ class Deliverer:
                 return outcome
             if call.method in CHANNEL_CALLS:
                 name, skipped = CHANNEL_CALLS[call.method](self.client, call)
-                return _Outcome(channel_name=name, skipped=skipped)
+                return Outcome(channel_name=name, skipped=skipped)
             if call.method == "chat.update":
                 self._joining(call, lambda: self.client.chat_update(**call.kwargs))
-                return _Outcome()
+                return Outcome()
             try:
                 self.client.chat_delete(**call.kwargs)
             except SlackApiError as error:
                 if error.response.get("error") != "message_not_found":
                     raise
-                return _Outcome(note="skipped: the card was already gone")
-            return _Outcome()
+                return Outcome(note="skipped: the card was already gone")
+            return Outcome()
         except SlackApiError as error:
             status = error.response.status_code
             code = str(error.response.get("error") or f"http_{status}")
             headers = error.response.headers or {}
             # A 5xx may come after Slack stored the post: its outcome is unknown.
-            return _Outcome(
+            return Outcome(
                 error=code,
                 retry_after=headers.get("Retry-After") or headers.get("retry-after"),
                 rate_limited=status == 429,
                 unknown=call.method in ONCE_ONLY and status >= 500,
             )
         except (OSError, TimeoutError) as error:  # refused, reset, timed out, dropped
-            return _Outcome(error=f"connection: {error}", unknown=call.method in ONCE_ONLY)
+            return Outcome(error=f"connection: {error}", unknown=call.method in ONCE_ONLY)
 
-    def _post(self, call: SlackCall) -> _Outcome:
+    def _post(self, call: SlackCall) -> Outcome:
         """Post, unless an earlier attempt whose outcome is unknown did: then find that one."""
         if call.look_first:
             try:
@@ -319,7 +328,7 @@ class Deliverer:
             except SlackApiError as error:
                 code = error.response.get("error")
                 if code not in BLIND_LOOKUP_ERRORS:
-                    return _Outcome(error=f"lookup: {code}", unknown=True)
+                    return Outcome(error=f"lookup: {code}", unknown=True)
                 # Without the history scopes nothing can be checked: posting again may
                 # repeat the message, never posting would lose it.
                 log.warning(
@@ -330,13 +339,13 @@ class Deliverer:
                 )
                 found = None
             if found is not None:
-                return _Outcome(ts=found, found=True)
+                return Outcome(ts=found, found=True)
         response = self._joining(call, lambda: self.poster.chat_postMessage(**call.kwargs))
-        return _Outcome(ts=response.get("ts"))
+        return Outcome(ts=response.get("ts"))
 
-    def _open_channel(self, call: SlackCall) -> _Outcome:
+    def _open_channel(self, call: SlackCall) -> Outcome:
         channel_id, name, skipped = open_channel(self.client, call)
-        return _Outcome(ts=channel_id, channel_name=name, skipped=skipped)
+        return Outcome(ts=channel_id, channel_name=name, skipped=skipped)
 
     def _joining(self, call: SlackCall, send: Callable[[], Any]) -> Any:
         """Make `send`; if the bot is not in the channel, join it (public only) and retry once.
@@ -357,14 +366,16 @@ class Deliverer:
 
     # --- recording the outcome ------------------------------------------------------------------
 
-    def _record(self, session: Session, call: SlackCall, outcome: _Outcome, now: datetime) -> _Step:
+    def _record(self, session: Session, call: Call, outcome: Outcome, now: datetime) -> Step:
         delivery = session.get(Delivery, call.delivery_id, with_for_update=True)
         assert delivery is not None
         incident = session.get(Incident, delivery.incident_id) if delivery.incident_id else None
         delivery.lease_until = None
         if outcome.wait_until is not None:
             delivery.next_attempt_at = outcome.wait_until
-            return _Step(waiting=True)
+            return Step(waiting=True)
+        if isinstance(call, export.ExportCall):
+            return export.record(session, delivery, incident, call, outcome, now)
         if outcome.error is None:
             delivery.delivered_at = now
             delivery.last_error = outcome.note
@@ -383,89 +394,19 @@ class Deliverer:
             if call.action == DeliveryAction.OPEN_CHANNEL and incident is not None:
                 assert outcome.ts is not None and outcome.channel_name is not None
                 record_opened(session, incident, outcome.ts, outcome.channel_name, now)
-            return _Step(found=outcome.found)
+            return Step(found=outcome.found)
         if not outcome.unknown:
             delivery.sending_since = None
         if tell.dm_instead(delivery, outcome.error, now):
-            return _Step(waiting=True)
+            return Step(waiting=True)
         if outcome.rate_limited and call.channel:
-            return self._rate_limited(session, delivery, call, outcome.retry_after, now)
-        problem = self._failed(
+            method = LIMITED_BY.get(call.action, "chat.postMessage")
+            return rate_limited(session, delivery, call.channel, method, outcome.retry_after, now)
+        problem = failed(
             session, delivery, incident, outcome.error, now, outcome.retry_after, call.channel
         )
         problem.in_doubt = outcome.unknown
-        return _Step(problem=problem)
-
-    def _rate_limited(
-        self,
-        session: Session,
-        delivery: Delivery,
-        call: SlackCall,
-        retry_after: str | None,
-        now: datetime,
-    ) -> _Step:
-        """Only this method in this channel waits; the row is not charged an attempt."""
-        seconds = int(retry_after) if retry_after and retry_after.strip().isdigit() else 1
-        until = now + timedelta(seconds=max(seconds, 1))
-        method = LIMITED_BY.get(call.action, "chat.postMessage")
-        session.execute(
-            insert(SlackRateLimit)
-            .values(channel_id=call.channel, method=method, until=until)
-            .on_conflict_do_update(
-                index_elements=[SlackRateLimit.channel_id, SlackRateLimit.method],
-                set_={"until": func.greatest(SlackRateLimit.until, until)},
-            )
-        )
-        delivery.next_attempt_at = until
-        delivery.last_error = "ratelimited"
-        log.info("%s to %s rate limited until %s", method, call.channel, f"{until:%H:%M:%S}")
-        return _Step(waiting=True)
-
-    def _failed(
-        self,
-        session: Session,
-        delivery: Delivery,
-        incident: Incident | None,
-        code: str,
-        now: datetime,
-        retry_after: str | None = None,
-        channel: str | None = None,
-    ) -> Problem:
-        delivery.attempts += 1
-        telling = delivery.action == DeliveryAction.TELL_USER
-        permanent = code in PERMANENT_ERRORS or (telling and tell.gives_up(delivery, code, channel))
-        delivery.last_error = code
-        if permanent:
-            delivery.failed_at = now
-            delivery.sending_since = None
-        else:
-            backoff = min(timedelta(seconds=5 * 2 ** (delivery.attempts - 1)), MAX_BACKOFF)
-            if code in ACTION_NEEDED_ERRORS:
-                backoff = max(backoff, ACTION_NEEDED_BACKOFF)
-            if retry_after and retry_after.strip().isdigit():
-                backoff = max(backoff, timedelta(seconds=int(retry_after)))
-            delivery.next_attempt_at = now + backoff
-        ref = delivery_ref(delivery, incident)
-        channel = channel or (
-            incident.slack_channel_id if incident else delivery.payload.get("channel")
-        )
-        log.warning(
-            "delivery %d (%s) of %s to %s failed: %s (%s)",
-            delivery.id,
-            delivery.action.value,
-            ref,
-            channel,
-            code,
-            "permanent" if permanent else f"retry at {delivery.next_attempt_at:%H:%M:%S}",
-        )
-        return Problem(
-            incident_ref=ref,
-            channel=channel,
-            error=code,
-            permanent=permanent,
-            opening_channel=delivery.action == DeliveryAction.OPEN_CHANNEL,
-            telling=telling,
-        )
+        return Step(problem=problem)
 
     def channel_joined(self, channel_id: str, now: datetime | None = None) -> int:
         """The bot was let into `channel_id`: what waits there for that is due now."""

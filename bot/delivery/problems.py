@@ -43,6 +43,8 @@ ACTION_NEEDED_ERRORS = frozenset(
         "account_inactive",
         "token_revoked",
         "restricted_action",
+        # A follow-up's export to a tracker whose settings are gone.
+        "tracker_not_configured",
     }
 )
 # Of a card: the message itself is gone (deleted in Slack), while its channel is still there.
@@ -64,12 +66,16 @@ class Problem:
     in_doubt: bool = False
     # A message to a person (bot.delivery.tell), not an update: logged, never told in turn.
     telling: bool = False
+    # A follow-up's export to its tracker ("FU-3"), not a Slack update.
+    exporting: str | None = None
 
     @property
     def needs_action(self) -> bool:
         return self.error in ACTION_NEEDED_ERRORS
 
     def explain(self) -> str:
+        if self.exporting is not None:
+            return self._explain_export()
         if self.opening_channel:
             return self._explain_opening()
         where = blocks.channel(self.channel) if self.channel else "its channel"
@@ -105,6 +111,15 @@ class Problem:
             )
         outcome = "It was not posted." if self.permanent else "It is kept and will be retried."
         return f"Slack didn't take the update to {self.incident_ref} ({self.error}). {outcome}"
+
+    def _explain_export(self) -> str:
+        if self.in_doubt and not self.permanent:
+            return (
+                f"The tracker was slow to confirm {self.exporting}'s ticket ({self.error}), so "
+                "I'm checking whether it was made; if it wasn't, it is made once, shortly."
+            )
+        outcome = "It was not exported." if self.permanent else "I'll try again."
+        return f"The tracker didn't take {self.exporting}'s ticket ({self.error}). {outcome}"
 
     def _explain_opening(self) -> str:
         why = {

@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import Delivery
+from db.models import Delivery, DeliveryAction
 
 from .calls import pending
 from .problems import ACTION_NEEDED_ERRORS, PERMANENT_ERRORS
@@ -41,6 +41,7 @@ def waiting_out_a_failure(now: datetime | None) -> Any:
     person must act on (those wait for them), nor a rate limit (which says when it ends)."""
     return (
         pending()
+        & (Delivery.action != DeliveryAction.EXPORT_FOLLOWUP)  # a tracker's, not Slack's
         & (Delivery.attempts > 0)
         & Delivery.last_error.not_in(sorted(_NOT_PASSING))
         & (Delivery.next_attempt_at > (now or func.now()))

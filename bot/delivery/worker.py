@@ -30,9 +30,14 @@ class DeliveryWorker:
         self.deliverer = deliverer
         self._stop = threading.Event()
         self._threads = [
-            threading.Thread(target=self._run, name=f"delivery-{n}", daemon=True)
+            threading.Thread(target=self._run, args=(False,), name=f"delivery-{n}", daemon=True)
             for n in range(threads)
         ]
+        # Follow-ups' exports have a thread of their own: a tracker slow to answer holds up no
+        # Slack update (a change's own drain still sends its incident's export after its cards).
+        self._threads.append(
+            threading.Thread(target=self._run, args=(True,), name="delivery-exports", daemon=True)
+        )
 
     def start(self) -> None:
         for thread in self._threads:
@@ -46,12 +51,13 @@ class DeliveryWorker:
         for thread in self._threads:
             thread.join(timeout=30)
 
-    def _run(self) -> None:
+    def _run(self, exports: bool) -> None:
         while not self._stop.is_set():
             try:
-                self.deliverer.drain(limit=BATCH)
-                self.deliverer.recovery.probe()
-                due = self.deliverer.next_due()
+                self.deliverer.drain(limit=BATCH, exports=exports)
+                if not exports:
+                    self.deliverer.recovery.probe()
+                due = self.deliverer.next_due(exports=exports)
             except SQLAlchemyError as error:  # a lost database must not kill the worker
                 log.warning("delivery worker: database error (%s); will try again", error)
                 due = None

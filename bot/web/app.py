@@ -69,13 +69,14 @@ def create_web_app(web: WebServices) -> APIFlask:
     app.extensions["incident_tracker"] = web
     app.url_map.converters["int"] = AsciiIntegerConverter
 
-    from bot.web import api, auth, pages, reports
+    from bot.web import api, auth, pages, reports, webhooks
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(reports.bp)
     app.register_blueprint(reports.api_bp)
+    app.register_blueprint(webhooks.bp)
 
     @app.errorhandler(incidents.IncidentError)
     def _domain(error: incidents.IncidentError) -> Any:
