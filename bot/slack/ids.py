@@ -73,3 +73,21 @@ IMPACT_BLOCK = "impact"
 STATUS_BLOCK = UPDATE_STATUS_ACTION
 NEXT_UPDATE_BLOCK = "next_update"
 HANDOFF_BLOCK = "handoff"
+
+# Follow-ups and the review (issue 23).
+FOLLOWUP_SHORTCUT = "add_as_followup"
+FOLLOWUP_VIEW = "incident_followup"
+REVIEW_VIEW = "incident_review"
+CLOSE_OVERRIDE_VIEW = "incident_close_override"
+FOLLOWUP_DONE_ACTION = "followup_done"
+FOLLOWUP_ADD_ACTION = "followup_add"
+FOLLOWUP_EXPORT_ACTION = "followup_export"
+REVIEW_ACTION = "incident_review"
+CLOSE_ANYWAY_ACTION = "incident_close_anyway"
+# The follow-up form's inputs (TITLE_BLOCK, OWNER_BLOCK, INCIDENT_BLOCK are shared).
+FOLLOWUP_INCIDENT_PICKER = INCIDENT_PICKER
+DUE_BLOCK = "due"
+PRIORITY_BLOCK = "priority"
+SOURCE_BLOCK = "source"
+# The review form's inputs: one per review field (bot.incidents.review.REVIEW_FIELDS).
+OVERRIDE_BLOCK = "override"
