@@ -277,6 +277,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         offer_channels=settings.channel_rules.offered,
         public_url=settings.public_url,
         role_rules=settings.role_rules,
+        tracker=settings.followup_rules.tracker,
     )
     try:
         app = create_app(settings, sessions, client, work, deliverer)

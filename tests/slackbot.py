@@ -135,6 +135,7 @@ def running_bot(
         offer_channels=settings.channel_rules.offered,
         public_url=settings.public_url,
         role_rules=settings.role_rules,
+        tracker=settings.followup_rules.tracker,
     )
     app = create_app(settings, sessions, client, work, deliverer)
     # The outbox's own threads, as `python -m bot run` starts them; off by default so tests can

@@ -109,9 +109,10 @@ class Deliverer:
         offer_channels: bool = False,
         public_url: str | None = None,
         role_rules: RoleRules | None = None,
+        tracker: str | None = None,
     ) -> None:
         self.sessions = sessions
-        self.cards = CardStyle(offer_channels, public_url, role_rules or RoleRules())
+        self.cards = CardStyle(offer_channels, public_url, role_rules or RoleRules(), tracker)
         # Calls that are safe to repeat (edits, deletes, lookups) keep the client's retries.
         self.client = client
         # Posts are never repeated by the client: only the outbox decides, after looking.

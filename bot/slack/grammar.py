@@ -309,9 +309,7 @@ def _followups_filters(rest: str, implied: Callable[[], str | None]) -> Command:
             incidents.parse_incident_id(word)
             command.incident = word
         else:
-            raise UsageError(
-                f"{word!r} is not a filter of follow-ups. Usage: {FOLLOWUPS_USAGE}."
-            )
+            raise UsageError(f"{word!r} is not a filter of follow-ups. Usage: {FOLLOWUPS_USAGE}.")
     if not rest.strip():
         # In an incident's channel: its follow-ups; elsewhere every open one.
         command.incident = implied()
