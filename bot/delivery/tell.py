@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.incidents import ACTIVE_STATUSES, followups, format_incident_id, progress
-from bot.incidents.followups import DM_FOLLOWUP_ASSIGNED, DM_FOLLOWUP_DIGEST
+from bot.incidents.followups.rules import DM_FOLLOWUP_ASSIGNED, DM_FOLLOWUP_DIGEST
 from bot.incidents.recording import DM_NUDGE, DM_ROLE, DM_SUBSCRIBER
 from bot.slack import blocks
 from bot.slack.blocks.coordination import web_page
