@@ -260,9 +260,6 @@ def followup_submitted(
     except ValueError:
         ack(response_action="errors", errors={ids.DUE_BLOCK: "Pick a date."})
         return
-    if due is not None and due < today(services):
-        ack(response_action="errors", errors={ids.DUE_BLOCK: "The due date is in the past."})
-        return
     link = string(meta, "link")
     draft = FollowUpDraft(
         title=text_value(values, ids.TITLE_BLOCK) or "",
