@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -110,7 +110,7 @@ def actions_of(message: dict[str, Any]) -> list[str]:
 
 
 def all_text(message: dict[str, Any]) -> str:
-    return json.dumps(message.get("blocks") or []) + str(message.get("text"))
+    return json.dumps(message.get("blocks") or [], ensure_ascii=False) + str(message.get("text"))
 
 
 def dms(bot: Bot, user_id: str) -> list[dict[str, Any]]:
@@ -122,7 +122,7 @@ def dms(bot: Bot, user_id: str) -> list[dict[str, Any]]:
 
 def test_followup_command_reads_owner_and_due_from_the_end_and_shows_it_on_the_card(bot: Bot):
     incident_id = declare(bot, "Checkout is failing", "SEV3")
-    due = date.today() + timedelta(weeks=2)
+    due = datetime.now(UTC).date() + timedelta(weeks=2)
 
     url = run(bot, f"followup INC-{incident_id} Fix the due-date bug <@{BOB}|bob> due in 2w")
     reply = ask(bot, "help")  # settles the earlier ack's work
@@ -265,7 +265,7 @@ def test_shortcut_prefills_the_message_and_its_link_and_adds_the_followup(bot: B
     assert priorities == ["high", "medium", "low"]
     assert "initial_option" not in input_element(modal, "incident")  # not an incident's channel
 
-    due = (date.today() + timedelta(days=7)).isoformat()
+    due = (datetime.now(UTC).date() + timedelta(days=7)).isoformat()
     answer = submit(
         bot,
         modal,
@@ -510,7 +510,11 @@ def test_a_non_admin_is_not_offered_close_anyway(bot: Bot):
 def test_closing_goes_through_once_followups_are_triaged(bot: Bot):
     incident_id = declare(bot, "Checkout is failing", "SEV3")
     add_directly(
-        bot, incident_id, "Rotate the keys", owner=BOB, due_on=date.today() + timedelta(days=3)
+        bot,
+        incident_id,
+        "Rotate the keys",
+        owner=BOB,
+        due_on=datetime.now(UTC).date() + timedelta(days=3),
     )
     move(bot, incident_id, "resolved")
     move(bot, incident_id, "closed")
@@ -518,3 +522,73 @@ def test_closing_goes_through_once_followups_are_triaged(bot: Bot):
 
 
 _ = (Incident, defaults)
+
+
+# --- In the incident's channel: the id implied, the pinned summary -----------------------------
+
+
+def test_in_the_incident_channel_the_id_is_implied_and_the_pinned_summary_lists_it(bot: Bot):
+    incident_id = declare(bot, "Database is down", "SEV2")  # SEV2: its own channel
+    bot.fake.wait_for(lambda: load(bot, incident_id).own_channel_summary_ts)
+    room = load(bot, incident_id).own_channel_id
+    assert room is not None
+
+    reply = ask(bot, f"followup Add a replica failover drill <@{BOB}> in 2w", channel=room)
+    assert "Usage" not in reply["text"]
+    [made] = followups_of(bot, incident_id)
+    assert (made.title, made.owner) == ("Add a replica failover drill", BOB)
+    assert made.due_on == datetime.now(UTC).date() + timedelta(weeks=2)
+
+    def summary() -> dict[str, Any]:
+        ts = load(bot, incident_id).own_channel_summary_ts or ""
+        return bot.fake.message(room, ts) or {}
+
+    bot.fake.wait_for(lambda: f"FU-{made.id}" in all_text(summary()))
+    pinned = summary()
+    assert f"followup_done:{made.id}" in actions_of(pinned)
+    assert "followup_add" in actions_of(pinned)
+
+    # Done, from the pinned summary.
+    status, _, _ = bot.post(
+        payloads.block_actions_from(
+            pinned, f"followup_done:{made.id}", channel_id=room, fake=bot.fake, user_id=BOB
+        )
+    )
+    assert status == 200
+    bot.fake.wait_for(lambda: followups_of(bot)[0].status == FollowUpStatus.DONE)
+    assert followups_of(bot)[0].closed_by == BOB
+    bot.fake.wait_for(lambda: f"followup_done:{made.id}" not in actions_of(summary()))
+
+
+def test_the_card_lists_at_most_eight_and_says_how_many_more(bot: Bot):
+    incident_id = declare(bot, "Checkout is failing", "SEV3")
+    for n in range(11):
+        add_directly(bot, incident_id, f"Follow-up number {n} " + "word " * 40, owner=BOB)
+    settle(bot, incident_id)
+    card = card_message(bot, incident_id)
+    done_buttons = [a for a in actions_of(card) if a.startswith("followup_done:")]
+    assert len(done_buttons) == 8
+    assert f"…and 3 more: `/incident followups INC-{incident_id}`" in all_text(card)
+    assert len(card["blocks"]) <= 50
+
+
+def test_help_lists_followup_and_followups(bot: Bot):
+    text = ask(bot, "help")["text"]
+    assert "`/incident followup <id> <title> [@owner] [due 2026-12-20|in 2w]`" in text
+    assert "`/incident followups [mine|overdue|<id>]`" in text
+    assert "`/incident review <id>`" in text
+
+
+def test_the_cards_review_button_opens_the_review_form(bot: Bot):
+    incident_id = declare(bot, "Checkout is failing", "SEV3")
+    view = open_from_card(bot, incident_id, "incident_review")
+    assert view["callback_id"] == "incident_review"
+    assert submit(bot, view, {"went_badly": "Paging was slow", "review_status": "done"}) is None
+    incident = load(bot, incident_id)
+    assert (incident.went_badly, incident.review_status) == ("Paging was slow", ReviewStatus.DONE)
+
+
+def test_review_of_an_unknown_incident_says_so(bot: Bot):
+    run(bot, "review INC-4242")
+    bot.fake.wait_for(lambda: any("INC-4242" in e for e in ephemerals(bot.fake)))
+    assert bot.fake.calls_to("views.open") == []
