@@ -592,3 +592,43 @@ def test_review_of_an_unknown_incident_says_so(bot: Bot):
     run(bot, "review INC-4242")
     bot.fake.wait_for(lambda: any("INC-4242" in e for e in ephemerals(bot.fake)))
     assert bot.fake.calls_to("views.open") == []
+
+
+def test_the_update_form_refuses_a_close_the_rule_forbids_on_its_status(bot: Bot):
+    from bot.slack.blocks.forms import NO_PROMISE
+
+    incident_id = declare(bot, "Checkout is failing", "SEV3")
+    made = add_directly(bot, incident_id, "Rotate the keys")
+    move(bot, incident_id, "resolved")
+    previous = bot.fake.top_view(USER)
+    run(bot, f"update INC-{incident_id}")
+    view = wait_for_new_view(bot.fake, USER, previous)
+    assert view["callback_id"] == "incident_update"
+    inputs = {"update_status": "closed", "summary": "Wrapping up", "next_update": NO_PROMISE}
+    answer = submit(bot, view, inputs)
+    assert answer is not None and list(answer["errors"]) == ["update_status"]
+    assert f"FU-{made.id}" in answer["errors"]["update_status"]
+    assert load(bot, incident_id).status == Status.RESOLVED
+
+
+def test_an_owners_dm_about_a_followup_done_meanwhile_is_not_sent(bot: Bot):
+    incident_id = declare(bot, "Checkout is failing", "SEV3")
+    with bot.sessions.begin() as session:
+        made = followups.add_followup(
+            session,
+            incident_id,
+            FollowUpDraft(title="Rotate the keys", owner=BOB),
+            Actor(USER),
+            RULES,
+        )
+        followups.set_followup_status(session, made.id, FollowUpStatus.DONE, Actor(BOB))
+    bot.deliverer.drain()
+    settle(bot, incident_id)
+    assert dms(bot, BOB) == []
+    with bot.sessions() as session:
+        told = session.scalars(
+            select(Delivery).where(
+                Delivery.action == DeliveryAction.TELL_USER, Delivery.payload["user"].astext == BOB
+            )
+        ).all()
+    assert [row.delivered_at is not None or row.failed_at is not None for row in told] == [True]
