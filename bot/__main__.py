@@ -10,7 +10,6 @@ import random
 import signal
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -27,46 +26,16 @@ SOCKET_THREADS = 32
 SETUP_HINT = 'See "Create the Slack app from manifest.yml" in README.md.'
 
 
-def cmd_export_screenshots(settings: Settings, args: argparse.Namespace) -> int:
-    from bot import incidents
-    from bot.incidents import screenshots
-
-    folder = Path(args.folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    sessions = make_session_factory(_database(settings))
-    with sessions() as session:
-        try:
-            incident = incidents.get_incident(session, args.incident)
-        except incidents.IncidentError as error:
-            print(error, file=sys.stderr)
-            return 1
-        ids = [s.id for s in screenshots.list_screenshots(session, incident.id)]
-    written: set[str] = set()
-    for screenshot_id in ids:
-        with sessions() as session:  # one image in memory at a time
-            filename, content = screenshots.stored_image(session, screenshot_id)
-        path = folder / _unique_name(screenshot_id, filename, written)
-        path.write_bytes(content)
-        print(path)
-    ref = incidents.format_incident_id(incident.id)
-    print(f"Wrote {len(ids)} screenshot(s) of {ref} to {folder}.", file=sys.stderr)
-    return 0
-
-
 def cmd_postmortem(settings: Settings, args: argparse.Namespace) -> int:
     from bot.reports import cli
 
     return cli.postmortem(args, make_session_factory(_database(settings)), settings)
 
 
-def _unique_name(screenshot_id: int, filename: str, taken: set[str]) -> str:
-    # Names come from Slack users: keep only the last path part, and never overwrite a sibling.
-    name = Path(filename.replace("\\", "/")).name.lstrip(".") or f"screenshot-{screenshot_id}"
-    if name in taken:
-        stem, dot, ext = name.rpartition(".")
-        name = f"{stem}-{screenshot_id}.{ext}" if dot else f"{name}-{screenshot_id}"
-    taken.add(name)
-    return name
+def cmd_export_screenshots(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.reports import cli
+
+    return cli.export_screenshots(args, make_session_factory(_database(settings)))
 
 
 def _database(settings: Settings) -> Engine:
@@ -285,6 +254,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         role_rules=settings.role_rules,
         github=settings.github,
         jira=settings.jira,
+        tracker=settings.followup_rules.tracker,
     )
     try:
         app = create_app(settings, sessions, client, work, deliverer)

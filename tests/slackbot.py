@@ -137,6 +137,7 @@ def running_bot(
         role_rules=settings.role_rules,
         github=settings.github,
         jira=settings.jira,
+        tracker=settings.followup_rules.tracker,
     )
     app = create_app(settings, sessions, client, work, deliverer)
     # The outbox's own threads, as `python -m bot run` starts them; off by default so tests can

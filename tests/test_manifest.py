@@ -36,6 +36,7 @@ def test_manifest_declares_what_the_listeners_handle(manifest: dict):
         ("global", ids.DECLARE_SHORTCUT),
         ("message", ids.TIMELINE_SHORTCUT),
         ("message", ids.ATTACH_SHORTCUT),
+        ("message", ids.FOLLOWUP_SHORTCUT),
     }
     assert all(len(s["name"]) <= 24 for s in features["shortcuts"])
     assert features["app_home"]["home_tab_enabled"] is True

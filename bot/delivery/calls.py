@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from bot.incidents import format_incident_id, progress, roles
+from bot.incidents import followups, format_incident_id, progress, roles
 from bot.incidents.roles import RoleRules
 from bot.incidents.screenshots import list_screenshots
 from bot.slack import blocks
@@ -56,6 +56,8 @@ class CardStyle:
     offer_channel: bool = False
     public_url: str | None = None
     role_rules: RoleRules = field(default_factory=RoleRules)
+    # FOLLOWUP_TRACKER: the follow-ups on the card get Export buttons.
+    tracker: str | None = None
 
 
 def delivery_ref(delivery: Delivery, incident: Incident | None) -> str:
@@ -106,6 +108,8 @@ def prepare(
             roles=roles.holders(session, incident, cards.role_rules),
             latest=progress.latest_update(session, incident.id),
             now=now,
+            followups=followups.followups_of(session, incident.id),
+            tracker=cards.tracker,
         )
 
     def post_card(channel: str | None) -> SlackCall:

@@ -95,9 +95,10 @@ class Deliverer:
         github: GitHubSettings | None = None,
         jira: JiraSettings | None = None,
         tracker_timeout: float = TRACKER_TIMEOUT,
+        tracker: str | None = None,
     ) -> None:
         self.sessions = sessions
-        self.cards = CardStyle(offer_channels, public_url, role_rules or RoleRules())
+        self.cards = CardStyle(offer_channels, public_url, role_rules or RoleRules(), tracker)
         # Calls that are safe to repeat (edits, deletes, lookups) keep the client's retries.
         self.client = client
         # Posts are never repeated by the client: only the outbox decides, after looking.

@@ -33,10 +33,12 @@ from slack_sdk.webhook import WebhookClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.incidents import ACTIVE_STATUSES, format_incident_id, progress
+from bot.incidents import ACTIVE_STATUSES, followups, format_incident_id, progress
+from bot.incidents.followups.rules import DM_FOLLOWUP_ASSIGNED, DM_FOLLOWUP_DIGEST
 from bot.incidents.recording import DM_NUDGE, DM_ROLE, DM_SUBSCRIBER
 from bot.slack import blocks
-from db.models import Delivery, DeliveryAction, Incident, IncidentEvent
+from bot.slack.blocks.coordination import web_page
+from db.models import Delivery, DeliveryAction, FollowUp, FollowUpStatus, Incident, IncidentEvent
 
 from .calls import CardStyle, SlackCall, Unsendable, delivery_ref, tag
 from .problems import Problem
@@ -164,7 +166,11 @@ def _render(
     session: Session, delivery: Delivery, incident: Incident | None, cards: CardStyle
 ) -> tuple[str, list[Any]] | str:
     """A DM queued by the domain (bot.incidents.recording.dm_later) with no text: a role's
-    duties, a subscriber's copy of a change, a nudge to post the promised update."""
+    duties, a subscriber's copy of a change, a nudge to post the promised update; a follow-up's
+    owner told it is theirs, or of their overdue ones (bot.incidents.followups)."""
+    about = delivery.payload.get("about")
+    if about == DM_FOLLOWUP_DIGEST:
+        return _followup_digest(session, delivery)
     if incident is None:
         return "skipped: the incident was deleted"
     event_ids = delivery.payload.get("event_ids") or []
@@ -173,9 +179,10 @@ def _render(
             select(IncidentEvent).where(IncidentEvent.id.in_(event_ids)).order_by(IncidentEvent.id)
         )
     )
+    if about == DM_FOLLOWUP_ASSIGNED:
+        return _followup_assigned(session, delivery, incident, cards)
     if not events:
         return "skipped: its events are gone"
-    about = delivery.payload.get("about")
     if about == DM_ROLE:
         return blocks.role_dm(incident, events[-1], cards.role_rules, cards.public_url)
     if about == DM_SUBSCRIBER:
@@ -191,6 +198,32 @@ def _render(
         due = datetime.fromisoformat(raw) if raw else incident.next_update_at
         return blocks.nudge_dm(incident, due)
     raise Unsendable("unknown_dm")
+
+
+def _followup_assigned(
+    session: Session, delivery: Delivery, incident: Incident, cards: CardStyle
+) -> tuple[str, list[Any]] | str:
+    followup = session.get(FollowUp, delivery.payload.get("followup_id"))
+    if followup is None:
+        return "skipped: the follow-up is gone"
+    if followup.owner != delivery.payload.get("user"):
+        return "skipped: the follow-up has another owner now"
+    if followup.status != FollowUpStatus.OPEN:
+        return "skipped: the follow-up is no longer open"
+    page = web_page(cards.public_url, incident.id)
+    return blocks.followup_assigned_dm(followup, incident, datetime.now(UTC).date(), page)
+
+
+def _followup_digest(session: Session, delivery: Delivery) -> tuple[str, list[Any]] | str:
+    """The owner's overdue follow-ups, as they are now (done since: left out)."""
+    ids = [i for i in delivery.payload.get("followup_ids") or [] if isinstance(i, int)]
+    today = datetime.now(UTC).date()
+    found = session.scalars(select(FollowUp).where(FollowUp.id.in_(ids)).order_by(FollowUp.due_on))
+    owner = delivery.payload.get("user")
+    overdue = [f for f in found if f.owner == owner and followups.is_overdue(f, today)]
+    if not overdue:
+        return "skipped: nothing overdue any more"
+    return blocks.followup_digest_dm(overdue, today)
 
 
 def open_dm(client: WebClient, call: SlackCall) -> None:

@@ -81,3 +81,36 @@ def _write(
         file=sys.stderr,
     )
     return 0
+
+
+def export_screenshots(args: argparse.Namespace, sessions: sessionmaker[Session]) -> int:
+    """`python -m bot export-screenshots INC-12 FOLDER`: the stored images, one file each."""
+    folder = Path(args.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with sessions() as session:
+        try:
+            incident = incidents.get_incident(session, args.incident)
+        except incidents.IncidentError as error:
+            print(error, file=sys.stderr)
+            return 1
+        ids = [s.id for s in screenshots.list_screenshots(session, incident.id)]
+    written: set[str] = set()
+    for screenshot_id in ids:
+        with sessions() as session:  # one image in memory at a time
+            filename, content = screenshots.stored_image(session, screenshot_id)
+        path = folder / _unique_name(screenshot_id, filename, written)
+        path.write_bytes(content)
+        print(path)
+    ref = incidents.format_incident_id(incident.id)
+    print(f"Wrote {len(ids)} screenshot(s) of {ref} to {folder}.", file=sys.stderr)
+    return 0
+
+
+def _unique_name(screenshot_id: int, filename: str, taken: set[str]) -> str:
+    # Names come from Slack users: keep only the last path part, and never overwrite a sibling.
+    name = Path(filename.replace("\\", "/")).name.lstrip(".") or f"screenshot-{screenshot_id}"
+    if name in taken:
+        stem, dot, ext = name.rpartition(".")
+        name = f"{stem}-{screenshot_id}.{ext}" if dot else f"{name}-{screenshot_id}"
+    taken.add(name)
+    return name

@@ -29,6 +29,11 @@ class Command:
     query: IncidentQuery = field(default_factory=IncidentQuery)
     # For stats: how many weeks back.
     weeks: int = reports.WEEKS_DEFAULT
+    # For followup: the due date as typed ("2026-12-20", "in 2w"), read by followups.parse_due.
+    due: str | None = None
+    # For followups: the viewer's own, the overdue ones.
+    mine: bool = False
+    overdue: bool = False
 
 
 class UsageError(InvalidInput):
@@ -147,6 +152,8 @@ def parse(text: str, viewer: str, implied: Callable[[], str | None] = _nowhere) 
         incident, rest = _need_id(name, rest, implied)
     elif name in COORDINATION:
         return _coordination(name, rest, viewer, implied)
+    elif name in FOLLOWUP_COMMANDS:
+        return _followup_command(name, rest, viewer, implied)
     else:
         # Anything else is the title of a new incident.
         return Command("declare", text=text.strip())
@@ -234,3 +241,76 @@ def _coordination(name: str, rest: str, viewer: str, implied: Callable[[], str |
     if role == "owner":  # the lead is the incident's owner
         role = "lead"
     return Command("role", incident=incident, role=role, user=_person(who, viewer, ROLE_WHO))
+
+
+# --- Follow-ups and the review ---------------------------------------------------------------
+
+FOLLOWUP_COMMANDS = frozenset({"followup", "follow-up", "followups", "follow-ups", "review"})
+FOLLOWUP_USAGE = "`/incident followup <id> <title> [@owner] [due 2026-12-20|in 2w]`"
+FOLLOWUPS_USAGE = "`/incident followups [mine|overdue|<id>]`"
+REVIEW_USAGE = "`/incident review <id>`"
+# Read only at the end of the text, so that a title may say "due" ("Fix the due-date bug").
+_TRAILING_MENTION = re.compile(r"(?:^|\s+)<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+# A due date that looks like one: an ISO date, a span (2w, 3d, 10 days), tomorrow. Anything
+# else after "due" is the title's ("Review the due diligence").
+_DUE_WORD = r"(?:\d{4}-\d{1,2}-\d{1,2}|\d+\s*[a-z]+|today|tomorrow)"
+_TRAILING_DUE = re.compile(
+    rf"(?:^|\s+)(?:due\s+(?P<due>(?:in\s+)?{_DUE_WORD})|(?P<span>in\s+\d+\s*[a-z]+))$",
+    re.IGNORECASE,
+)
+
+
+def split_followup(text: str) -> tuple[str, str | None, str | None]:
+    """`<title> [@owner] [due X|in X]` (owner and due date in either order, at the end only):
+    the title, the owner's user id, the due date as typed."""
+    title, owner, due = text.strip(), None, None
+    for _ in range(2):
+        if owner is None and (match := _TRAILING_MENTION.search(title)):
+            owner, title = match.group(1), title[: match.start()].rstrip()
+        elif due is None and (match := _TRAILING_DUE.search(title)):
+            due = (match.group("due") or match.group("span")).strip()
+            title = title[: match.start()].rstrip()
+    return title, owner, due
+
+
+def _followup_command(
+    name: str, rest: str, viewer: str, implied: Callable[[], str | None]
+) -> Command:
+    name = name.replace("-", "")
+    if name == "followups":
+        return _followups_filters(rest, implied)
+    usage = FOLLOWUP_USAGE if name == "followup" else REVIEW_USAGE
+    try:
+        incident, rest = _need_id(name, rest, implied)
+    except InvalidInput as error:
+        message = str(error)
+        if "Usage:" not in message:
+            message += f" Usage: {usage}."
+        raise UsageError(message) from error
+    if name == "review":
+        if rest:
+            raise UsageError(f"Only the incident, please. Usage: {usage}.")
+        return Command("review", incident=incident)
+    title, owner, due = split_followup(rest)
+    if not title:
+        raise UsageError(f"What is the follow-up? Usage: {usage}.")
+    return Command("followup", incident=incident, text=title, user=owner, due=due)
+
+
+def _followups_filters(rest: str, implied: Callable[[], str | None]) -> Command:
+    command = Command("followups")
+    for word in rest.split():
+        lowered = word.lower()
+        if lowered == "mine":
+            command.mine = True
+        elif lowered == "overdue":
+            command.overdue = True
+        elif command.incident is None and re.match(r"^(?:inc-|#)?\d+$", lowered):
+            incidents.parse_incident_id(word)
+            command.incident = word
+        else:
+            raise UsageError(f"{word!r} is not a filter of follow-ups. Usage: {FOLLOWUPS_USAGE}.")
+    if not rest.strip():
+        # In an incident's channel: its follow-ups; elsewhere every open one.
+        command.incident = implied()
+    return command

@@ -73,3 +73,24 @@ IMPACT_BLOCK = "impact"
 STATUS_BLOCK = UPDATE_STATUS_ACTION
 NEXT_UPDATE_BLOCK = "next_update"
 HANDOFF_BLOCK = "handoff"
+
+# Follow-ups and the review (issue 23).
+FOLLOWUP_SHORTCUT = "add_as_followup"
+FOLLOWUP_VIEW = "incident_followup"
+REVIEW_VIEW = "incident_review"
+CLOSE_OVERRIDE_VIEW = "incident_close_override"
+# FOLLOWUP_DONE_ACTION / FOLLOWUP_EXPORT_ACTION + ":" + the follow-up's id (several a message).
+FOLLOWUP_DONE_ACTION = "followup_done"
+FOLLOWUP_DONE_PATTERN = re.compile(rf"^{FOLLOWUP_DONE_ACTION}:\d+$")
+FOLLOWUP_ADD_ACTION = "followup_add"
+FOLLOWUP_EXPORT_ACTION = "followup_export"
+FOLLOWUP_EXPORT_PATTERN = re.compile(rf"^{FOLLOWUP_EXPORT_ACTION}:\d+$")
+REVIEW_ACTION = "incident_review"
+CLOSE_ANYWAY_ACTION = "incident_close_anyway"
+# The follow-up form's inputs (TITLE_BLOCK, OWNER_BLOCK, INCIDENT_BLOCK are shared).
+DUE_BLOCK = "due"
+PRIORITY_BLOCK = "priority"
+SOURCE_BLOCK = "source"
+# The review form's inputs are named as the review's fields (bot.incidents.review.REVIEW_FIELDS).
+# The close override's reason.
+OVERRIDE_BLOCK = "override"

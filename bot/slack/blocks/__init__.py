@@ -35,6 +35,7 @@ from .ephemeral import (
     incident_detail,
     incident_list,
 )
+from .followups import followup_assigned_dm, followup_digest_dm
 from .messages import (
     CARD_SCREENSHOTS,
     SNOOZE_CHOICES,
@@ -118,6 +119,8 @@ __all__ = [
     "digest",
     "edit_modal",
     "escape",
+    "followup_assigned_dm",
+    "followup_digest_dm",
     "help_text",
     "home",
     "incident_count",

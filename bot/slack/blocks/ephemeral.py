@@ -251,6 +251,12 @@ joining its channel
 • `/incident postmortem <id>`: the post-mortem as a Markdown file, in the incident's thread
 • `/incident stats [weeks]`: counts, MTTA/MTTM/MTTR and weekly charts, here (12 weeks by \
 default, up to 104)
+• `/incident followup <id> <title> [@owner] [due 2026-12-20|in 2w]`: a follow-up (action \
+item); the owner and the due date are read from the end only, so a title may say "due"
+• `/incident followups [mine|overdue|<id>]`: open follow-ups, yours, the overdue ones, or an \
+incident's; each with a Done button
+• `/incident review <id>`: the review's fields (impact window, customer impact, contributing \
+factors, what went well and badly, review status, reviewer), also once closed
 • `/incident channel <id>`: give the incident its own channel
 • `/incident delete <id>`: admins only
 Ids can be written `INC-12`, `#12` or `12`. In an incident's own channel the id can be left \
@@ -286,6 +292,7 @@ def home(
     severity: str | None,
     status: str,
     subscriptions: Sequence[IncidentRow] = (),
+    followups: Sequence[Block] = (),
 ) -> View:
     """The Home tab; `subscriptions`: the viewer's active subscriptions, each listed with an
     Unsubscribe button (and every active incident with Subscribe or Unsubscribe)."""
@@ -326,6 +333,8 @@ def home(
             "None. Subscribe to an incident to be told of its updates without joining its channel.",
         ),
     ]
+    # "Your follow-ups" (bot.slack.blocks.followups.home_section), above the incidents.
+    blocks += followups
     for heading, items, empty in sections:
         blocks.append(SectionBlock(text=_mrkdwn(f"*{heading}*")))
         if not items:

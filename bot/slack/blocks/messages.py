@@ -19,7 +19,15 @@ from bot import incidents
 from bot.incidents import progress
 from bot.incidents.roles import RoleRules
 from bot.slack import ids
-from db.models import EventKind, Incident, IncidentEvent, Screenshot, Severity, Status
+from db.models import (
+    EventKind,
+    FollowUp,
+    Incident,
+    IncidentEvent,
+    Screenshot,
+    Severity,
+    Status,
+)
 
 from .coordination import (
     Holders,
@@ -30,6 +38,7 @@ from .coordination import (
     update_line,
     web_page,
 )
+from .followups import card_section as followup_section
 from .text import (
     SEVERITY_EMOJI,
     STATUS_VERB,
@@ -110,9 +119,12 @@ def card(
     roles: Holders | None = None,
     latest: IncidentEvent | None = None,
     now: datetime | None = None,
+    followups: Sequence[FollowUp] | None = None,
+    tracker: str | None = None,
 ) -> list[Block]:
     """The incident card: its fields, the lead and the other roles, the latest update and when
-    the next is due (or overdue), and its buttons."""
+    the next is due (or overdue), and its buttons; its follow-ups when given (the card and the
+    pinned summary), with Export buttons when a tracker is configured."""
     header = f"{SEVERITY_EMOJI[incident.severity]} {ref(incident)}: {incident.title}"
     fields = [
         f"*Status*\n{status_label(incident.status)}",
@@ -183,6 +195,9 @@ def card(
         )
         blocks.append(_context(screenshot_summary(screenshots, limit=CARD_SCREENSHOTS)))
     blocks.append(ActionsBlock(block_id="card_actions", elements=buttons))
+    if followups is not None:
+        today = (now or datetime.now(UTC)).date()
+        blocks += followup_section(incident, followups, tracker=tracker, today=today)
     footer = f"Last change {when(incident.updated_at)} · `/incident show {incident.id}`"
     page = web_page(public_url, incident.id)
     if page:

@@ -9,9 +9,11 @@ from slack_bolt.error import BoltUnhandledRequestError
 from bot.slack import blocks
 from bot.slack.listeners import (
     actions,
+    closing,
     commands,
     coordination,
     events,
+    followups,
     options,
     shortcuts,
     updating,
@@ -24,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def register(app: App, services: Services) -> None:
-    for surface in (commands, views, actions, coordination, updating, shortcuts, events, options):
+    surfaces = (commands, views, actions, coordination, updating, shortcuts, events, options)
+    for surface in (*surfaces, followups, closing):
         surface.register(app, services)
     app.error(bind(services, listener_failed))
 

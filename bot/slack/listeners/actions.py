@@ -19,6 +19,7 @@ from bot.slack import blocks, grammar, ids
 from bot.slack.services import Services
 from db.models import Status
 
+from . import closing
 from .attach import repost_screenshots
 from .commands import declare_form_requested, resolve_later
 from .common import (
@@ -59,18 +60,29 @@ def status_clicked(
             services, client, body["trigger_id"], value.get("id"), seen, Status(target), *where
         )
         return
-    _press_and_deliver(
+    incident_id = press(
         services,
         ack,
-        client,
-        user_id,
-        channel_id,
         lambda session: (
             incidents.change_status(
-                session, value.get("id"), target, services.actor(user_id), expected_status=seen
+                session,
+                value.get("id"),
+                target,
+                services.actor(user_id),
+                expected_status=seen,
+                followup_rules=services.settings.followup_rules,
             ).id
         ),
+        Recipient(user_id, channel_id),
+        # The close rule's refusal offers an incident admin "Close anyway".
+        refused_blocks=(
+            (lambda refusal: closing.refused_blocks(services, user_id, value.get("id"), refusal))
+            if target == Status.CLOSED
+            else None
+        ),
     )
+    if incident_id is not None:
+        deliver_later(services, client, incident_id, user_id, channel_id)
 
 
 def open_channel_clicked(

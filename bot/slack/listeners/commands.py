@@ -11,12 +11,13 @@ from sqlalchemy.orm import Session
 
 from bot import delivery, incidents, logs
 from bot.incidents import Actor, ChannelRules, IncidentError, screenshots
+from bot.settings import Settings
 from bot.slack import blocks, grammar, ids
 from bot.slack.grammar import Command
 from bot.slack.services import Services
 from db.models import Status
 
-from . import coordination
+from . import closing, coordination, followups
 from .attach import repost_screenshots
 from .common import (
     BUSY,
@@ -64,17 +65,23 @@ def incident_command(
         logs.bind(incident_id=incidents.parse_incident_id(command.incident))
     if coordination.handles(command) and coordination.command(services, ack, body, client, command):
         return
+    if command.name in followups.COMMANDS:
+        followups.command(services, ack, body, client, respond, command)
+        return
     if command.name in CHANGES:
         try:
             reply, incident_id = save(
                 services,
                 lambda session: change(
-                    session, command, services.actor(user_id), services.settings.channel_rules
+                    session, command, services.actor(user_id), services.settings
                 ),
             )
         except Refusal as refusal:
             if asks_for_resolution(services, client, body, command, refusal):
                 ack()
+            elif command.name == "status" and command.status == Status.CLOSED:
+                rendered = closing.refused_blocks(services, user_id, command.incident, refusal)
+                ack(text=blocks.escape(str(refusal)), blocks=rendered)
             else:
                 ack(text=blocks.escape(str(refusal)))
             return
@@ -172,15 +179,19 @@ def answer(
         respond(text=blocks.escape(str(error)))
 
 
-def change(
-    session: Session, command: Command, actor: Actor, channels: ChannelRules
-) -> tuple[str, int]:
+def change(session: Session, command: Command, actor: Actor, settings: Settings) -> tuple[str, int]:
     """Make the command's change; the confirmation and the incident's id."""
     ref = command.incident or ""
+    channels: ChannelRules = settings.channel_rules
     match command.name:
         case "status":
             incident = incidents.change_status(
-                session, ref, command.status, actor, note=command.text
+                session,
+                ref,
+                command.status,
+                actor,
+                note=command.text,
+                followup_rules=settings.followup_rules,
             )
             return f"{blocks.ref(incident)} is now {incident.status.value}.", incident.id
         case "severity":

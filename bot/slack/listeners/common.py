@@ -158,19 +158,28 @@ def save(services: Services, change: Callable[[Session], T]) -> T:
         raise Refusal(database_trouble(error)) from error
 
 
-def press(services: Services, ack: Ack, change: Callable[[Session], T], to: Recipient) -> T | None:
+def press(
+    services: Services,
+    ack: Ack,
+    change: Callable[[Session], T],
+    to: Recipient,
+    *,
+    refused_blocks: Callable[[Refusal], list[dict[str, Any]] | None] | None = None,
+) -> T | None:
     """A button's change: saved, then acked (Slack ignores the body of a button's ack); None
     when it was refused.
 
     The refusal is told to `to`, escaped, as an outbox row written before the ack: the refused
     change committed nothing for the row to join, so it gets a short transaction of its own
     (bounded like the change's), and a bot that dies right after the ack still tells it. A
-    confirmation is the change's own business: `change` queues it in its transaction."""
+    confirmation is the change's own business: `change` queues it in its transaction.
+    `refused_blocks` may lay the refusal out with a button (the close rule's "Close anyway")."""
     try:
         result = save(services, change)
     except Refusal as refusal:
         text = blocks.escape(str(refusal))
-        row = told(services, to, text, bounded=True)
+        shown = refused_blocks(refusal) if refused_blocks is not None else None
+        row = told(services, to, text, blocks=shown, bounded=True)
         ack()
         services.work.submit(send_told, services, to, text, row)
         return None
@@ -272,12 +281,13 @@ def told(
     *,
     incident_id: int | None = None,
     bounded: bool = False,
+    blocks: list[dict[str, Any]] | None = None,
 ) -> int | None:
     """The outbox row that tells `to`, committed in a transaction of its own; None when the
     database can't take it (`bounded`: within the ack path's time limits)."""
     try:
         with services.change() if bounded else services.sessions.begin() as session:
-            return queue_tell(session, to, text, incident_id=incident_id).id
+            return queue_tell(session, to, text, blocks=blocks, incident_id=incident_id).id
     except SQLAlchemyError as error:
         log.warning("could not queue what %s is told: %s", to.user_id, error)
         return None

@@ -11,14 +11,17 @@ from typing import Any
 
 from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
+from slack_sdk.models.blocks import Block
 from sqlalchemy.orm import Session
 
 from bot import inbox, incidents
-from bot.incidents import Conflict, IncidentQuery, IncidentRow, NotFound, screenshots
+from bot.incidents import Conflict, IncidentQuery, IncidentRow, NotFound, followups, screenshots
+from bot.incidents.followups import FollowUpQuery
 from bot.incidents.screenshots import CAPTION_MAX
 from bot.slack import blocks
+from bot.slack.blocks import followups as fu_blocks
 from bot.slack.services import Services
-from db.models import Severity, Status
+from db.models import FollowUpStatus, Severity, Status
 
 from .attach import attach_files
 from .common import as_dict, bind, deliver_and_report, later, permalink_of, string
@@ -64,8 +67,19 @@ def publish_home(
             severity=severity,
             status=status,
             subscriptions=_subscriptions(session, user_id),
+            followups=_your_followups(session, services, user_id),
         )
     client.views_publish(user_id=user_id, view=view)
+
+
+def _your_followups(session: Session, services: Services, user_id: str) -> list[Block]:
+    """The Home tab's "Your follow-ups": open, overdue first."""
+    today = datetime.now(services.settings.timezone).date()
+    query = FollowUpQuery(
+        owner=user_id, status=FollowUpStatus.OPEN, today=today, limit=fu_blocks.HOME_FOLLOWUPS
+    )
+    page = followups.list_followups(session, query)
+    return fu_blocks.home_section(page.items, page.total, today)
 
 
 def _subscriptions(session: Session, user_id: str) -> list[IncidentRow]:

@@ -221,6 +221,7 @@ def update_submitted(
                     services.actor(user_id),
                     intervals=services.settings.update_intervals,
                     expected_status=shown,
+                    followup_rules=services.settings.followup_rules,
                 ).incident_id
             ),
         )

@@ -178,6 +178,7 @@ def resolve_submitted(
                 cause=text_value(values, ids.CAUSE_BLOCK),
                 resolution=text_value(values, ids.RESOLUTION_BLOCK),
                 expected_status=known_status(string(meta, "status")),
+                followup_rules=services.settings.followup_rules,
             ).id
         ),
     )
