@@ -18,6 +18,7 @@ from bot.web import schemas
 from bot.web.api import incident_query
 from bot.web.auth import services
 from bot.web.errors import domain_error
+from bot.web.pages_followups_view import followups_view
 from bot.web.pages_people import name_of, people_view
 from db.models import EventKind, Incident, IncidentEvent, Severity, Status
 
@@ -291,6 +292,7 @@ def render_incident(
             who=who,
             problem=str(problem) if problem else None,
             **people_view(session, incident, viewer),
+            **followups_view(session, incident, viewer),
             form=request.form if problem else {},
         )
     return html, *(refusal(problem) if problem else (200, {}))

@@ -12,11 +12,11 @@ from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError, post_load, validates_schema
 
 from bot import incidents
-from bot.incidents import progress, roles, screenshots
+from bot.incidents import progress, review, roles, screenshots
 from bot.web.schemas_fields import CommaSeparated, Moment
 from bot.web.schemas_fields import person as _person
 from bot.web.schemas_fields import text as _text
-from db.models import EventKind, Severity, Status
+from db.models import EventKind, ReviewStatus, Severity, Status
 
 
 class IncidentListQuery(Schema):
@@ -79,6 +79,11 @@ class IncidentList(Schema):
 
 _SEVERITY_HELP = f"one of {incidents.severity_choices()} (aliases such as `p1` are understood)"
 _STATUS_HELP = f"one of {', '.join(s.value for s in Status)} (aliases such as `ack` too)"
+_REVIEW_STATUSES = [s.value for s in ReviewStatus]
+_OVERRIDE_HELP = (
+    "for an incident admin: the reason to close although CLOSE_REQUIRES is not met (kept in "
+    "the timeline)"
+)
 
 
 class IncidentCreate(Schema):
@@ -104,6 +109,22 @@ class IncidentPatch(Schema):
     severity = String(metadata={"description": _SEVERITY_HELP})
     owner = _person("the incident commander's Slack user id; null unassigns")
     assignee = _person("who works on it (a Slack user id); null unassigns")
+    # The review: editable on closed incidents too (closed freezes the incident, not the work
+    # after it).
+    impact_started_at = Moment(
+        allow_none=True, metadata={"description": "the review's impact start; null: declared"}
+    )
+    impact_ended_at = Moment(
+        allow_none=True, metadata={"description": "the review's impact end; null: resolved"}
+    )
+    customer_impact = _text(review.REVIEW_TEXT_MAX, "what customers saw", allow_none=True)
+    contributing_factors = _text(review.REVIEW_TEXT_MAX, allow_none=True)
+    went_well = _text(review.REVIEW_TEXT_MAX, allow_none=True)
+    went_badly = _text(review.REVIEW_TEXT_MAX, allow_none=True)
+    review_status = String(
+        validate=OneOf(_REVIEW_STATUSES), metadata={"description": "where the review stands"}
+    )
+    reviewer = _person("who reviews it (a Slack user id); null: nobody")
 
     @validates_schema
     def _not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -116,6 +137,7 @@ class StatusChange(Schema):
     note = _text(incidents.NOTE_MAX, allow_none=True)
     cause = _text(incidents.CAUSE_MAX, allow_none=True)
     resolution = _text(incidents.RESOLUTION_MAX, allow_none=True)
+    override = _text(incidents.NOTE_MAX, _OVERRIDE_HELP, allow_none=True)
 
 
 class RoleAssignment(Schema):
@@ -165,6 +187,7 @@ class UpdateCreate(Schema):
             "changes (409)"
         },
     )
+    override = _text(incidents.NOTE_MAX, _OVERRIDE_HELP, allow_none=True)
 
 
 class NoteCreate(Schema):
@@ -275,6 +298,19 @@ class IncidentDetail(Schema):
         metadata={"description": "where the asker may move it next"},
     )
     url = String(metadata={"description": "the incident's page"})
+    # The review (its post-mortem's fields).
+    impact_started_at = DateTime(
+        allow_none=True, metadata={"description": "set by the review; null: from declaring"}
+    )
+    impact_ended_at = DateTime(
+        allow_none=True, metadata={"description": "set by the review; null: to resolving"}
+    )
+    customer_impact = String(allow_none=True)
+    contributing_factors = String(allow_none=True)
+    went_well = String(allow_none=True)
+    went_badly = String(allow_none=True)
+    review_status = String(validate=OneOf(_REVIEW_STATUSES))
+    reviewer = String(allow_none=True, metadata={"description": "a Slack user id"})
 
 
 class LatestUpdate(Schema):
