@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import incidents, metrics
 from bot.delivery import Deliverer
-from bot.incidents import ACTIVE_STATUSES, LEAD_REMINDER_SEVERITIES, SYSTEM
+from bot.incidents import ACTIVE_STATUSES, LEAD_REMINDER_SEVERITIES, SYSTEM, followups
 from bot.settings import Settings
 from bot.slack import blocks
 from db.models import Delivery, DeliveryAction, Digest, Incident, ProcessedEvent, Severity, Status
@@ -208,12 +208,19 @@ class Jobs:
                 SYSTEM,
                 note=f"Closed automatically: resolved with no change for {after.days} days.",
                 expected_status=Status.RESOLVED,
+                followup_rules=rules,
                 now=now,
             )
 
+        # Those CLOSE_REQUIRES keeps open wait, and don't hold up the rest.
+        rules = self.settings.followup_rules
         return self._one_by_one(
             select(Incident)
-            .where(Incident.status == Status.RESOLVED, Incident.updated_at <= now - after)
+            .where(
+                Incident.status == Status.RESOLVED,
+                Incident.updated_at <= now - after,
+                followups.closable(rules),
+            )
             .order_by(Incident.updated_at),
             close,
             now,
@@ -287,6 +294,16 @@ class Jobs:
         ).all()
         return blocks.digest(day, active, resolved, stale)
 
+    def followup_digest(self, now: datetime) -> int:
+        """This week's DM to each owner of overdue follow-ups, once (FOLLOWUP_DIGEST)."""
+        with self.sessions.begin() as session:
+            owners = followups.queue_overdue_digest(
+                session, self.settings.followup_rules, self.settings.timezone, now
+            )
+        if owners:
+            self.deliverer.drain(now=now)
+        return len(owners)
+
     # --- housekeeping ---------------------------------------------------------------------------
 
     def forget_old_events(self, now: datetime) -> None:
@@ -356,6 +373,7 @@ class Scheduler:
             ("lead-reminders", self.jobs.remind_leads),
             ("auto-close", self.jobs.auto_close),
             ("digest", self.jobs.digest),
+            ("followup-digest", self.jobs.followup_digest),
             ("forget-events", self.jobs.forget_old_events),
             ("archive-channels", self.jobs.archive_channels),
         ):

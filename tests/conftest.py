@@ -126,6 +126,7 @@ def committing_sessions(engine: Engine) -> Iterator[sessionmaker[Session]]:
     """
     empty = text(
         "TRUNCATE incidents, incident_events, incident_roles, incident_subscribers, screenshots, "
+        "followups, followup_digests, "
         "deliveries, slack_rate_limits, api_tokens, web_sessions, local_sign_in_links "
         "RESTART IDENTITY"
     )

@@ -19,6 +19,8 @@ at once are serialised, and the second change is checked against what the first 
     queries.py      get, timeline, list (filters, search, sort, pages), stats, weekly
     screenshots.py  image checks, storage and deduplication
     intake.py       alerts from monitoring tools, one incident per fingerprint
+    followups/      follow-ups after the incident, their tickets, the close rule, the digest
+    review.py       the review's fields (the post-mortem's impact, factors, lessons, status)
 """
 
 from .changes import (

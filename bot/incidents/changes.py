@@ -25,6 +25,7 @@ from db.models import (
 )
 
 from .channels import ChannelRules, queue_channel, rename_later, reopen_channel
+from .followups import DEFAULT_FOLLOWUP_RULES, FollowUpRules, check_close
 from .queries import get_incident
 from .recording import (
     DM_ROLE,
@@ -198,9 +199,14 @@ def change_status(
     cause: str | None = None,
     resolution: str | None = None,
     expected_status: Status | None = None,
+    followup_rules: FollowUpRules = DEFAULT_FOLLOWUP_RULES,
+    override: str | None = None,
     now: datetime | None = None,
 ) -> Incident:
     """Move an incident along the workflow.
+
+    A close obeys `followup_rules.close_requires` (followups.check_close): an admin may close
+    before, giving `override`, a reason the event keeps.
 
     `expected_status` is the status the person saw (a button on a card); if the incident moved
     since, the change no longer applies and is refused rather than applied to a different state.
@@ -219,6 +225,8 @@ def change_status(
         cause=cause,
         resolution=resolution,
         expected_status=expected_status,
+        followup_rules=followup_rules,
+        override=override,
         now=now,
     )
     touch(incident, now)
@@ -256,6 +264,8 @@ def move_status(
     cause: str | None,
     resolution: str | None,
     expected_status: Status | None,
+    followup_rules: FollowUpRules,
+    override: str | None,
     now: datetime,
 ) -> tuple[Status, dict[str, str]]:
     """Move a locked incident to `new` by every rule of the workflow: the one move change_status
@@ -267,10 +277,10 @@ def move_status(
     check_as_seen(incident, expected_status)
     _check_transition(incident, new, actor)
     _require_resolution(incident, new, resolution)
+    details = check_close(session, incident, new, actor, followup_rules, override)
     old = incident.status
     _stamp_milestones(incident, new, now)
     incident.status = new
-    details: dict[str, str] = {}
     if cause is not None:
         incident.cause = details["cause"] = cause
     if resolution is not None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from db.models import EventKind, Incident, IncidentEvent, IncidentRole, Status
 
 from .changes import move_status
+from .followups import DEFAULT_FOLLOWUP_RULES, FollowUpRules
 from .recording import (
     DM_NUDGE,
     _require_editable,
@@ -71,6 +72,8 @@ def post_update(
     *,
     intervals: Sequence[timedelta] = DEFAULT_INTERVALS,
     expected_status: Status | None = None,
+    followup_rules: FollowUpRules = DEFAULT_FOLLOWUP_RULES,
+    override: str | None = None,
     now: datetime | None = None,
 ) -> IncidentEvent:
     """Record one STATUS_UPDATE event (text = summary; details: impact, next_update_in seconds,
@@ -115,6 +118,8 @@ def post_update(
             cause=cause,
             resolution=resolution,
             expected_status=expected_status,
+            followup_rules=followup_rules,
+            override=override,
             now=now,
         )
     else:
