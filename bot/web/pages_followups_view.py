@@ -109,6 +109,7 @@ def followups_view(session: Session, incident: Incident, viewer: Actor) -> dict[
         "followup_title_max": followups.TITLE_MAX,
         "close_waits_for": followups.close_refusal(session, incident, rules) if may_close else None,
         "may_override": may_close and viewer.is_admin,
+        "override_max": followups.OVERRIDE_MAX,
         "review": review_values(incident),
         "review_texts": REVIEW_TEXTS,
         "review_statuses": list(REVIEW_STATUS_LABELS.items()),

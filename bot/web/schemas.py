@@ -12,7 +12,7 @@ from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError, post_load, validates_schema
 
 from bot import incidents
-from bot.incidents import progress, review, roles, screenshots
+from bot.incidents import followups, progress, review, roles, screenshots
 from bot.web.schemas_fields import CommaSeparated, Moment
 from bot.web.schemas_fields import person as _person
 from bot.web.schemas_fields import text as _text
@@ -137,7 +137,7 @@ class StatusChange(Schema):
     note = _text(incidents.NOTE_MAX, allow_none=True)
     cause = _text(incidents.CAUSE_MAX, allow_none=True)
     resolution = _text(incidents.RESOLUTION_MAX, allow_none=True)
-    override = _text(incidents.NOTE_MAX, _OVERRIDE_HELP, allow_none=True)
+    override = _text(followups.OVERRIDE_MAX, _OVERRIDE_HELP, allow_none=True)
 
 
 class RoleAssignment(Schema):
@@ -187,7 +187,7 @@ class UpdateCreate(Schema):
             "changes (409)"
         },
     )
-    override = _text(incidents.NOTE_MAX, _OVERRIDE_HELP, allow_none=True)
+    override = _text(followups.OVERRIDE_MAX, _OVERRIDE_HELP, allow_none=True)
 
 
 class NoteCreate(Schema):
