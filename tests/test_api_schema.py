@@ -36,6 +36,12 @@ ERRORS_BY_OPERATION = {
     ("delete", "/incidents/{incident_id}/screenshots/{screenshot_id}"): {"401", "403", "404"},
     ("get", "/stats"): {"401", "422"},
     ("post", "/intake"): {"400", "401", "422"},
+    ("post", "/incidents/{incident_id}/followups"): {"400", "401", "404", "422"},
+    ("get", "/incidents/{incident_id}/followups"): {"401", "404"},
+    ("get", "/followups"): {"401", "422"},
+    ("get", "/followups/{followup_id}"): {"401", "404"},
+    ("patch", "/followups/{followup_id}"): {"400", "401", "403", "404", "409", "422"},
+    ("post", "/followups/{followup_id}/export"): {"401", "403", "404", "409", "422"},
 }
 
 
@@ -161,3 +167,41 @@ def test_real_answers_match_the_document(slackbot: Bot, spec: dict[str, Any]):
     check(spec, moved, "post", "/incidents/{incident_id}/status")
     anonymous = slackbot.web.test_client().get(f"{API}/incidents")
     check(spec, anonymous, "get", "/incidents")
+
+
+def test_follow_up_and_review_answers_match_the_document(slackbot: Bot, spec: dict[str, Any]):
+    tool: Caller = token_caller(slackbot)
+    number = tool.declare()["id"]
+    added = check(
+        spec,
+        tool.post(f"/incidents/{number}/followups", json={"title": "Add a canary", "due": "1w"}),
+        "post",
+        "/incidents/{incident_id}/followups",
+    )
+    one = "/followups/{followup_id}"
+    check(spec, tool.get(f"/followups/{added['id']}"), "get", one)
+    listed = tool.get(f"/incidents/{number}/followups")
+    assert check(spec, listed, "get", "/incidents/{incident_id}/followups")["items"]
+    assert check(spec, tool.get("/followups?owner=me"), "get", "/followups")["total"] == 0
+    changed = tool.patch(f"/followups/{added['id']}", json={"owner": "U0OWNER001"})
+    assert check(spec, changed, "patch", one)["owner"] == "U0OWNER001"
+    check(spec, tool.patch(f"/followups/{added['id']}", json={}), "patch", one)
+    check(spec, tool.get("/followups/999999"), "get", one)
+    check(spec, tool.get("/followups?status=finished"), "get", "/followups")
+    export = tool.post(f"/followups/{added['id']}/export")
+    assert check(spec, export, "post", one + "/export")["detail"]["field"] == "tracker"
+    reviewed = tool.patch(
+        f"/incidents/{number}", json={"customer_impact": "Slow checkout", "reviewer": "U0REV0001"}
+    )
+    body = check(spec, reviewed, "patch", "/incidents/{incident_id}")
+    assert (body["customer_impact"], body["review_status"]) == ("Slow checkout", "draft")
+    tool.post(f"/incidents/{number}/followups", json={"title": "Nobody's yet"})
+    refused = tool.post(
+        f"/incidents/{number}/status", json={"status": "closed", "resolution": "Rolled back"}
+    )
+    assert check(spec, refused, "post", "/incidents/{incident_id}/status")["detail"] == {
+        "field": "status"
+    }
+    properties = spec["components"]["schemas"]["IncidentPatch"]["properties"]
+    assert {"impact_started_at", "review_status", "reviewer"} <= set(properties)
+    assert "override" in spec["components"]["schemas"]["StatusChange"]["properties"]

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import incidents
-from bot.incidents import Actor
+from bot.incidents import Actor, followups
 from tests.fakeslack import FakeSlack, defaults
 from tests.slackbot import Bot, running_bot
 
@@ -318,3 +318,50 @@ def test_subscribe_then_unsubscribe(browser: WebDriver, bot: Bot):
     flash_says(browser, f"You are unsubscribed from INC-{number}.")
     assert text_of(browser, "subscribers") == "Bob Builder"
     assert browser.find_elements(By.ID, "subscribe")
+
+
+# --- Follow-ups ----------------------------------------------------------------------------------
+
+
+def test_a_follow_up_is_added_by_name_and_marked_done_on_the_incident_page(
+    browser: WebDriver, bot: Bot
+):
+    bot.fake.add_user(BOB, "bob", real_name="Bob Builder")
+    number = declared(bot)
+    sign_in(browser, bot)
+    browser.get(f"{bot.base_url}/incidents/{number}")
+    title = until(browser, shown.presence_of_element_located((By.ID, "followup-title")), "form")
+    assert browser.find_element(By.ID, "no-followups")
+    title.send_keys("Alert on the payment provider's error rate")
+    browser.find_element(By.ID, "followup-owner").send_keys("Bob Builder")
+    browser.find_element(By.ID, "followup-due").send_keys("in 2w")
+    Select(browser.find_element(By.ID, "followup-priority")).select_by_value("high")
+    browser.find_element(By.ID, "add-followup").click()
+    flash_says(browser, f"is added to INC-{number}. Bob Builder is told by DM.")
+    assert browser.current_url.endswith(f"/incidents/{number}#followups")
+    with bot.sessions() as session:
+        [made] = followups.followups_of(session, number)
+    row = browser.find_element(By.ID, f"FU-{made.id}")
+    assert row.find_element(By.CLASS_NAME, "followup-owner").text == "Bob Builder"
+    assert row.find_element(By.CLASS_NAME, "followup-status").text == "open"
+    assert made.due_on is not None and made.due_on.isoformat() in row.text
+
+    browser.find_element(By.ID, f"done-{made.id}").click()
+    flash_says(browser, f"FU-{made.id} is done now.")
+    row = browser.find_element(By.ID, f"FU-{made.id}")
+    assert row.find_element(By.CLASS_NAME, "followup-status").text.startswith("done")
+    assert "Alice Example" in row.find_element(By.CLASS_NAME, "followup-status").text
+    assert browser.find_elements(By.ID, f"reopen-{made.id}")
+    assert f"marked FU-{made.id} done" in text_of(browser, "timeline")
+    with bot.sessions() as session:
+        assert followups.get_followup(session, made.id).closed_by == defaults.USER_ID
+
+    # The follow-ups list shows it among Bob's done ones.
+    browser.find_element(By.ID, "nav-followups").click()
+    until(browser, shown.presence_of_element_located((By.ID, "followup-filters")), "the list")
+    browser.find_element(By.ID, "f-owner").send_keys("Bob Builder")
+    Select(browser.find_element(By.ID, "f-status")).select_by_value("done")
+    browser.find_element(By.ID, "apply-filters").click()
+    until(browser, shown.url_contains("status=done"), "the filtered list")
+    titles = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#followups td.title")]
+    assert titles == ["Alert on the payment provider's error rate"]

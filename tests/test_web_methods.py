@@ -12,7 +12,7 @@ from PIL import Image
 from sqlalchemy import text
 
 from bot import incidents
-from bot.incidents import Actor, screenshots
+from bot.incidents import Actor, followups, screenshots
 from db.models import Base
 from tests.slackbot import ADMIN_ID, Bot, sign_in_client
 
@@ -64,14 +64,19 @@ def test_no_request_without_a_csrf_token_changes_any_record(slackbot: Bot):
         note_id = incidents.add_note(session, incident_id, ADMIN, "rolled back the deploy").id
         image = screenshots.validate_image("graph.png", _png())
         screenshot_id = screenshots.attach_image(session, incident_id, ADMIN, image)
+        followup = followups.FollowUpDraft(title="Alert on the error rate")
+        rules = followups.FollowUpRules(tracker="github")
+        followup_id = followups.add_followup(session, incident_id, followup, ADMIN, rules).id
     values: dict[str, int | str] = {
         "incident_id": incident_id,
         "note_id": note_id,
         "screenshot_id": screenshot_id,
         "role": "comms",
+        "followup_id": followup_id,
     }
     paths = _paths(slackbot, values)
     assert f"/incidents/{incident_id}/delete" in paths and "/api/v1/incidents" in paths
+    assert f"/followups/{followup_id}/status" in paths and "/api/v1/followups" in paths
     before = _records(slackbot)
     client = slackbot.web.test_client()
     sign_in_client(client, ADMIN_ID, csrf_token="the-token-no-request-here-sends")
@@ -85,6 +90,11 @@ def test_no_request_without_a_csrf_token_changes_any_record(slackbot: Bot):
         "person": ADMIN_ID,
         "user": ADMIN_ID,
         "next_update": "900",
+        "followup_title": "a forged follow-up",
+        "owner": ADMIN_ID,
+        "due": "in 2w",
+        "customer_impact": "forged",
+        "seen_customer_impact": "",
     }
 
     for path in paths:

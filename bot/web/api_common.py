@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from bot import incidents
-from bot.incidents import progress, roles
+from bot.incidents import progress, review, roles
 from bot.web.auth import services
 from bot.web.links import link
 from db.models import Incident, IncidentEvent
@@ -167,6 +167,7 @@ def incident_body(session: Session, incident: Incident, actor: incidents.Actor) 
         "intake_fingerprint": incident.intake_fingerprint,
         "allowed_next_statuses": [s.value for s in allowed],
         "url": page_url(incident.id),
+        **{name: getattr(incident, name) for name in review.REVIEW_FIELDS},
     }
 
 

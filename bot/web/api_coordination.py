@@ -61,8 +61,9 @@ def post_update(incident_id: str, body: dict[str, Any]) -> dict[str, Any]:
 
     What is known, the impact for customers, and when the next update will come: when it is
     late, the lead and the comms role are nudged. A `status` moves the incident as a status
-    change would (its rules hold: resolving needs a `resolution`); the update is then one
-    event. Subscribers are told by DM.
+    change would (its rules hold: resolving needs a `resolution`, closing what CLOSE_REQUIRES
+    asks unless an admin gives an `override` reason); the update is then one event.
+    Subscribers are told by DM.
     """
     actor = current_actor()
     web = services()
@@ -85,6 +86,8 @@ def post_update(incident_id: str, body: dict[str, Any]) -> dict[str, Any]:
                 actor,
                 intervals=web.settings.update_intervals,
                 expected_status=_expected(expected) if expected else None,
+                followup_rules=web.settings.followup_rules,
+                override=body.get("override"),
             )
             return update_body(event)
     except incidents.InvalidInput as error:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot import incidents
+from bot.incidents import review
 from bot.web import schemas
 from bot.web.api_common import (
     CHANGE_ERRORS,
@@ -77,17 +78,25 @@ def get_incident(incident_id: str) -> dict[str, Any]:
 @bp.output(schemas.IncidentDetail)
 @bp.doc(responses=CHANGE_ERRORS)
 def update_incident(incident_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Change some of an incident's fields
+    """Change some of an incident's fields, or its review's
 
     Only the fields sent change, all in one transaction; a field sent with its current value is
-    left alone. `null` clears an optional field or unassigns.
+    left alone. `null` clears an optional field or unassigns. The review's fields
+    (`impact_started_at` to `reviewer`) may change on a closed incident too.
     """
     actor = current_actor()
     web = services()
+    reviewed = {name: body.pop(name) for name in review.REVIEW_FIELDS if name in body}
     with web.change() as session:
-        incident = incidents.update(
-            session, incident_id, actor, body, categories=web.settings.categories
-        )
+        incident = None
+        if body:
+            incident = incidents.update(
+                session, incident_id, actor, body, categories=web.settings.categories
+            )
+        if reviewed:
+            target = incident.id if incident is not None else incident_id
+            incident, _ = review.edit_review(session, target, actor, reviewed)
+        assert incident is not None  # the schema wants at least one field
         return incident_body(session, incident, actor)
 
 
@@ -100,10 +109,13 @@ def change_status(incident_id: str, body: dict[str, Any]) -> dict[str, Any]:
     """Move an incident along the workflow
 
     `allowed_next_statuses` of the incident says where it may go; reopening a closed incident
-    is for admins.
+    is for admins. Closing waits for what CLOSE_REQUIRES asks (by default every follow-up with
+    an owner and a due date): 422 says what is missing, and an admin may close anyway with an
+    `override` reason.
     """
     actor = current_actor()
-    with services().change() as session:
+    web = services()
+    with web.change() as session:
         incident = incidents.change_status(
             session,
             incident_id,
@@ -112,6 +124,8 @@ def change_status(incident_id: str, body: dict[str, Any]) -> dict[str, Any]:
             note=body.get("note"),
             cause=body.get("cause"),
             resolution=body.get("resolution"),
+            followup_rules=web.settings.followup_rules,
+            override=body.get("override"),
         )
         return incident_body(session, incident, actor)
 

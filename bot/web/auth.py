@@ -158,7 +158,7 @@ def _redirect_uri() -> str:
 _NOT_IN_A_LOCAL_PATH = re.compile(r"[\x00-\x20\x7f\\]")
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     # Only a path on this site: an open redirect would hand a signed-in session to a phisher.
     if (
         not target
@@ -176,7 +176,7 @@ def slack_sign_in() -> Response:
     if not web.slack_sign_in:
         abort(404, "Sign in with Slack needs SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and PUBLIC_URL.")
     state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    session["oidc"] = {"state": state, "nonce": nonce, "next": _safe_next(request.args.get("next"))}
+    session["oidc"] = {"state": state, "nonce": nonce, "next": safe_next(request.args.get("next"))}
     api = urlsplit(web.settings.slack_api_url)
     query = urlencode(
         {
@@ -213,7 +213,7 @@ def slack_callback() -> Response:
     with web.change() as db:
         _start_session(db, user_id, str(claims.get("name") or user_id)[:80])
     log.info("%s signed in with Slack", user_id)
-    return redirect(_safe_next(pending.get("next")))
+    return redirect(safe_next(pending.get("next")))
 
 
 def _exchange(web: WebServices, code: str, nonce: str) -> dict[str, Any]:
@@ -287,7 +287,7 @@ def sign_in_page() -> str:
         slack_sign_in=web.slack_sign_in,
         local=web.local_sign_in,
         local_link_hint=LOCAL_LINK_HINT,
-        next=_safe_next(request.args.get("next")),
+        next=safe_next(request.args.get("next")),
     )
 
 

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from bot import incidents
 from bot.incidents import screenshots
-from bot.web import pages_coordination, pages_forms, pages_view
+from bot.web import pages_coordination, pages_followups, pages_forms, pages_view
 from bot.web.api_common import NOTE_ID, SCREENSHOT_ID
 from bot.web.auth import page_actor, services
 from db.models import Severity
@@ -94,3 +94,9 @@ bp.post("/incidents/<incident_id>/lead")(pages_coordination.take_lead)
 bp.post("/incidents/<incident_id>/updates")(pages_coordination.post_update)
 bp.post("/incidents/<incident_id>/subscribe")(pages_coordination.subscribe)
 bp.post("/incidents/<incident_id>/unsubscribe")(pages_coordination.unsubscribe)
+bp.post("/incidents/<incident_id>/followups")(pages_followups.add_followup)
+bp.post("/incidents/<incident_id>/review")(pages_followups.edit_review)
+bp.get("/followups")(pages_followups.followup_list)
+bp.post("/followups/<followup_id>/edit")(pages_followups.change_followup)
+bp.post("/followups/<followup_id>/status")(pages_followups.followup_status)
+bp.post("/followups/<followup_id>/export")(pages_followups.export_followup)

@@ -99,6 +99,8 @@ def post_update(incident_id: str) -> Any:
             actor,
             intervals=web.settings.update_intervals,
             expected_status=expected,
+            followup_rules=web.settings.followup_rules,
+            override=_text("override"),
         )
         ref = incidents.format_incident_id(event.incident_id)
         message = f"Your update is posted on {ref}."

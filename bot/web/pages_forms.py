@@ -26,15 +26,16 @@ def _text(name: str) -> str | None:
     return request.form.get(name) or None
 
 
-def save(incident_id: str, actor: Actor, change: Change) -> Any:
-    """Make the change; back to the incident's page with a flash, or its page with the refusal."""
+def save(incident_id: str, actor: Actor, change: Change, *, anchor: str | None = None) -> Any:
+    """Make the change; back to the incident's page (at `anchor`) with a flash, or its page with
+    the refusal."""
     try:
         with services().change() as session:
             changed_id, message = change(session)
     except incidents.IncidentError as error:
         return _refused(incident_id, actor, error)
     flash(message)
-    return redirect(url_for("pages.incident_page", incident_id=changed_id))
+    return redirect(url_for("pages.incident_page", incident_id=changed_id, _anchor=anchor))
 
 
 def _refused(incident_id: str, actor: Actor, error: incidents.IncidentError) -> Any:
@@ -44,6 +45,7 @@ def _refused(incident_id: str, actor: Actor, error: incidents.IncidentError) -> 
 def change_status(incident_id: str) -> Any:
     actor = page_actor()
     check_csrf()
+    rules = services().settings.followup_rules
 
     def change(session: Session) -> tuple[int, str]:
         seen = _text("seen_status")
@@ -56,6 +58,8 @@ def change_status(incident_id: str) -> Any:
             cause=_text("cause"),
             resolution=_text("resolution"),
             expected_status=incidents.parse_status(seen) if seen else None,
+            followup_rules=rules,
+            override=_text("override"),
         )
         ref = incidents.format_incident_id(incident.id)
         return incident.id, f"{ref} is now {incident.status.value}."

@@ -13,13 +13,14 @@ from marshmallow import ValidationError
 from sqlalchemy.orm import Session
 
 from bot import incidents
-from bot.incidents import Actor, progress, screenshots
+from bot.incidents import Actor, followups, progress, screenshots
 from bot.web import schemas
 from bot.web.api import incident_query
 from bot.web.auth import services
 from bot.web.errors import domain_error
+from bot.web.pages_followups_view import followups_view
 from bot.web.pages_people import name_of, people_view
-from db.models import EventKind, Incident, IncidentEvent, Severity, Status
+from db.models import EventKind, FollowUpStatus, Incident, IncidentEvent, Severity, Status
 
 PAGE_SIZE = 20
 LIST_FIELDS = ("status", "severity", "service", "category", "owner", "q", "sort", "page")
@@ -187,7 +188,20 @@ def _entry(event: IncidentEvent, viewer: Actor) -> TimelineEntry:
             summary = f"changed the severity: {event.from_value} → {event.to_value}"
         case EventKind.FIELD_CHANGED:
             cleared = event.to_value is None
-            summary = f"cleared the {event.field}" if cleared else f"changed the {event.field}"
+            name = FIELD_NAMES.get(event.field or "", event.field)
+            summary = f"cleared the {name}" if cleared else f"changed the {name}"
+            body = _shown_value(event.field, event.to_value)
+        case EventKind.FOLLOWUP_ADDED:
+            ref = followups.format_followup_id(int(event.details.get("followup_id", 0)))
+            summary = f"added the follow-up {ref}"
+            extra = _followup_lines(event.details)
+        case EventKind.FOLLOWUP_CHANGED:
+            ref = followups.format_followup_id(int(event.details.get("followup_id", 0)))
+            summary = _followup_change(ref, event)
+            body = None
+        case EventKind.FOLLOWUP_EXPORTED:
+            ref = followups.format_followup_id(int(event.details.get("followup_id", 0)))
+            summary = f"exported {ref} as {event.details.get('key', 'a ticket')}"
             body = event.to_value
         case EventKind.ASSIGNED if event.field == "owner" and event.to_value is None:
             summary = f"left the incident without a lead ({name_of(event.from_value)} was)"
@@ -248,6 +262,49 @@ def _entry(event: IncidentEvent, viewer: Actor) -> TimelineEntry:
     )
 
 
+FIELD_NAMES = {
+    "impact_started_at": "impact start",
+    "impact_ended_at": "impact end",
+    "customer_impact": "customer impact",
+    "contributing_factors": "contributing factors",
+    "went_well": "what went well",
+    "went_badly": "what went badly",
+    "review_status": "review status",
+}
+
+
+def _shown_value(field: str | None, value: str | None) -> str | None:
+    """A changed field's new value as people read it (a moment in TIMEZONE, a person by name)."""
+    if value and field in ("impact_started_at", "impact_ended_at"):
+        return when(datetime.fromisoformat(value))
+    if value and field == "reviewer":
+        return name_of(value)
+    if value and field == "review_status":
+        return value.replace("_", " ")
+    return value
+
+
+def _followup_lines(details: dict[str, Any]) -> list[str]:
+    owner, due = details.get("owner"), details.get("due_on")
+    lines = [str(details.get("title", ""))]
+    lines.append(f"Owner: {name_of(owner)}" if owner else "No owner yet")
+    if due:
+        lines.append(f"Due {due}")
+    return lines
+
+
+def _followup_change(ref: str, event: IncidentEvent) -> str:
+    field, new = event.field, event.to_value
+    if field == "status" and new is not None:
+        label = followups.STATUS_LABELS.get(FollowUpStatus(new), new)
+        return f"marked {ref} {label}" if new != "open" else f"reopened {ref}"
+    if field == "owner":
+        return f"gave {ref} to {name_of(new)}" if new else f"left {ref} without an owner"
+    if field == "due_on":
+        return f"set {ref} due {new}" if new else f"cleared the due date of {ref}"
+    return f"changed the {field} of {ref}: {new}"
+
+
 def _update_lines(details: dict[str, Any]) -> list[str]:
     lines = [f"Impact: {details['impact']}"] if details.get("impact") else []
     lines += [
@@ -291,6 +348,7 @@ def render_incident(
             who=who,
             problem=str(problem) if problem else None,
             **people_view(session, incident, viewer),
+            **followups_view(session, incident, viewer),
             form=request.form if problem else {},
         )
     return html, *(refusal(problem) if problem else (200, {}))

@@ -12,27 +12,11 @@ from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError, post_load, validates_schema
 
 from bot import incidents
-from bot.incidents import progress, roles, screenshots
-from db.models import EventKind, Severity, Status
-
-
-class CommaSeparated(String):
-    """`a,b,c` in a query string, as a list of its non-blank values."""
-
-    def __init__(self, *, choices: list[str] | None = None, max_each: int = 200, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.choices = choices
-        self.max_each = max_each
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[str]:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        values = [v.strip() for v in text.split(",") if v.strip()]
-        for v in values:
-            if len(v) > self.max_each:
-                raise ValidationError(f"Each value must be at most {self.max_each} characters.")
-            if "\x00" in v:
-                raise ValidationError("A NUL character is not allowed.")
-        return values
+from bot.incidents import followups, progress, review, roles, screenshots
+from bot.web.schemas_fields import CommaSeparated, Moment
+from bot.web.schemas_fields import person as _person
+from bot.web.schemas_fields import text as _text
+from db.models import EventKind, ReviewStatus, Severity, Status
 
 
 class IncidentListQuery(Schema):
@@ -93,23 +77,13 @@ class IncidentList(Schema):
 # Limits are documented from the domain's constants; the domain judges (it trims before counting).
 
 
-def _text(
-    limit: int, description: str | None = None, *, shortest: int = 0, **kwargs: Any
-) -> String:
-    metadata: dict[str, Any] = {"maxLength": limit}
-    if shortest:
-        metadata["minLength"] = shortest
-    if description:
-        metadata["description"] = description
-    return String(metadata=metadata, **kwargs)
-
-
-def _person(description: str) -> String:
-    return String(allow_none=True, metadata={"description": description, "example": "U0123ABCD"})
-
-
 _SEVERITY_HELP = f"one of {incidents.severity_choices()} (aliases such as `p1` are understood)"
 _STATUS_HELP = f"one of {', '.join(s.value for s in Status)} (aliases such as `ack` too)"
+_REVIEW_STATUSES = [s.value for s in ReviewStatus]
+_OVERRIDE_HELP = (
+    "for an incident admin: the reason to close although CLOSE_REQUIRES is not met (kept in "
+    "the timeline)"
+)
 
 
 class IncidentCreate(Schema):
@@ -135,6 +109,22 @@ class IncidentPatch(Schema):
     severity = String(metadata={"description": _SEVERITY_HELP})
     owner = _person("the incident commander's Slack user id; null unassigns")
     assignee = _person("who works on it (a Slack user id); null unassigns")
+    # The review: editable on closed incidents too (closed freezes the incident, not the work
+    # after it).
+    impact_started_at = Moment(
+        allow_none=True, metadata={"description": "the review's impact start; null: declared"}
+    )
+    impact_ended_at = Moment(
+        allow_none=True, metadata={"description": "the review's impact end; null: resolved"}
+    )
+    customer_impact = _text(review.REVIEW_TEXT_MAX, "what customers saw", allow_none=True)
+    contributing_factors = _text(review.REVIEW_TEXT_MAX, allow_none=True)
+    went_well = _text(review.REVIEW_TEXT_MAX, allow_none=True)
+    went_badly = _text(review.REVIEW_TEXT_MAX, allow_none=True)
+    review_status = String(
+        validate=OneOf(_REVIEW_STATUSES), metadata={"description": "where the review stands"}
+    )
+    reviewer = _person("who reviews it (a Slack user id); null: nobody")
 
     @validates_schema
     def _not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -147,6 +137,7 @@ class StatusChange(Schema):
     note = _text(incidents.NOTE_MAX, allow_none=True)
     cause = _text(incidents.CAUSE_MAX, allow_none=True)
     resolution = _text(incidents.RESOLUTION_MAX, allow_none=True)
+    override = _text(followups.OVERRIDE_MAX, _OVERRIDE_HELP, allow_none=True)
 
 
 class RoleAssignment(Schema):
@@ -196,6 +187,7 @@ class UpdateCreate(Schema):
             "changes (409)"
         },
     )
+    override = _text(followups.OVERRIDE_MAX, _OVERRIDE_HELP, allow_none=True)
 
 
 class NoteCreate(Schema):
@@ -208,23 +200,6 @@ class ScreenshotUpload(Schema):
         metadata={"description": "a PNG, JPEG, GIF or WebP image; MAX_SCREENSHOT_BYTES at most"},
     )
     caption = _text(screenshots.CAPTION_MAX)
-
-
-class Moment(String):
-    """An ISO date or date-time; a date is that day's start, a time without a zone is UTC."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            moment = datetime.fromisoformat(text.strip())
-        except ValueError:
-            raise ValidationError(
-                "Use an ISO date (2024-05-01) or date-time (2024-05-01T12:00:00Z)."
-            ) from None
-        try:
-            return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-        except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
-            raise ValidationError("That moment is outside the years 1 to 9999 in UTC.") from None
 
 
 STATS_DEFAULT_SPAN = timedelta(days=30)
@@ -323,6 +298,19 @@ class IncidentDetail(Schema):
         metadata={"description": "where the asker may move it next"},
     )
     url = String(metadata={"description": "the incident's page"})
+    # The review (its post-mortem's fields).
+    impact_started_at = DateTime(
+        allow_none=True, metadata={"description": "set by the review; null: from declaring"}
+    )
+    impact_ended_at = DateTime(
+        allow_none=True, metadata={"description": "set by the review; null: to resolving"}
+    )
+    customer_impact = String(allow_none=True)
+    contributing_factors = String(allow_none=True)
+    went_well = String(allow_none=True)
+    went_badly = String(allow_none=True)
+    review_status = String(validate=OneOf(_REVIEW_STATUSES))
+    reviewer = String(allow_none=True, metadata={"description": "a Slack user id"})
 
 
 class LatestUpdate(Schema):
