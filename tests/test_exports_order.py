@@ -5,7 +5,6 @@ own in the worker; an export waits for no failing card, and no card waits for a 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -83,12 +82,13 @@ def test_a_sev1_export_in_flight_holds_up_no_slack_update(
     sessions = committing_sessions
     _, followup_id = exported_followup(sessions, "github", severity="SEV1")
     outbox = deliverer(sessions, fake_slack, github=github, timeout=10.0)
-    github.answer_late("create", 4.0)
+    # Long enough that the card can only go out while the export waits, however loaded the
+    # machine: the test's measure is "before the export's answer", not a time.
+    github.answer_late("create", 8.0)
     worker = DeliveryWorker(outbox, threads=1)
     worker.start()
     try:
         github.wait_for(lambda: github.calls_to("create"), timeout=10)
-        started = time.monotonic()
         incident_id = declare(sessions, "SEV3")
         outbox.wake()
 
@@ -96,12 +96,11 @@ def test_a_sev1_export_in_flight_holds_up_no_slack_update(
             lambda: any(
                 r.incident_id == incident_id and r.delivered_at for r in deliveries(sessions)
             ),
-            timeout=3.0,
+            timeout=6.0,
         )
 
-        assert time.monotonic() - started < 3.0
         assert get_followup(sessions, followup_id).ticket_key is None, "the export is in flight"
-        github.wait_for(lambda: get_followup(sessions, followup_id).ticket_key, timeout=10)
+        github.wait_for(lambda: get_followup(sessions, followup_id).ticket_key, timeout=15)
     finally:
         worker.stop()
     assert len(github.all_issues()) == 1
