@@ -632,3 +632,54 @@ def test_an_owners_dm_about_a_followup_done_meanwhile_is_not_sent(bot: Bot):
             )
         ).all()
     assert [row.delivered_at is not None or row.failed_at is not None for row in told] == [True]
+
+
+@pytest.mark.parametrize(
+    ("text", "title", "owner", "due"),
+    [
+        (
+            "Fix the due-date bug <@U0BOB000001|bob> due 2026-12-20",
+            "Fix the due-date bug",
+            BOB,
+            "2026-12-20",
+        ),
+        ("Fix it due in 2w <@U0BOB000001>", "Fix it", BOB, "in 2w"),
+        ("Fix it in 2 weeks", "Fix it", None, "in 2 weeks"),
+        ("Review the due diligence", "Review the due diligence", None, None),
+        ("Migrate in 5 regions", "Migrate in 5 regions", None, None),
+        (
+            "Mention <@U0BOB000001> in the runbook",
+            "Mention <@U0BOB000001> in the runbook",
+            None,
+            None,
+        ),
+        ("Drill due tomorrow", "Drill", None, "tomorrow"),
+        ("Drill due in 2 months", "Drill", None, "in 2 months"),  # parse_due refuses it
+    ],
+)
+def test_owner_and_due_are_read_from_the_end_only(text: str, title: str, owner, due):
+    from bot.slack import grammar
+
+    command = grammar.parse(f"followup INC-7 {text}", USER)
+    assert (command.name, command.incident) == ("followup", "INC-7")
+    assert (command.text, command.user, command.due) == (title, owner, due)
+
+
+def test_an_admin_closing_an_active_incident_may_give_the_reason_in_the_resolve_form(bot: Bot):
+    incident_id = declare(bot, "Checkout is failing", "SEV3")
+    add_directly(bot, incident_id, "Rotate the keys")  # no owner, no due date
+
+    mine = open_from_card(bot, incident_id, STATUS_BUTTON + "closed")
+    assert "override" not in input_block_ids(mine)  # not an admin
+    answer = submit(bot, mine, {"resolution": "Rolled back"})
+    assert answer is not None and "can't close" in json.dumps(answer["errors"])
+
+    modal = open_from_card(bot, incident_id, STATUS_BUTTON + "closed", user_id=ADMIN_ID)
+    assert input_block_ids(modal)[-1] == "override"
+    answer = submit(bot, modal, {"resolution": "Rolled back"}, user_id=ADMIN_ID)
+    assert answer is not None and list(answer["errors"]) == ["override"]
+    assert load(bot, incident_id).status == Status.OPEN
+
+    reason = {"resolution": "Rolled back", "override": "Tracked in the quarterly plan"}
+    assert submit(bot, modal, reason, user_id=ADMIN_ID) is None
+    assert load(bot, incident_id).status == Status.CLOSED

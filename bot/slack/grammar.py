@@ -254,8 +254,11 @@ _TRAILING_MENTION = re.compile(r"(?:^|\s+)<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 # A due date that looks like one: an ISO date, a span (2w, 3d, 10 days), tomorrow. Anything
 # else after "due" is the title's ("Review the due diligence").
 _DUE_WORD = r"(?:\d{4}-\d{1,2}-\d{1,2}|\d+\s*[a-z]+|today|tomorrow)"
+# A bare "in ..." is a due date only in the units due dates take ("Migrate in 5 regions" is a
+# title).
+_SPAN = r"\d+\s*(?:d|w|days?|weeks?)"
 _TRAILING_DUE = re.compile(
-    rf"(?:^|\s+)(?:due\s+(?P<due>(?:in\s+)?{_DUE_WORD})|(?P<span>in\s+\d+\s*[a-z]+))$",
+    rf"(?:^|\s+)(?:due\s+(?P<due>(?:in\s+)?{_DUE_WORD})|(?P<span>in\s+{_SPAN}))$",
     re.IGNORECASE,
 )
 

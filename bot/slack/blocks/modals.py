@@ -236,7 +236,9 @@ def note_modal(incident: Incident) -> View:
     return _modal(ids.NOTE_VIEW, "Add a note", "Add note", blocks, metadata(id=incident.id))
 
 
-def resolve_modal(incident: Incident, target: Status) -> View:
+def resolve_modal(incident: Incident, target: Status, *, offer_override: bool = False) -> View:
+    """Resolve (or close) with what fixed it; an incident admin closing may also give a reason
+    to close despite CLOSE_REQUIRES (`offer_override`)."""
     verb = "Resolve" if target == Status.RESOLVED else "Close"
     blocks: list[Block] = [
         _context(f"*{ref(incident)}* {clip(incident.title, 200)}"),
@@ -259,6 +261,16 @@ def resolve_modal(incident: Incident, target: Status) -> View:
         ),
         _text_input(ids.NOTE_BLOCK, "Note", max_length=incidents.NOTE_MAX, optional=True),
     ]
+    if offer_override and target == Status.CLOSED:
+        blocks.append(
+            _text_input(
+                ids.OVERRIDE_BLOCK,
+                "Close anyway, because…",
+                max_length=1_000,
+                optional=True,
+                hint="Admins only: closes even if follow-ups or the review aren't ready.",
+            )
+        )
     return _modal(
         ids.RESOLVE_VIEW,
         f"{verb} {truncate(ref(incident), 16)}",

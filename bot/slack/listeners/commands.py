@@ -284,7 +284,8 @@ def open_resolve_modal(
         with services.sessions() as session:
             incident = incidents.get_incident(session, incident_ref)
             incidents.check_as_seen(incident, seen)
-            view = blocks.resolve_modal(incident, target)
+            admin = services.actor(user_id).is_admin
+            view = blocks.resolve_modal(incident, target, offer_override=admin)
     except IncidentError as error:
         tell_user(services, user_id, channel_id, blocks.escape(str(error)))
         return

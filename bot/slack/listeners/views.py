@@ -162,26 +162,31 @@ def resolve_submitted(
     values = view["state"]["values"]
     meta = read_metadata(view)
     user_id = body["user"]["id"]
-    _save_and_deliver(
-        services,
-        ack,
-        view,
-        client,
-        user_id,
-        lambda session: (
-            incidents.change_status(
-                session,
-                meta.get("id"),
-                string(meta, "to") or "",
-                services.actor(user_id),
-                note=text_value(values, ids.NOTE_BLOCK),
-                cause=text_value(values, ids.CAUSE_BLOCK),
-                resolution=text_value(values, ids.RESOLUTION_BLOCK),
-                expected_status=known_status(string(meta, "status")),
-                followup_rules=services.settings.followup_rules,
-            ).id
-        ),
-    )
+    override = (text_value(values, ids.OVERRIDE_BLOCK) or "").strip() or None
+
+    def move(session: Session) -> int:
+        return incidents.change_status(
+            session,
+            meta.get("id"),
+            string(meta, "to") or "",
+            services.actor(user_id),
+            note=text_value(values, ids.NOTE_BLOCK),
+            cause=text_value(values, ids.CAUSE_BLOCK),
+            resolution=text_value(values, ids.RESOLUTION_BLOCK),
+            expected_status=known_status(string(meta, "status")),
+            followup_rules=services.settings.followup_rules,
+            override=override,
+        ).id
+
+    try:
+        incident_id = save(services, move)
+    except Refusal as refusal:
+        # The close rule's refusal goes on the admin's "Close anyway" reason, when it is there.
+        field = ids.OVERRIDE_BLOCK if refusal.field == "status" else refusal.field
+        ack(response_action="errors", errors=modal_errors(view, field, str(refusal)))
+        return
+    ack()
+    deliver_later(services, client, incident_id, user_id, None)
 
 
 def timeline_note_submitted(
