@@ -178,6 +178,49 @@ def test_bad_followup_commands_say_why_and_add_nothing(bot: Bot, text: str, says
     assert count_followups(bot) == 0
 
 
+def test_a_follow_up_is_triaged_from_the_command_and_the_close_then_goes_through(bot: Bot):
+    incident_id = declare(bot, "Checkout is failing", "SEV3")
+    first = add_directly(bot, incident_id, "Rotate the keys")
+    second = add_directly(bot, incident_id, "Write the runbook")
+    move(bot, incident_id, "resolved")
+    refused = ask(bot, f"status INC-{incident_id} closed")
+    assert "can't close yet" in refused["text"]
+
+    reply = ask(bot, f"followup FU-{first.id} <@{BOB}|bob> due in 2w")
+    assert reply["text"].startswith(f"FU-{first.id} of INC-{incident_id}: owner <@{BOB}>, due ")
+    assert ask(bot, f"followup fu-{second.id} won\u2019t do")["text"].endswith("won't do.")
+    settle(bot, incident_id)
+    first_now, second_now = followups_of(bot, incident_id)
+    assert (first_now.owner, second_now.status) == (BOB, FollowUpStatus.WONT_DO)
+    assert first_now.due_on is not None
+    bot.fake.wait_for(lambda: dms(bot, BOB))  # the new owner is told
+
+    assert ask(bot, f"followup FU-{second.id} reopen")["text"].endswith(", open.")
+    assert ask(bot, f"followup FU-{second.id} wontdo")["text"].endswith("won't do.")
+    assert "already won't do" in ask(bot, f"followup FU-{second.id} wontdo")["text"]
+    ask(bot, f"status INC-{incident_id} closed")
+    settle(bot, incident_id)
+    assert load(bot, incident_id).status == Status.CLOSED
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("followup FU-{fu}", "What should change?"),
+        ("followup FU-{fu} finished", "isn't a change to a follow-up"),
+        ("followup FU-{fu} due 2020-01-01", "in the past"),
+        ("followup FU-{fu} done <!channel>", "isn't a change"),
+        ("followup FU-99999 done", "There is no follow-up FU-99999"),
+    ],
+)
+def test_a_bad_follow_up_change_says_why_and_changes_nothing(bot: Bot, text: str, says: str):
+    incident_id = declare(bot, "Checkout is failing", "SEV3")
+    made = add_directly(bot, incident_id, "Rotate the keys")
+    assert says in ask(bot, text.format(fu=made.id))["text"]
+    [after] = followups_of(bot, incident_id)
+    assert (after.owner, after.due_on, after.status) == (None, None, FollowUpStatus.OPEN)
+
+
 def test_followups_lists_mine_and_overdue_and_done_marks_one_done(bot: Bot):
     incident_id = declare(bot, "Checkout is failing", "SEV3")
     past = datetime.now(UTC) - timedelta(days=10)

@@ -31,6 +31,8 @@ class Command:
     weeks: int = reports.WEEKS_DEFAULT
     # For followup: the due date as typed ("2026-12-20", "in 2w"), read by followups.parse_due.
     due: str | None = None
+    # For followup_edit: the follow-up as typed (FU-3); `text` the mark (done, wont_do, open).
+    followup: str | None = None
     # For followups: the viewer's own, the overdue ones.
     mine: bool = False
     overdue: bool = False
@@ -247,6 +249,20 @@ def _coordination(name: str, rest: str, viewer: str, implied: Callable[[], str |
 
 FOLLOWUP_COMMANDS = frozenset({"followup", "follow-up", "followups", "follow-ups", "review"})
 FOLLOWUP_USAGE = "`/incident followup <id> <title> [@owner] [due 2026-12-20|in 2w]`"
+FOLLOWUP_EDIT_USAGE = (
+    "`/incident followup FU-3 [done|wontdo|reopen] [@owner] [due 2026-12-20|in 2w]`"
+)
+_FOLLOWUP_REF = re.compile(r"^fu-?\d+$", re.IGNORECASE)
+# What a follow-up may be marked from the command (followups.parse_followup_status reads them).
+_FOLLOWUP_MARKS = {
+    "done": "done",
+    "wontdo": "wont_do",
+    "wont do": "wont_do",
+    "won't do": "wont_do",
+    "won\u2019t do": "wont_do",  # a phone's apostrophe
+    "reopen": "open",
+    "open": "open",
+}
 FOLLOWUPS_USAGE = "`/incident followups [mine|overdue|<id>]`"
 REVIEW_USAGE = "`/incident review <id>`"
 # Read only at the end of the text, so that a title may say "due" ("Fix the due-date bug").
@@ -283,6 +299,9 @@ def _followup_command(
     if name == "followups":
         return _followups_filters(rest, implied)
     usage = FOLLOWUP_USAGE if name == "followup" else REVIEW_USAGE
+    head, tail = _split(rest)
+    if name == "followup" and _FOLLOWUP_REF.match(head):
+        return _followup_edit(head, tail)
     try:
         incident, rest = _need_id(name, rest, implied)
     except InvalidInput as error:
@@ -298,6 +317,24 @@ def _followup_command(
     if not title:
         raise UsageError(f"What is the follow-up? Usage: {usage}.")
     return Command("followup", incident=incident, text=title, user=owner, due=due)
+
+
+def _followup_edit(followup: str, rest: str) -> Command:
+    """`FU-3 [done|wontdo|reopen] [@owner] [due X]`: a change to a follow-up (a triage: who
+    and by when, or won't do) in `text` the mark, `user` and `due` as for a new one."""
+    mark, owner, due = split_followup(rest)
+    mark = " ".join(mark.lower().split())
+    if mark and mark not in _FOLLOWUP_MARKS:
+        raise UsageError(f"{mark!r} isn't a change to a follow-up. Usage: {FOLLOWUP_EDIT_USAGE}.")
+    if not (mark or owner or due):
+        raise UsageError(f"What should change? Usage: {FOLLOWUP_EDIT_USAGE}.")
+    return Command(
+        "followup_edit",
+        followup=followup,
+        text=_FOLLOWUP_MARKS.get(mark, ""),
+        user=owner,
+        due=due,
+    )
 
 
 def _followups_filters(rest: str, implied: Callable[[], str | None]) -> Command:

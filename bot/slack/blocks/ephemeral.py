@@ -253,6 +253,8 @@ joining its channel
 default, up to 104)
 • `/incident followup <id> <title> [@owner] [due 2026-12-20|in 2w]`: a follow-up (action \
 item); the owner and the due date are read from the end only, so a title may say "due"
+• `/incident followup FU-3 [done|wontdo|reopen] [@owner] [due in 2w]`: change a follow-up: \
+mark it, give it an owner or a due date
 • `/incident followups [mine|overdue|<id>]`: open follow-ups, yours, the overdue ones, or an \
 incident's; each with a Done button
 • `/incident review <id>`: the review's fields (impact window, customer impact, contributing \

@@ -49,7 +49,7 @@ from .events import publish_home
 
 log = logging.getLogger(__name__)
 
-COMMANDS = frozenset({"followup", "followups", "review"})
+COMMANDS = frozenset({"followup", "followup_edit", "followups", "review"})
 STALE_FORM = "This form's data is not valid any more. Close it and start again."
 # The domain's field names, as the follow-up form's blocks name them.
 _FOLLOWUP_FIELDS = {
@@ -111,12 +111,51 @@ def command(
         ack(text=reply)
         deliver_later(services, client, incident_id, user_id, channel_id)
         return
+    if command.name == "followup_edit":
+        _edit(services, ack, body, client, command)
+        return
     if command.name == "review":
         job: Any = open_review_modal
         args: tuple[Any, ...] = (body["trigger_id"], command.incident, user_id, channel_id)
     else:
         job, args = list_followups, (respond, command, user_id)
     ack() if later(services, client, user_id, channel_id, job, *args) else ack(text=BUSY)
+
+
+def _edit(
+    services: Services, ack: Ack, body: dict[str, Any], client: WebClient, command: Command
+) -> None:
+    """`/incident followup FU-3 [done|wontdo|reopen] [@owner] [due X]`: triage from Slack."""
+    user_id, channel_id = body["user_id"], body.get("channel_id")
+    actor = services.actor(user_id)
+
+    def change(session: Session) -> tuple[str, int]:
+        ref = command.followup or ""
+        if command.user or command.due:
+            due = followups.parse_due(command.due, today(services)) if command.due else None
+            values: dict[str, Any] = {"owner": command.user} if command.user else {}
+            if due is not None:
+                values["due_on"] = due
+            followups.change_followup(session, ref, actor, _rules(services), **values)
+        if command.text:
+            followups.set_followup_status(session, ref, command.text, actor)
+        followup = followups.get_followup(session, ref)
+        owner = blocks.user(followup.owner) if followup.owner else "nobody"
+        due_on = followup.due_on.isoformat() if followup.due_on else "no due date"
+        state = followups.STATUS_LABELS[followup.status]
+        return (
+            f"{fu_blocks.fu_ref(followup)} of "
+            f"{incidents.format_incident_id(followup.incident_id)}: owner {owner}, "
+            f"due {due_on}, {state}."
+        ), followup.incident_id
+
+    try:
+        reply, incident_id = save(services, change)
+    except Refusal as refusal:
+        ack(text=blocks.escape(str(refusal)))
+        return
+    ack(text=reply)
+    deliver_later(services, client, incident_id, user_id, channel_id)
 
 
 def list_followups(
