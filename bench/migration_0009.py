@@ -31,6 +31,7 @@ import random
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -245,13 +246,15 @@ def during(steps: list[tuple[float, float, str]], sample: Sample) -> list[str]:
     return [short(s) for a, b, s in steps if a <= end and b >= sample.started]
 
 
-def main() -> None:
+def measure(before: str, target: str, check: Callable[[Engine], None]) -> None:
+    """Seed at `before`, run the bot alone, then beside `alembic upgrade <target>`; report, and
+    `check` what the upgrade left unless it failed (bench.migration_0010 runs the same)."""
     count = int(os.environ.get("BENCH_COUNT") or 1_000_000)
     baseline = float(os.environ.get("BENCH_BASELINE") or 10)
     with bench_database() as url:
         engine = make_engine(url)
-        upgrade(engine, BEFORE)
-        print(f"Seeding {count:,} incidents at revision {BEFORE} ...", flush=True)
+        upgrade(engine, before)
+        print(f"Seeding {count:,} incidents at revision {before} ...", flush=True)
         print(f"  seeded in {seed(engine, count):.1f} s", flush=True)
 
         writer, monitor = Writer(engine), Monitor(make_engine(url))
@@ -262,9 +265,9 @@ def main() -> None:
         a_start = time.perf_counter()
         time.sleep(baseline)
         b_start = time.perf_counter()
-        print(f"Phase B: the bot while `alembic upgrade {TARGET}` runs ...", flush=True)
+        print(f"Phase B: the bot while `alembic upgrade {target}` runs ...", flush=True)
         migration_engine = make_engine(url)
-        took, steps = timed_upgrade(migration_engine)
+        took, steps = timed_upgrade(migration_engine, target)
         b_end = time.perf_counter()
         writer.done.set()
         monitor.done.set()
@@ -273,12 +276,16 @@ def main() -> None:
 
         phase_a = [s for s in writer.samples if a_start <= s.started < b_start]
         phase_b = [s for s in writer.samples if b_start <= s.started < b_end]
-        report(took, phase_a, phase_b, steps, monitor, writer, b_start)
+        report(took, phase_a, phase_b, steps, monitor, writer, b_start, (before, target))
         if not any(s.startswith("FAILED") for _, _, s in steps):
             check(engine)
         migration_engine.dispose()
         monitor.engine.dispose()
         engine.dispose()
+
+
+def main() -> None:
+    measure(BEFORE, TARGET, check)
 
 
 def report(

@@ -13,15 +13,9 @@ that the new tables are there.
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-
 from sqlalchemy import Engine, text
 
-from bench import bench_database
-from bench.migration_0009 import Monitor, Writer, report, seed, timed_upgrade, upgrade
-from db.session import make_engine
+from bench.migration_0009 import measure
 
 BEFORE, TARGET = "0009", "0010"
 CHECK_SQL = """
@@ -47,37 +41,7 @@ def check(engine: Engine) -> None:
 
 
 def main() -> None:
-    count = int(os.environ.get("BENCH_COUNT") or 1_000_000)
-    baseline = float(os.environ.get("BENCH_BASELINE") or 10)
-    with bench_database() as url:
-        engine = make_engine(url)
-        upgrade(engine, BEFORE)
-        print(f"Seeding {count:,} incidents at revision {BEFORE} ...", flush=True)
-        print(f"  seeded in {seed(engine, count):.1f} s", flush=True)
-        writer, monitor = Writer(engine), Monitor(make_engine(url))
-        threads = [threading.Thread(target=t.run, daemon=True) for t in (writer, monitor)]
-        for thread in threads:
-            thread.start()
-        print(f"Phase A: the bot alone for {baseline:.0f} s ...", flush=True)
-        a_start = time.perf_counter()
-        time.sleep(baseline)
-        b_start = time.perf_counter()
-        print(f"Phase B: the bot while `alembic upgrade {TARGET}` runs ...", flush=True)
-        migration_engine = make_engine(url)
-        took, steps = timed_upgrade(migration_engine, TARGET)
-        b_end = time.perf_counter()
-        writer.done.set()
-        monitor.done.set()
-        for thread in threads:
-            thread.join()
-        phase_a = [s for s in writer.samples if a_start <= s.started < b_start]
-        phase_b = [s for s in writer.samples if b_start <= s.started < b_end]
-        report(took, phase_a, phase_b, steps, monitor, writer, b_start, (BEFORE, TARGET))
-        if not any(s.startswith("FAILED") for _, _, s in steps):
-            check(engine)
-        migration_engine.dispose()
-        monitor.engine.dispose()
-        engine.dispose()
+    measure(BEFORE, TARGET, check)
 
 
 if __name__ == "__main__":
